@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: MIT */
+/* vdisk.h: create, open, read, write, map and check vdisk images.
+ *
+ * A vdisk image is a thin-provisioned virtual disk in one host file (the
+ * format is specified in docs/vdisk-format.md).  Metadata changes go through
+ * a write-ahead journal, so an image opens consistent after a crash at any
+ * instant and every write acknowledged before a completed flush reads back.
+ *
+ * Conventions: every function returns 0 (or a count) on success and a
+ * negative errno on failure; none prints or exits.  Calls a user must
+ * understand take a last 'struct errmsg *' (NULL allowed) and leave one
+ * sentence in it naming the file and the cause.  An image handle is not
+ * thread-safe: use it from one thread at a time.  Guest offsets and lengths
+ * are in bytes and must be multiples of 512 (VD_SECTOR_BYTES). */
+#ifndef VDISK_H
+#define VDISK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "errmsg.h"
+
+#define VD_SECTOR_BYTES 512u
+#define VD_MIN_CLUSTER_BYTES (4u * 1024)
+#define VD_MAX_CLUSTER_BYTES (2u * 1024 * 1024)
+#define VD_DEFAULT_CLUSTER_BYTES (64u * 1024)
+/* Virtual sizes beyond 2^56 bytes would overflow L2 entry offsets. */
+#define VD_MAX_SIZE_BYTES (1ull << 56)
+
+struct vd_image; /* opaque */
+struct vd_ctx;   /* opaque: one io_uring, one per thread or queue */
+
+enum vd_prealloc {
+	VD_PREALLOC_OFF,      /* nothing allocated: the file is a few clusters */
+	VD_PREALLOC_METADATA, /* every cluster mapped, the file sparse */
+	VD_PREALLOC_FULL,     /* every cluster mapped and its space reserved */
+};
+
+struct vd_create_opts {
+	uint64_t size_bytes;     /* virtual size, multiple of 512 */
+	uint32_t cluster_bytes;  /* power of 2 in [4 KiB, 2 MiB]; 0 = 64 KiB */
+	enum vd_prealloc prealloc;
+	uint32_t journal_bytes;  /* 0 = default (1 MiB, at least 16 clusters) */
+};
+
+/* Fills 'opts' with defaults (size 0, 64 KiB clusters, no preallocation). */
+void vd_create_opts_init(struct vd_create_opts *opts);
+
+/* Creates a new image at 'path'; fails with -EEXIST if the file exists. */
+int vd_create(const char *path, const struct vd_create_opts *opts, struct errmsg *err);
+
+/* Flags for vd_open_opts.flags. */
+#define VD_OPEN_RDWR 0x1       /* default is read-only */
+#define VD_OPEN_BUFFERED 0x2   /* use the page cache instead of O_DIRECT */
+
+struct vd_open_opts {
+	unsigned flags;
+	/* Bound on cached metadata (L2 tables and refcount blocks), in bytes;
+	 * 0 = 4 MiB.  At least four clusters are always cached. */
+	size_t cache_bytes;
+};
+
+void vd_open_opts_init(struct vd_open_opts *opts);
+
+/* Opens 'path'.  A journal left by a crash is replayed: into the file for a
+ * read-write open, in memory only for a read-only one, which never writes to
+ * the file.  On success stores a new handle in '*imagep'; on failure leaves
+ * it untouched. */
+int vd_open(const char *path, const struct vd_open_opts *opts, struct vd_image **imagep,
+	    struct errmsg *err);
+
+/* Flushes, checkpoints the journal, marks the image clean and frees 'img'
+ * (NULL: no-op).  Returns the flush result; the handle is gone either way. */
+int vd_close(struct vd_image *img);
+
+/* Incompatible feature bits (a reader that does not know one must refuse). */
+#define VD_INCOMPAT_JOURNAL_DIRTY ((uint64_t)1 << 0) /* journal may hold records */
+#define VD_INCOMPAT_KNOWN VD_INCOMPAT_JOURNAL_DIRTY
+/* Compatible and auto-clear bits: none defined in version 1. */
+#define VD_COMPAT_KNOWN ((uint64_t)0)
+#define VD_AUTOCLEAR_KNOWN ((uint64_t)0)
+
+struct vd_info {
+	uint32_t version;
+	uint64_t size_bytes;        /* virtual size */
+	uint32_t cluster_bytes;
+	uint64_t allocated_bytes;   /* guest data held in clusters of this file */
+	uint64_t metadata_bytes;    /* header, journal, tables */
+	uint64_t file_bytes;        /* length of the host file */
+	uint64_t disk_bytes;        /* host blocks actually used by the file */
+	uint32_t journal_bytes;
+	bool dirty;                 /* the last writer did not close it */
+	uint64_t incompat_features;
+	uint64_t compat_features;
+	uint64_t autoclear_features;
+	uint64_t cache_bytes;       /* the metadata cache's bound */
+};
+
+int vd_get_info(struct vd_image *img, struct vd_info *info);
+uint64_t vd_size_bytes(const struct vd_image *img);
+uint32_t vd_cluster_bytes(const struct vd_image *img);
+/* The path the image was opened with; borrowed until vd_close(). */
+const char *vd_path(const struct vd_image *img);
+
+/* Synchronous I/O, for tools.  Each returns 0 or a negative errno; reads and
+ * writes past the virtual size fail with -EINVAL. */
+int vd_pread(struct vd_image *img, void *buf, size_t len, uint64_t off);
+int vd_pwrite(struct vd_image *img, const void *buf, size_t len, uint64_t off);
+/* Makes every completed write durable. */
+int vd_flush(struct vd_image *img);
+/* Gives whole clusters inside [off, off+len) back to the host file system;
+ * the range then reads as zeros.  Partial clusters are left as they are. */
+int vd_discard(struct vd_image *img, uint64_t off, uint64_t len);
+/* Makes [off, off+len) read as zeros, freeing whole clusters inside it. */
+int vd_write_zeroes(struct vd_image *img, uint64_t off, uint64_t len);
+
+/* Asynchronous I/O on io_uring.
+ *
+ * A context owns one ring and may serve any number of images; it must be
+ * used from one thread.  Requests complete in any order by calling 'cb'
+ * from vd_ctx_poll() with 0 or a negative errno.  Buffers and iovecs must
+ * stay valid until the callback runs.  Metadata misses and journal commits
+ * are done synchronously inside the submit and flush calls; guest data moves
+ * asynchronously. */
+typedef void (*vd_cb)(void *arg, int ret);
+
+/* Creates a context able to keep 'depth' guest requests in flight (0 = 128). */
+int vd_ctx_create(unsigned depth, struct vd_ctx **ctxp);
+void vd_ctx_destroy(struct vd_ctx *ctx);
+/* An eventfd that becomes readable when completions are waiting, for event
+ * loops; borrowed until the context is destroyed. */
+int vd_ctx_event_fd(struct vd_ctx *ctx);
+/* Runs the callbacks of completed requests, waiting until at least
+ * 'min_complete' have run.  Returns how many ran. */
+int vd_ctx_poll(struct vd_ctx *ctx, unsigned min_complete);
+/* Requests submitted and not yet completed. */
+unsigned vd_ctx_inflight(const struct vd_ctx *ctx);
+
+/* Each returns 0 when the request was queued ('cb' will run exactly once) or
+ * a negative errno when it was refused ('cb' will not run).  -EAGAIN: the
+ * context is full; poll and try again. */
+int vd_submit_readv(struct vd_ctx *ctx, struct vd_image *img, const struct iovec *iov,
+		    int iovcnt, uint64_t off, vd_cb cb, void *arg);
+int vd_submit_writev(struct vd_ctx *ctx, struct vd_image *img, const struct iovec *iov,
+		     int iovcnt, uint64_t off, vd_cb cb, void *arg);
+int vd_submit_flush(struct vd_ctx *ctx, struct vd_image *img, vd_cb cb, void *arg);
+int vd_submit_discard(struct vd_ctx *ctx, struct vd_image *img, uint64_t off, uint64_t len,
+		      vd_cb cb, void *arg);
+int vd_submit_write_zeroes(struct vd_ctx *ctx, struct vd_image *img, uint64_t off,
+			   uint64_t len, vd_cb cb, void *arg);
+
+/* The mapping of guest space, like qemu-img map. */
+enum vd_extent_state {
+	VD_EXTENT_DATA,        /* held in a cluster of this file at host_offset */
+	VD_EXTENT_ZERO,        /* reads as zeros, no space used */
+	VD_EXTENT_UNALLOCATED, /* never written: reads as zeros */
+};
+
+struct vd_extent {
+	uint64_t offset;       /* guest offset */
+	uint64_t length;
+	enum vd_extent_state state;
+	uint64_t host_offset;  /* DATA only; the run is contiguous in the file */
+};
+
+/* Describes the longest run starting at guest offset 'off' (< size) that has
+ * one state and, for data, contiguous host offsets. */
+int vd_map(struct vd_image *img, uint64_t off, struct vd_extent *ext);
+
+/* Consistency check.  Problems are reported one sentence at a time through
+ * 'report' (may be NULL) as they are found. */
+struct vd_check_result {
+	uint64_t corruptions;       /* found */
+	uint64_t leaks;             /* clusters with a refcount and no reference */
+	uint64_t corruptions_fixed;
+	uint64_t leaks_fixed;
+	uint64_t allocated_clusters;
+	uint64_t total_clusters;    /* guest clusters */
+};
+
+#define VD_CHECK_REPAIR 0x1 /* needs a read-write handle */
+
+typedef void (*vd_report_fn)(void *arg, const char *sentence);
+
+/* Checks 'img': references out of the file, overlapping references, wrong
+ * and leaked refcounts, corrupt table entries.  With VD_CHECK_REPAIR, fixes
+ * refcounts and leaks, and unmaps (reads as zeros) entries that point outside
+ * the file or into metadata.  Returns 0 when the check ran (whatever it
+ * found), a negative errno when it could not run. */
+int vd_check(struct vd_image *img, unsigned flags, struct vd_check_result *res,
+	     vd_report_fn report, void *arg, struct errmsg *err);
+
+#endif

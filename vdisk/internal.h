@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: MIT */
+/* internal.h: libvdisk's internal state and the calls its modules make of
+ * each other.  image.c opens and creates, cache.c holds metadata blocks,
+ * journal.c commits and replays them, alloc.c keeps refcounts and free space,
+ * io.c moves guest data, check.c verifies.  The numbered rules cited in the
+ * code are the writer rules of docs/vdisk-format.md, section "Crash
+ * consistency". */
+#ifndef VD_INTERNAL_H
+#define VD_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <endian.h>
+#include <sys/types.h>
+
+#include "format.h"
+#include "vdisk.h"
+
+/* The host file.  'ops' NULL means plain syscalls on 'fd'; tests install
+ * their own ops to record every write and flush (the crash harness). */
+struct vd_file_ops {
+	ssize_t (*pread)(void *arg, void *buf, size_t len, uint64_t off);
+	ssize_t (*pwrite)(void *arg, const void *buf, size_t len, uint64_t off);
+	int (*sync)(void *arg);
+	int (*punch)(void *arg, uint64_t off, uint64_t len);
+	int (*truncate)(void *arg, uint64_t size);
+	int (*size)(void *arg, uint64_t *sizep);
+};
+
+struct vd_file {
+	int fd;
+	const struct vd_file_ops *ops;
+	void *ops_arg;
+	uint32_t align_bytes; /* buffer and length alignment the fd needs */
+	bool direct;
+};
+
+int vd_file_pread(struct vd_file *f, void *buf, size_t len, uint64_t off);
+int vd_file_pwrite(struct vd_file *f, const void *buf, size_t len, uint64_t off);
+int vd_file_sync(struct vd_file *f);
+int vd_file_punch(struct vd_file *f, uint64_t off, uint64_t len);
+int vd_file_truncate(struct vd_file *f, uint64_t size);
+int vd_file_size(struct vd_file *f, uint64_t *sizep);
+void *vd_aligned_alloc(size_t bytes);
+
+uint32_t vd_crc32c(uint32_t crc, const void *buf, size_t len);
+
+/* A metadata block: an L2 table or refcount block (one cluster, in the
+ * bounded cache), or a pinned table (header sector, L1, refcount table).
+ * 'jdirty' has one bit per 8 bytes changed since the last commit; those runs
+ * become journal records. */
+#define VD_JCHUNK_BYTES 8u
+
+struct vd_mblock {
+	uint64_t offset;        /* host offset of the block */
+	uint32_t bytes;
+	uint8_t *data;          /* aligned, 'bytes' long */
+	uint64_t *jdirty;       /* bytes / 8 bits */
+	bool has_jdirty;        /* some bit in jdirty is set */
+	bool is_new;            /* allocated since the last commit (rule 1) */
+	bool wb_dirty;          /* differs from the file; written at checkpoint */
+	bool pinned;            /* never evicted */
+	unsigned refs;          /* users inside the current operation */
+	uint64_t lru_tick;
+	struct vd_mblock *hnext;                /* hash chain */
+	struct vd_mblock *dnext, *dprev;        /* list of all cached blocks */
+};
+
+/* Overlay of journal records, for read-only opens of a dirty image. */
+struct vd_overlay {
+	uint64_t offset;
+	uint32_t len;
+	uint8_t *data;
+};
+
+struct vd_ctx;
+
+struct vd_image {
+	char *path;
+	struct vd_file file;
+	bool writable;
+	struct vd_disk_header hdr;      /* host byte order */
+	uint32_t cluster_bits;
+	uint32_t cluster_bytes;
+	uint32_t l2_entries;            /* entries per L2 table */
+	uint32_t rb_entries;            /* refcounts per refcount block */
+	uint64_t guest_clusters;
+
+	/* metadata cache */
+	struct vd_mblock *header_blk;   /* sector 0 */
+	struct vd_mblock *l1_blk;
+	struct vd_mblock *rt_blk;       /* refcount table */
+	struct vd_mblock **htab;
+	uint32_t hsize;
+	struct vd_mblock *blocks;       /* all blocks, pinned ones included */
+	size_t cache_limit_bytes;
+	size_t cached_bytes;            /* unpinned blocks only */
+	uint64_t tick;
+
+	/* journal */
+	uint64_t journal_seq;           /* seq of the next transaction */
+	uint32_t journal_used_bytes;
+	size_t pending_record_bytes;    /* estimate of the next transaction */
+	bool meta_changed;              /* something uncommitted */
+	bool journal_dirty_flag_set;    /* JOURNAL_DIRTY is on disk */
+	struct vd_overlay *overlay;     /* read-only replay */
+	size_t noverlay;
+
+	/* free space: clusters [0, end_clusters) are inside the image; 'freemap'
+	 * marks the ones free to reuse now, 'pending_free' the ones freed since
+	 * the last checkpoint (rule 5) */
+	uint64_t end_clusters;
+	uint64_t file_bytes;            /* last known length of the file */
+	uint64_t *freemap;
+	uint64_t freemap_bits;
+	uint64_t free_hint;
+	uint64_t *pending_free;
+	size_t npending_free, pending_free_cap;
+
+	bool was_dirty;                 /* JOURNAL_DIRTY was set at open */
+	struct vd_ctx *sync_ctx;        /* for the synchronous calls */
+};
+
+/* image.c */
+void vd_header_to_disk(const struct vd_disk_header *h, struct vd_disk_header *d);
+int vd_header_from_disk(const struct vd_disk_header *d, struct vd_disk_header *h);
+void vd_header_changed(struct vd_image *img);
+int vd_open_with_ops(const char *path, const struct vd_open_opts *opts,
+		     const struct vd_file_ops *ops, void *ops_arg, struct vd_image **imagep,
+		     struct errmsg *err);
+int vd_create_with_ops(const char *path, const struct vd_create_opts *opts,
+		       const struct vd_file_ops *ops, void *ops_arg, struct errmsg *err);
+
+/* cache.c */
+int vd_cache_init(struct vd_image *img);
+void vd_cache_fini(struct vd_image *img);
+int vd_mblock_get(struct vd_image *img, uint64_t offset, struct vd_mblock **blkp);
+struct vd_mblock *vd_mblock_new(struct vd_image *img, uint64_t offset);
+void vd_mblock_put(struct vd_mblock *blk);
+int vd_mblock_pinned(struct vd_image *img, uint64_t offset, uint32_t bytes,
+		     struct vd_mblock **blkp);
+void vd_mblock_mark(struct vd_image *img, struct vd_mblock *blk, uint32_t off, uint32_t len);
+void vd_mblock_drop(struct vd_image *img, uint64_t offset);
+int vd_cache_writeback(struct vd_image *img);
+int vd_cache_trim(struct vd_image *img);
+int vd_meta_read(struct vd_image *img, void *buf, uint32_t len, uint64_t off);
+
+static inline uint64_t vd_get64(const struct vd_mblock *b, uint32_t idx)
+{
+	uint64_t v;
+
+	__builtin_memcpy(&v, b->data + (size_t)idx * 8, 8);
+	return le64toh(v);
+}
+
+static inline void vd_set64(struct vd_image *img, struct vd_mblock *b, uint32_t idx, uint64_t v)
+{
+	v = htole64(v);
+	__builtin_memcpy(b->data + (size_t)idx * 8, &v, 8);
+	vd_mblock_mark(img, b, idx * 8, 8);
+}
+
+/* journal.c */
+int vd_journal_commit(struct vd_image *img);
+int vd_journal_checkpoint(struct vd_image *img);
+int vd_journal_replay(struct vd_image *img, bool apply, struct errmsg *err);
+int vd_meta_boundary(struct vd_image *img);
+void vd_overlay_apply(const struct vd_image *img, void *buf, uint32_t len, uint64_t off);
+void vd_overlay_free(struct vd_image *img);
+
+/* alloc.c */
+int vd_refcount_get(struct vd_image *img, uint64_t cluster, uint16_t *refp);
+int vd_refcount_set(struct vd_image *img, uint64_t cluster, uint16_t ref);
+int vd_refcount_add(struct vd_image *img, uint64_t cluster, int delta);
+int vd_cluster_alloc(struct vd_image *img, uint64_t *clusterp);
+int vd_cluster_alloc_run(struct vd_image *img, uint64_t n, uint64_t *firstp);
+int vd_cluster_unref(struct vd_image *img, uint64_t cluster);
+int vd_freemap_build(struct vd_image *img);
+void vd_freemap_fini(struct vd_image *img);
+int vd_freemap_reserve_used(struct vd_image *img, const uint32_t *refs, uint64_t n);
+int vd_release_pending_free(struct vd_image *img);
+int vd_file_grow(struct vd_image *img, uint64_t end_clusters);
+
+/* io.c */
+int vd_l2_lookup(struct vd_image *img, uint64_t guest_cluster, bool alloc_table,
+		 struct vd_mblock **l2p, uint32_t *idxp);
+
+static inline uint64_t vd_cluster_off(const struct vd_image *img, uint64_t cluster)
+{
+	return cluster << img->cluster_bits;
+}
+
+static inline uint64_t vd_off_cluster(const struct vd_image *img, uint64_t off)
+{
+	return off >> img->cluster_bits;
+}
+
+#endif
