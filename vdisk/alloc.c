@@ -12,9 +12,10 @@
 
 #include "internal.h"
 
-/* Each step of the file's growth; ftruncate per cluster would cost a
- * syscall per allocating write. */
-#define GROW_MIN_BYTES (4u << 20)
+/* The file grows by at least this many clusters (and an eighth of its
+ * length) at a time: ftruncate per cluster would cost a syscall per
+ * allocating write. */
+#define GROW_MIN_CLUSTERS 64u
 
 static bool bit_get(const uint64_t *map, uint64_t i)
 {
@@ -73,7 +74,8 @@ int vd_file_grow(struct vd_image *img, uint64_t end_clusters)
 	if (want <= img->file_bytes) {
 		return 0;
 	}
-	grow = img->file_bytes / 8 > GROW_MIN_BYTES ? img->file_bytes / 8 : GROW_MIN_BYTES;
+	grow = vd_cluster_off(img, GROW_MIN_CLUSTERS);
+	grow = img->file_bytes / 8 > grow ? img->file_bytes / 8 : grow;
 	grow = (grow + img->cluster_bytes - 1) & ~((uint64_t)img->cluster_bytes - 1);
 	if (want < img->file_bytes + grow) {
 		want = img->file_bytes + grow;

@@ -193,43 +193,89 @@ static void walk_reftable(struct checker *ck)
 	}
 }
 
+static int fix_refcount(struct checker *ck, uint64_t c, uint32_t have, uint32_t want)
+{
+	int ret;
+
+	if (have > want) {
+		ck->res->leaks++;
+		say(ck, "Leaked cluster %" PRIu64 " refcount=%" PRIu32 " reference=%" PRIu32, c,
+		    have, want);
+	} else {
+		ck->res->corruptions++;
+		say(ck, "ERROR cluster %" PRIu64 " refcount=%" PRIu32 " reference=%" PRIu32, c,
+		    have, want);
+	}
+	if (!ck->repair || want > VD_REFCOUNT_MAX) {
+		return 0;
+	}
+	ret = vd_refcount_set(ck->img, c, want);
+	if (ret == 0 && have > want) {
+		ck->res->leaks_fixed++;
+	} else if (ret == 0) {
+		ck->res->corruptions_fixed++;
+	}
+	return ret < 0 ? ret : vd_meta_boundary(ck->img);
+}
+
+/* Compares one refcount block's worth of clusters (a copy of the block, or
+ * NULL where there is none: all stored refcounts 0). */
+static int compare_range(struct checker *ck, uint64_t base, const uint16_t *stored)
+{
+	int ret = 0;
+
+	for (uint32_t k = 0; k < ck->img->rb_entries && ret == 0; k++) {
+		uint64_t c = base + k;
+		uint32_t want = c < ck->nclusters ? ck->refs[c] : 0;
+		uint32_t have = stored ? le16toh(stored[k]) : 0;
+
+		if (!stored && c >= ck->nclusters) {
+			break;
+		}
+		if (have != want) {
+			ret = fix_refcount(ck, c, have, want);
+		}
+	}
+	return ret;
+}
+
 static int compare_refcounts(struct checker *ck)
 {
 	struct vd_image *img = ck->img;
-	uint64_t covered = img->rt_blk->bytes / 8 * img->rb_entries;
+	uint64_t rt_entries = img->rt_blk->bytes / 8;
+	uint16_t *copy = vd_aligned_alloc(img->cluster_bytes);
 	int ret = 0;
 
-	for (uint64_t c = 0; c < covered && ret == 0; c++) {
-		uint32_t want = c < ck->nclusters ? ck->refs[c] : 0;
-		uint16_t have;
+	if (!copy) {
+		return -ENOMEM;
+	}
+	for (uint64_t i = 0; i < rt_entries && ret == 0; i++) {
+		uint64_t off = vd_get64(img->rt_blk, i), base = i * img->rb_entries;
+		struct vd_mblock *rb;
 
-		ret = vd_refcount_get(img, c, &have);
-		if (ret == -EUCLEAN) {
-			/* Its refcount block is unreadable; already reported. */
-			ret = 0;
+		if (!off || (off & (img->cluster_bytes - 1)) ||
+		    (off >> img->cluster_bits) >= ck->nclusters) {
+			/* Missing or unusable (reported by walk_reftable). */
+			ret = base < ck->nclusters ? compare_range(ck, base, NULL) : 0;
 			continue;
 		}
-		if (ret < 0 || have == want) {
-			continue;
+		ret = vd_mblock_get(img, off, &rb);
+		if (ret < 0) {
+			break;
 		}
-		if (have > want) {
-			ck->res->leaks++;
-			say(ck, "Leaked cluster %" PRIu64 " refcount=%u reference=%" PRIu32, c, have,
-			    want);
-		} else {
-			ck->res->corruptions++;
-			say(ck, "ERROR cluster %" PRIu64 " refcount=%u reference=%" PRIu32, c, have,
-			    want);
-		}
-		if (ck->repair && want <= VD_REFCOUNT_MAX) {
-			ret = vd_refcount_set(img, c, want);
-			if (ret == 0 && have > want) {
-				ck->res->leaks_fixed++;
-			} else if (ret == 0) {
-				ck->res->corruptions_fixed++;
+		memcpy(copy, rb->data, img->cluster_bytes);
+		vd_mblock_put(rb);
+		ret = compare_range(ck, base, copy);
+	}
+	if (ret == 0 && rt_entries * img->rb_entries < ck->nclusters) {
+		for (uint64_t c = rt_entries * img->rb_entries; c < ck->nclusters; c++) {
+			if (ck->refs[c]) {
+				ck->res->corruptions++;
+				say(ck, "ERROR cluster %" PRIu64 " is beyond the refcount table", c);
 			}
 		}
 	}
+	free(copy);
 	return ret;
 }
 

@@ -73,7 +73,7 @@ _Static_assert(sizeof(struct vd_jtxn_header) == 32, "txn header size");
 /* A record: after replay, bytes [offset, offset+len) of the file hold data. */
 struct vd_jrecord {
 	uint64_t offset;
-	uint32_t len;         /* data bytes; the record is padded to 8 */
+	uint32_t len;         /* data bytes, a multiple of 8, not 0 */
 	uint32_t reserved;
 	/* uint8_t data[len]; */
 };

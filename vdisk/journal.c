@@ -310,7 +310,7 @@ static uint32_t txn_valid(const uint8_t *p, uint32_t room, uint64_t seq)
 		}
 		memcpy(&rec, p + pos, sizeof(rec));
 		pos += sizeof(rec);
-		if (le32toh(rec.len) == 0 || le32toh(rec.len) > bytes - pos ||
+		if (le32toh(rec.len) == 0 || le32toh(rec.len) % 8 || le32toh(rec.len) > bytes - pos ||
 		    le64toh(rec.offset) > VD_MAX_SIZE_BYTES ||
 		    (le64toh(rec.offset) < VD_HEADER_BYTES &&
 		     (le64toh(rec.offset) != 0 || le32toh(rec.len) != VD_HEADER_BYTES))) {

@@ -42,7 +42,7 @@ struct vd_create_opts {
 	uint64_t size_bytes;     /* virtual size, multiple of 512 */
 	uint32_t cluster_bytes;  /* power of 2 in [4 KiB, 2 MiB]; 0 = 64 KiB */
 	enum vd_prealloc prealloc;
-	uint32_t journal_bytes;  /* 0 = default (1 MiB, at least 16 clusters) */
+	uint32_t journal_bytes;  /* 0 = default (1 MiB, at least 8 clusters) */
 };
 
 /* Fills 'opts' with defaults (size 0, 64 KiB clusters, no preallocation). */

@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: MIT */
+/* test_check.c: vd_check finds each kind of damage and --repair fixes what
+ * is safe: leaked clusters, refcounts below the references, L2 entries with
+ * reserved bits, pointing into metadata or beyond the file, and L1 entries
+ * beyond the file.  Damage is made through the internal API, committed, and
+ * the image reopened, as a crash or a bug would leave it. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "internal.h"
+
+static const char *path = "check-test.vd";
+
+static struct vd_image *open_rw(void)
+{
+	struct vd_open_opts oo;
+	struct vd_image *img = NULL;
+
+	vd_open_opts_init(&oo);
+	oo.flags = VD_OPEN_RDWR;
+	assert_int_equal(vd_open(path, &oo, &img, NULL), 0);
+	return img;
+}
+
+/* A 16 MiB image whose first 8 clusters hold data 0x42. */
+static struct vd_image *fresh(void)
+{
+	struct vd_create_opts o;
+	struct vd_image *img;
+	uint8_t *buf = malloc(8 * 65536);
+
+	unlink(path);
+	vd_create_opts_init(&o);
+	o.size_bytes = 16 << 20;
+	assert_int_equal(vd_create(path, &o, NULL), 0);
+	img = open_rw();
+	memset(buf, 0x42, 8 * 65536);
+	assert_int_equal(vd_pwrite(img, buf, 8 * 65536, 0), 0);
+	free(buf);
+	return img;
+}
+
+struct counts {
+	int lines;
+};
+
+static void count_report(void *arg, const char *sentence)
+{
+	((struct counts *)arg)->lines++;
+	assert_true(strlen(sentence) > 10);
+}
+
+static struct vd_check_result run(struct vd_image *img, unsigned flags)
+{
+	struct vd_check_result r;
+	struct counts c = {0};
+	struct errmsg err = {{0}};
+
+	assert_int_equal(vd_check(img, flags, &r, count_report, &c, &err), 0);
+	assert_true(c.lines >= (int)(r.corruptions + r.leaks));
+	return r;
+}
+
+static void set_l2(struct vd_image *img, uint64_t g, uint64_t v)
+{
+	struct vd_mblock *l2;
+	uint32_t idx;
+
+	assert_int_equal(vd_l2_lookup(img, g, true, &l2, &idx), 0);
+	vd_set64(img, l2, idx, v);
+	vd_mblock_put(l2);
+}
+
+static void assert_data(struct vd_image *img, uint64_t off, uint8_t v)
+{
+	uint8_t buf[65536];
+
+	assert_int_equal(vd_pread(img, buf, sizeof(buf), off), 0);
+	for (size_t i = 0; i < sizeof(buf); i++) {
+		assert_int_equal(buf[i], v);
+	}
+}
+
+static void test_leaked_cluster_is_found_and_repaired(void **state)
+{
+	struct vd_image *img = fresh();
+	struct vd_check_result r;
+	uint64_t c;
+
+	/* a cluster with a refcount that nothing references */
+	assert_int_equal(vd_cluster_alloc(img, &c), 0);
+	assert_int_equal(vd_close(img), 0);
+	img = open_rw();
+	r = run(img, 0);
+	assert_int_equal(r.leaks, 1);
+	assert_int_equal(r.corruptions, 0);
+	r = run(img, VD_CHECK_REPAIR);
+	assert_int_equal(r.leaks_fixed, 1);
+	r = run(img, 0);
+	assert_int_equal(r.leaks, 0);
+	assert_data(img, 0, 0x42);
+	assert_int_equal(vd_close(img), 0);
+}
+
+static void test_refcount_below_references_is_corruption(void **state)
+{
+	struct vd_image *img = fresh();
+	struct vd_check_result r;
+	struct vd_extent ext;
+
+	assert_int_equal(vd_map(img, 0, &ext), 0);
+	assert_int_equal(vd_refcount_set(img, ext.host_offset >> 16, 0), 0);
+	assert_int_equal(vd_close(img), 0);
+	img = open_rw();
+	r = run(img, 0);
+	assert_int_equal(r.corruptions, 1);
+	r = run(img, VD_CHECK_REPAIR);
+	assert_int_equal(r.corruptions_fixed, 1);
+	r = run(img, 0);
+	assert_int_equal(r.corruptions, 0);
+	assert_int_equal(r.leaks, 0);
+	/* the repaired cluster was not handed out again: data intact */
+	uint8_t buf[65536];
+
+	memset(buf, 0x99, sizeof(buf));
+	assert_int_equal(vd_pwrite(img, buf, sizeof(buf), 1 << 20), 0);
+	assert_data(img, 0, 0x42);
+	assert_int_equal(vd_close(img), 0);
+}
+
+static void test_bad_l2_entries_are_unmapped_by_repair(void **state)
+{
+	struct vd_image *img = fresh();
+	struct vd_check_result r;
+
+	set_l2(img, 1, 0x10000 | 0x4);          /* reserved bit */
+	set_l2(img, 2, 0x10000);                /* into the journal */
+	set_l2(img, 3, 1ull << 40);             /* beyond the file */
+	set_l2(img, 4, 0x10000 | VD_L2_ZERO);   /* zero flag with an offset */
+	assert_int_equal(vd_close(img), 0);
+	img = open_rw();
+	r = run(img, 0);
+	/* 4 bad entries, and the 4 data clusters they pointed to are leaked */
+	assert_int_equal(r.corruptions, 4);
+	assert_int_equal(r.leaks, 4);
+	assert_int_equal(vd_pread(img, (uint8_t[512]){0}, 512, 65536), -EUCLEAN);
+	r = run(img, VD_CHECK_REPAIR);
+	assert_int_equal(r.corruptions_fixed, 4);
+	assert_int_equal(r.leaks_fixed, 4);
+	r = run(img, 0);
+	assert_int_equal(r.corruptions + r.leaks, 0);
+	assert_data(img, 65536, 0);
+	assert_data(img, 0, 0x42);
+	assert_data(img, 5 * 65536, 0x42);
+	assert_int_equal(vd_close(img), 0);
+}
+
+static void test_read_only_check_writes_nothing(void **state)
+{
+	struct vd_image *img = fresh();
+	struct vd_check_result r;
+	struct errmsg err = {{0}};
+	uint64_t c;
+
+	assert_int_equal(vd_cluster_alloc(img, &c), 0);
+	assert_int_equal(vd_close(img), 0);
+	assert_int_equal(vd_open(path, NULL, &img, NULL), 0);
+	assert_int_equal(vd_check(img, VD_CHECK_REPAIR, &r, NULL, NULL, &err), -EROFS);
+	assert_non_null(strstr(err.msg, "read-write"));
+	r = run(img, 0);
+	assert_int_equal(r.leaks, 1);
+	assert_int_equal(vd_close(img), 0);
+	unlink(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_leaked_cluster_is_found_and_repaired),
+		cmocka_unit_test(test_refcount_below_references_is_corruption),
+		cmocka_unit_test(test_bad_l2_entries_are_unmapped_by_repair),
+		cmocka_unit_test(test_read_only_check_writes_nothing),
+	};
+
+	return cmocka_run_group_tests_name("vdisk_check", tests, NULL, NULL);
+}

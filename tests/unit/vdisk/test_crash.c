@@ -1,0 +1,442 @@
+/* SPDX-License-Identifier: MIT */
+/* test_crash.c: the crash-state harness (after SQLite's test6.c).  The image
+ * lives in an in-memory file whose every write, flush, punch and truncate is
+ * recorded below the format code.  For every point of the recorded stream,
+ * the harness builds crash states: everything up to the last flush is
+ * durable, and of the writes after it all, none, a random subset, or a
+ * random subset in reverse order survive.  Each state is opened read-only
+ * (journal replayed in memory) and read-write (replayed into the file), must
+ * check clean, and every sector must hold what the last completed flush
+ * guaranteed or a value written after that flush. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "internal.h"
+
+enum op_type { OP_WRITE, OP_SYNC, OP_PUNCH, OP_TRUNC };
+
+struct op {
+	enum op_type type;
+	uint64_t off, len;
+	uint8_t *data;
+};
+
+struct mfile {
+	uint8_t *data;
+	uint64_t size, cap;
+	bool record;
+	struct op *ops;
+	size_t nops, cap_ops;
+};
+
+static void mf_reserve(struct mfile *f, uint64_t size)
+{
+	if (size > f->cap) {
+		uint64_t cap = size * 2;
+
+		f->data = realloc(f->data, cap);
+		assert_non_null(f->data);
+		memset(f->data + f->cap, 0, cap - f->cap);
+		f->cap = cap;
+	}
+}
+
+static void mf_apply(struct mfile *f, const struct op *op)
+{
+	switch (op->type) {
+	case OP_WRITE:
+		mf_reserve(f, op->off + op->len);
+		memcpy(f->data + op->off, op->data, op->len);
+		if (op->off + op->len > f->size) {
+			f->size = op->off + op->len;
+		}
+		break;
+	case OP_PUNCH:
+		if (op->off < f->size) {
+			uint64_t n = op->off + op->len > f->size ? f->size - op->off : op->len;
+
+			memset(f->data + op->off, 0, n);
+		}
+		break;
+	case OP_TRUNC:
+		mf_reserve(f, op->off);
+		if (op->off < f->size) {
+			memset(f->data + op->off, 0, f->size - op->off);
+		}
+		f->size = op->off;
+		break;
+	case OP_SYNC:
+		break;
+	}
+}
+
+static void mf_do(struct mfile *f, enum op_type type, uint64_t off, uint64_t len,
+		  const void *data)
+{
+	struct op op = {.type = type, .off = off, .len = len};
+
+	if (data) {
+		op.data = malloc(len);
+		assert_non_null(op.data);
+		memcpy(op.data, data, len);
+	}
+	mf_apply(f, &op);
+	if (!f->record) {
+		free(op.data);
+		return;
+	}
+	if (f->nops == f->cap_ops) {
+		f->cap_ops = f->cap_ops ? f->cap_ops * 2 : 1024;
+		f->ops = realloc(f->ops, f->cap_ops * sizeof(*f->ops));
+		assert_non_null(f->ops);
+	}
+	f->ops[f->nops++] = op;
+}
+
+static ssize_t mf_pread(void *arg, void *buf, size_t len, uint64_t off)
+{
+	struct mfile *f = arg;
+
+	if (off >= f->size) {
+		return 0;
+	}
+	len = off + len > f->size ? f->size - off : len;
+	memcpy(buf, f->data + off, len);
+	return len;
+}
+
+static ssize_t mf_pwrite(void *arg, const void *buf, size_t len, uint64_t off)
+{
+	mf_do(arg, OP_WRITE, off, len, buf);
+	return len;
+}
+
+static int mf_sync(void *arg)
+{
+	mf_do(arg, OP_SYNC, 0, 0, NULL);
+	return 0;
+}
+
+static int mf_punch(void *arg, uint64_t off, uint64_t len)
+{
+	mf_do(arg, OP_PUNCH, off, len, NULL);
+	return 0;
+}
+
+static int mf_truncate(void *arg, uint64_t size)
+{
+	mf_do(arg, OP_TRUNC, size, 0, NULL);
+	return 0;
+}
+
+static int mf_size(void *arg, uint64_t *sizep)
+{
+	*sizep = ((struct mfile *)arg)->size;
+	return 0;
+}
+
+static const struct vd_file_ops mf_ops = {
+	.pread = mf_pread, .pwrite = mf_pwrite, .sync = mf_sync,
+	.punch = mf_punch, .truncate = mf_truncate, .size = mf_size,
+};
+
+/* The guest model: one byte value per sector (every byte of a sector holds
+ * it).  'durable' is what the last completed flush guarantees; 'since'
+ * lists what was written after it. */
+#define DISK_BYTES (2u << 20)
+#define CLUSTER 4096u
+#define NSECT (DISK_BYTES / 512)
+
+struct epoch {
+	size_t flush_op;         /* log length when the flush returned */
+	uint8_t durable[NSECT];
+};
+
+struct written {
+	size_t first_op;         /* log length when the operation started */
+	uint32_t sect, nsect;
+	uint8_t value;
+};
+
+struct run {
+	struct mfile file;
+	struct mfile initial;    /* the file when recording began */
+	size_t open_op;          /* crash points start here */
+	struct epoch *epochs;
+	size_t nepochs;
+	struct written *w;
+	size_t nw;
+	uint8_t model[NSECT];
+	uint64_t states;
+};
+
+static void note_write(struct run *r, uint32_t sect, uint32_t nsect, uint8_t v)
+{
+	r->w = realloc(r->w, (r->nw + 1) * sizeof(*r->w));
+	assert_non_null(r->w);
+	r->w[r->nw++] = (struct written){r->file.nops, sect, nsect, v};
+	memset(r->model + sect, v, nsect);
+}
+
+static void note_flush(struct run *r)
+{
+	r->epochs = realloc(r->epochs, (r->nepochs + 1) * sizeof(*r->epochs));
+	assert_non_null(r->epochs);
+	r->epochs[r->nepochs].flush_op = r->file.nops;
+	memcpy(r->epochs[r->nepochs].durable, r->model, NSECT);
+	r->nepochs++;
+}
+
+static uint64_t rng_state = 0x243f6a8885a308d3ull;
+
+static uint64_t rnd(uint64_t n)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state % n;
+}
+
+/* Runs a mixed workload on a small image with a tiny journal and cache, so
+ * that commits, checkpoints, evictions and reuse all happen often. */
+static void workload(struct run *r, int nops)
+{
+	struct vd_create_opts co;
+	struct vd_open_opts oo;
+	struct vd_image *img;
+	uint8_t *buf = malloc(4 * CLUSTER);
+	uint8_t value = 0;
+
+	vd_create_opts_init(&co);
+	co.size_bytes = DISK_BYTES;
+	co.cluster_bytes = CLUSTER;
+	co.journal_bytes = 8 * CLUSTER;
+	assert_int_equal(vd_create_with_ops("mem", &co, &mf_ops, &r->file, NULL), 0);
+	mf_reserve(&r->initial, r->file.size + 1);
+	memcpy(r->initial.data, r->file.data, r->file.size);
+	r->initial.size = r->file.size;
+	r->file.record = true;
+	vd_open_opts_init(&oo);
+	oo.flags = VD_OPEN_RDWR;
+	oo.cache_bytes = 6 * CLUSTER;
+	assert_int_equal(vd_open_with_ops("mem", &oo, &mf_ops, &r->file, &img, NULL), 0);
+	r->open_op = r->file.nops;
+	note_flush(r);
+	for (int i = 0; i < nops; i++) {
+		uint32_t kind = rnd(10);
+		uint32_t sect = rnd(NSECT), nsect = 1 + rnd(3 * CLUSTER / 512);
+
+		nsect = sect + nsect > NSECT ? NSECT - sect : nsect;
+		if (kind < 6) {
+			value = value == 255 ? 1 : value + 1;
+			memset(buf, value, nsect * 512);
+			note_write(r, sect, nsect, value);
+			assert_int_equal(vd_pwrite(img, buf, nsect * 512, sect * 512ull), 0);
+		} else if (kind < 7) {
+			/* discard frees only whole clusters; model those */
+			uint32_t per = CLUSTER / 512;
+			uint32_t first = (sect + per - 1) / per * per, end = (sect + nsect) / per * per;
+
+			if (end > first) {
+				note_write(r, first, end - first, 0);
+			}
+			assert_int_equal(vd_discard(img, sect * 512ull, nsect * 512ull), 0);
+		} else if (kind < 8) {
+			note_write(r, sect, nsect, 0);
+			assert_int_equal(vd_write_zeroes(img, sect * 512ull, nsect * 512ull), 0);
+		} else {
+			assert_int_equal(vd_flush(img), 0);
+			note_flush(r);
+		}
+	}
+	assert_int_equal(vd_close(img), 0);
+	note_flush(r);
+	free(buf);
+}
+
+/* Which epoch's guarantee holds at crash point 'k' (ops [0, k) happened). */
+static const struct epoch *epoch_at(const struct run *r, size_t k)
+{
+	const struct epoch *e = &r->epochs[0];
+
+	for (size_t i = 0; i < r->nepochs; i++) {
+		if (r->epochs[i].flush_op <= k) {
+			e = &r->epochs[i];
+		}
+	}
+	return e;
+}
+
+/* The values each sector may hold after a crash at 'k': what the epoch made
+ * durable, or anything written after the epoch's flush (256 bits each). */
+static uint64_t (*allowed_values(const struct run *r, const struct epoch *e, size_t k))[4]
+{
+	uint64_t (*ok)[4] = calloc(NSECT, sizeof(*ok));
+
+	assert_non_null(ok);
+	for (uint32_t s = 0; s < NSECT; s++) {
+		ok[s][e->durable[s] / 64] |= 1ull << (e->durable[s] % 64);
+	}
+	for (size_t i = 0; i < r->nw; i++) {
+		const struct written *w = &r->w[i];
+
+		if (w->first_op < e->flush_op || w->first_op > k) {
+			continue;
+		}
+		for (uint32_t s = w->sect; s < w->sect + w->nsect; s++) {
+			ok[s][w->value / 64] |= 1ull << (w->value % 64);
+		}
+	}
+	return ok;
+}
+
+static void verify_state(struct run *r, const uint8_t *bytes, uint64_t size, size_t k,
+			 bool writable)
+{
+	struct mfile f = {0};
+	struct vd_open_opts oo;
+	struct vd_image *img = NULL;
+	struct vd_check_result res;
+	struct errmsg err = {{0}};
+	const struct epoch *e = epoch_at(r, k);
+	uint8_t *disk = malloc(DISK_BYTES);
+	uint64_t (*ok)[4] = allowed_values(r, e, k);
+
+	mf_reserve(&f, size + 1);
+	memcpy(f.data, bytes, size);
+	f.size = size;
+	vd_open_opts_init(&oo);
+	oo.flags = writable ? VD_OPEN_RDWR : 0;
+	if (vd_open_with_ops("crash", &oo, &mf_ops, &f, &img, &err) != 0) {
+		fail_msg("crash point %zu: open failed: %s", k, err.msg);
+	}
+	assert_int_equal(vd_check(img, 0, &res, NULL, NULL, &err), 0);
+	if (res.corruptions || res.leaks) {
+		fail_msg("crash point %zu (%s): %llu corruptions, %llu leaks", k,
+			 writable ? "rw" : "ro", (unsigned long long)res.corruptions,
+			 (unsigned long long)res.leaks);
+	}
+	assert_int_equal(vd_pread(img, disk, DISK_BYTES, 0), 0);
+	for (uint32_t s = 0; s < NSECT; s++) {
+		uint8_t v = disk[s * 512];
+
+		for (int b = 1; b < 512; b++) {
+			if (disk[s * 512 + b] != v) {
+				fail_msg("crash point %zu: sector %u is torn", k, s);
+			}
+		}
+		if (!(ok[s][v / 64] & (1ull << (v % 64)))) {
+			fail_msg("crash point %zu (%s): sector %u reads 0x%02x, flushed 0x%02x", k,
+				 writable ? "rw" : "ro", s, v, e->durable[s]);
+		}
+	}
+	assert_int_equal(vd_close(img), 0);
+	free(ok);
+	free(disk);
+	free(f.data);
+	r->states++;
+}
+
+/* Builds the state of a crash after ops [0, k): 'base' holds the durable
+ * prefix [0, sync_end); of the ops after it, those 'pick' selects are
+ * applied, forwards or backwards. */
+static void crash_state(struct run *r, const struct mfile *base, size_t sync_end, size_t k,
+			int variant)
+{
+	struct mfile s = {0};
+	size_t n = k - sync_end;
+	bool *pick = calloc(n + 1, sizeof(bool));
+
+	mf_reserve(&s, base->cap);
+	memcpy(s.data, base->data, base->size);
+	s.size = base->size;
+	for (size_t i = 0; i < n; i++) {
+		pick[i] = variant == 0 || (variant >= 2 && rnd(2));
+	}
+	for (size_t j = 0; j < n; j++) {
+		size_t i = variant == 3 ? n - 1 - j : j;
+
+		if (pick[i]) {
+			mf_apply(&s, &r->file.ops[sync_end + i]);
+		}
+	}
+	verify_state(r, s.data, s.size, k, variant != 1);
+	if (variant == 0) {
+		verify_state(r, s.data, s.size, k, false);
+	}
+	free(s.data);
+	free(pick);
+}
+
+static void explore(struct run *r, size_t stride)
+{
+	struct mfile base = {0};
+	size_t sync_end = 0;
+
+	mf_reserve(&base, r->initial.cap);
+	memcpy(base.data, r->initial.data, r->initial.size);
+	base.size = r->initial.size;
+
+	for (size_t k = 0; k <= r->file.nops; k++) {
+		if (k > 0 && r->file.ops[k - 1].type == OP_SYNC) {
+			for (size_t i = sync_end; i < k; i++) {
+				mf_apply(&base, &r->file.ops[i]);
+			}
+			sync_end = k;
+		}
+		if (k < r->open_op || (k % stride && k != r->file.nops)) {
+			continue;
+		}
+		for (int variant = 0; variant < 4; variant++) {
+			if (variant > 0 && k == sync_end) {
+				break;
+			}
+			crash_state(r, &base, sync_end, k, variant);
+		}
+	}
+	free(base.data);
+}
+
+static void free_run(struct run *r)
+{
+	for (size_t i = 0; i < r->file.nops; i++) {
+		free(r->file.ops[i].data);
+	}
+	free(r->file.ops);
+	free(r->file.data);
+	free(r->initial.data);
+	free(r->epochs);
+	free(r->w);
+}
+
+static void test_crash_at_every_point_opens_clean_with_flushed_data(void **state)
+{
+	struct run *r = calloc(1, sizeof(*r));
+	const char *env = getenv("VD_CRASH_OPS");
+	int nops = env ? atoi(env) : 220;
+
+	workload(r, nops);
+	explore(r, 1);
+	printf("crash harness: %zu recorded operations, %llu crash states opened and verified\n",
+	       r->file.nops - r->open_op, (unsigned long long)r->states);
+	assert_true(r->states > 1000);
+	free_run(r);
+	free(r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_crash_at_every_point_opens_clean_with_flushed_data),
+	};
+
+	return cmocka_run_group_tests_name("vdisk_crash", tests, NULL, NULL);
+}
