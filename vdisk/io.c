@@ -44,6 +44,7 @@ struct vd_ctx {
 	struct io_uring ring;
 	unsigned depth;
 	unsigned inflight;
+	bool polling;           /* inside vd_ctx_poll */
 	int efd;
 	struct vd_req *done_head, *done_tail;
 };
@@ -186,8 +187,10 @@ static void done_push(struct vd_req *req)
 		ctx->done_head = req;
 	}
 	ctx->done_tail = req;
-	/* Wake an event loop waiting on the eventfd. */
-	if (write(ctx->efd, &one, sizeof(one)) < 0) {
+	/* Requests completed outside vd_ctx_poll (at submission) must wake an
+	 * event loop waiting on the eventfd; inside it, the loop is running
+	 * and a write per completion would cost a syscall each. */
+	if (!ctx->polling && write(ctx->efd, &one, sizeof(one)) < 0) {
 		/* The counter is saturated: a wakeup is pending anyway. */
 	}
 }
@@ -275,7 +278,11 @@ static int queue_io(struct vd_req *req, const struct iovec *iov, int iovcnt, siz
 		free(sub);
 		return -EAGAIN;
 	}
-	if (req->is_read) {
+	if (sub->iovcnt == 1 && req->is_read) {
+		io_uring_prep_read(sqe, img->file.fd, sub->iov[0].iov_base, len, host_off);
+	} else if (sub->iovcnt == 1) {
+		io_uring_prep_write(sqe, img->file.fd, sub->iov[0].iov_base, len, host_off);
+	} else if (req->is_read) {
 		io_uring_prep_readv(sqe, img->file.fd, sub->iov, sub->iovcnt, host_off);
 	} else {
 		io_uring_prep_writev(sqe, img->file.fd, sub->iov, sub->iovcnt, host_off);
@@ -623,7 +630,6 @@ static int submit_rw(struct vd_ctx *ctx, struct vd_image *img, const struct iove
 	if (--req->pending == 0) {
 		done_push(req);
 	}
-	io_uring_submit(&ctx->ring);
 	return 0;
 }
 
@@ -686,7 +692,6 @@ int vd_submit_flush(struct vd_ctx *ctx, struct vd_image *img, vd_cb cb, void *ar
 	/* Tag flushes by the low bit; subs and reqs are at least 8-aligned. */
 	io_uring_sqe_set_data64(sqe, (uintptr_t)req | 1);
 	req->pending = 1;
-	io_uring_submit(&ctx->ring);
 	return 0;
 }
 
@@ -841,6 +846,18 @@ static int run_done(struct vd_ctx *ctx)
 	return n;
 }
 
+int vd_ctx_submit(struct vd_ctx *ctx)
+{
+	int ret = 0;
+
+	if (io_uring_sq_ready(&ctx->ring)) {
+		ret = io_uring_submit(&ctx->ring);
+	}
+	return ret < 0 ? ret : 0;
+}
+
+/* Submitting and waiting in one io_uring_enter is what keeps the syscall
+ * count per request below one at depth. */
 int vd_ctx_poll(struct vd_ctx *ctx, unsigned min_complete)
 {
 	unsigned n = 0;
@@ -852,18 +869,21 @@ int vd_ctx_poll(struct vd_ctx *ctx, unsigned min_complete)
 	for (;;) {
 		struct io_uring_cqe *cqe;
 		unsigned head, seen = 0;
+		int ret;
 
+		ctx->polling = true;
 		io_uring_for_each_cqe(&ctx->ring, head, cqe) {
 			handle_cqe(cqe);
 			seen++;
 		}
 		io_uring_cq_advance(&ctx->ring, seen);
+		ctx->polling = false;
 		n += run_done(ctx);
 		if (n >= min_complete || ctx->inflight == 0) {
-			return n;
+			ret = vd_ctx_submit(ctx);
+			return ret < 0 ? ret : (int)n;
 		}
-		int ret = io_uring_submit_and_wait(&ctx->ring, 1);
-
+		ret = io_uring_submit_and_wait(&ctx->ring, 1);
 		if (ret < 0 && ret != -EINTR) {
 			return ret;
 		}

@@ -121,9 +121,10 @@ int vd_write_zeroes(struct vd_image *img, uint64_t off, uint64_t len);
  * A context owns one ring and may serve any number of images; it must be
  * used from one thread.  Requests complete in any order by calling 'cb'
  * from vd_ctx_poll() with 0 or a negative errno.  Buffers and iovecs must
- * stay valid until the callback runs.  Metadata misses and journal commits
- * are done synchronously inside the submit and flush calls; guest data moves
- * asynchronously. */
+ * stay valid until the callback runs.  Submit calls only queue: requests
+ * reach the kernel, in one batch, at the next vd_ctx_submit() or
+ * vd_ctx_poll().  Metadata misses and journal commits are done synchronously
+ * inside the submit and flush calls; guest data moves asynchronously. */
 typedef void (*vd_cb)(void *arg, int ret);
 
 /* Creates a context able to keep 'depth' guest requests in flight (0 = 128). */
@@ -132,8 +133,11 @@ void vd_ctx_destroy(struct vd_ctx *ctx);
 /* An eventfd that becomes readable when completions are waiting, for event
  * loops; borrowed until the context is destroyed. */
 int vd_ctx_event_fd(struct vd_ctx *ctx);
-/* Runs the callbacks of completed requests, waiting until at least
- * 'min_complete' have run.  Returns how many ran. */
+/* Hands the queued requests to the kernel.  Returns 0 or a negative errno. */
+int vd_ctx_submit(struct vd_ctx *ctx);
+/* Submits what is queued, then runs the callbacks of completed requests,
+ * waiting until at least 'min_complete' have run (or none is in flight).
+ * Callbacks may submit new requests.  Returns how many ran. */
 int vd_ctx_poll(struct vd_ctx *ctx, unsigned min_complete);
 /* Requests submitted and not yet completed. */
 unsigned vd_ctx_inflight(const struct vd_ctx *ctx);
