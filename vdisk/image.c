@@ -233,6 +233,60 @@ static int write_header_now(struct vd_image *img)
 	return ret < 0 ? ret : vd_file_sync(&img->file);
 }
 
+/* Lock layout, far beyond any data (locks may lie past the end of a file):
+ * one byte a writer holds exclusively and readers share, and one byte per
+ * holder at LOCK_PID_BASE + pid, because F_OFD_GETLK cannot say who holds a
+ * lock but can say where it is. */
+#define LOCK_USE_BYTE (1ll << 50)
+#define LOCK_PID_BASE ((1ll << 50) + (1ll << 32))
+#define LOCK_PID_SPAN (1ll << 23) /* above pid_max's limit of 2^22 */
+
+static int ofd_lock(int fd, short type, off_t start, off_t len, int cmd)
+{
+	struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = start, .l_len = len};
+
+	return fcntl(fd, cmd, &fl) < 0 ? -errno : 0;
+}
+
+static long lock_holder(int fd)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = LOCK_PID_BASE,
+			   .l_len = LOCK_PID_SPAN};
+
+	if (fcntl(fd, F_OFD_GETLK, &fl) < 0 || fl.l_type == F_UNLCK) {
+		return -1;
+	}
+	return (long)(fl.l_start - LOCK_PID_BASE);
+}
+
+static int lock_image(struct vd_image *img, unsigned flags, struct errmsg *err)
+{
+	bool writer = flags & VD_OPEN_RDWR;
+	int ret;
+
+	if (!writer && (flags & VD_OPEN_FORCE_SHARE)) {
+		return 0;
+	}
+	ret = ofd_lock(img->file.fd, writer ? F_WRLCK : F_RDLCK, LOCK_USE_BYTE, 1, F_OFD_SETLK);
+	if (ret == 0) {
+		ret = ofd_lock(img->file.fd, F_RDLCK, LOCK_PID_BASE + getpid(), 1, F_OFD_SETLK);
+	}
+	if (ret == -EAGAIN || ret == -EACCES) {
+		long pid = lock_holder(img->file.fd);
+
+		if (pid > 0) {
+			errmsg_set(err, "%s: in use by process %ld", img->path, pid);
+		} else {
+			errmsg_set(err, "%s: in use by another process", img->path);
+		}
+		return -EBUSY;
+	}
+	if (ret < 0) {
+		errmsg_set(err, "%s: cannot lock: %s", img->path, strerror(-ret));
+	}
+	return ret;
+}
+
 static int open_fd(struct vd_image *img, const char *path, unsigned flags, struct errmsg *err)
 {
 	int oflags = O_CLOEXEC | ((flags & VD_OPEN_RDWR) ? O_RDWR : O_RDONLY);
@@ -358,6 +412,9 @@ int vd_open_with_ops(const char *path, const struct vd_open_opts *opts,
 		img->file.align_bytes = 1;
 	} else {
 		ret = open_fd(img, path, opts->flags, err);
+		if (ret == 0) {
+			ret = lock_image(img, opts->flags, err);
+		}
 		if (ret < 0) {
 			goto out_free;
 		}

@@ -54,6 +54,9 @@ int vd_create(const char *path, const struct vd_create_opts *opts, struct errmsg
 /* Flags for vd_open_opts.flags. */
 #define VD_OPEN_RDWR 0x1       /* default is read-only */
 #define VD_OPEN_BUFFERED 0x2   /* use the page cache instead of O_DIRECT */
+/* Read without taking the shared lock, even while a writer has the image
+ * (like qemu-img -U): what is read may be stale or inconsistent. */
+#define VD_OPEN_FORCE_SHARE 0x4
 
 struct vd_open_opts {
 	unsigned flags;
@@ -66,8 +69,11 @@ void vd_open_opts_init(struct vd_open_opts *opts);
 
 /* Opens 'path'.  A journal left by a crash is replayed: into the file for a
  * read-write open, in memory only for a read-only one, which never writes to
- * the file.  On success stores a new handle in '*imagep'; on failure leaves
- * it untouched. */
+ * the file.  Images are locked with open file description locks (they hold
+ * across threads and on NFS): a writer excludes every other opener, a reader
+ * excludes writers; the loser gets -EBUSY and "FILE: in use by process N".
+ * On success stores a new handle in '*imagep'; on failure leaves it
+ * untouched. */
 int vd_open(const char *path, const struct vd_open_opts *opts, struct vd_image **imagep,
 	    struct errmsg *err);
 

@@ -498,7 +498,7 @@ static void test_dirty_flag_is_set_while_open(void **state)
 	struct vd_image *img = make("n.vd", 1 << 20, 0), *ro;
 	struct vd_info info;
 
-	ro = reopen("n.vd", 0);
+	ro = reopen("n.vd", VD_OPEN_FORCE_SHARE);
 	assert_int_equal(vd_get_info(ro, &info), 0);
 	assert_true(info.dirty);
 	assert_int_equal(vd_close(ro), 0);
@@ -508,6 +508,38 @@ static void test_dirty_flag_is_set_while_open(void **state)
 	assert_false(info.dirty);
 	assert_int_equal(info.incompat_features, 0);
 	assert_int_equal(vd_close(ro), 0);
+}
+
+static void test_second_writer_is_refused_with_the_holders_pid(void **state)
+{
+	struct vd_image *img = make("o.vd", 1 << 20, 0), *other = NULL;
+	struct vd_open_opts oo;
+	struct errmsg err = {{0}};
+	char want[64];
+
+	vd_open_opts_init(&oo);
+	snprintf(want, sizeof(want), "in use by process %d", (int)getpid());
+	for (unsigned flags = 0; flags <= VD_OPEN_RDWR; flags += VD_OPEN_RDWR) {
+		oo.flags = flags;
+		assert_int_equal(vd_open(path_of("o.vd"), &oo, &other, &err), -EBUSY);
+		assert_null(other);
+		assert_non_null(strstr(err.msg, want));
+		assert_non_null(strstr(err.msg, path_of("o.vd")));
+	}
+	/* force-share readers still get in, and see the data */
+	oo.flags = VD_OPEN_FORCE_SHARE;
+	assert_int_equal(vd_open(path_of("o.vd"), &oo, &other, &err), 0);
+	assert_int_equal(vd_close(other), 0);
+	assert_int_equal(vd_close(img), 0);
+	/* readers share; a writer then waits for them all */
+	struct vd_image *r1 = reopen("o.vd", 0), *r2 = reopen("o.vd", 0);
+
+	oo.flags = VD_OPEN_RDWR;
+	assert_int_equal(vd_open(path_of("o.vd"), &oo, &other, &err), -EBUSY);
+	assert_int_equal(vd_close(r1), 0);
+	assert_int_equal(vd_close(r2), 0);
+	assert_int_equal(vd_open(path_of("o.vd"), &oo, &other, &err), 0);
+	assert_int_equal(vd_close(other), 0);
 }
 
 static int setup(void **state)
@@ -541,6 +573,7 @@ int main(void)
 		cmocka_unit_test(test_damaged_headers_are_refused_untouched),
 		cmocka_unit_test(test_short_and_foreign_files_are_refused),
 		cmocka_unit_test(test_dirty_flag_is_set_while_open),
+		cmocka_unit_test(test_second_writer_is_refused_with_the_holders_pid),
 	};
 
 	return cmocka_run_group_tests_name("vdisk_image", tests, setup, teardown);
