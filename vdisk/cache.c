@@ -274,6 +274,39 @@ void vd_mblock_mark(struct vd_image *img, struct vd_mblock *blk, uint32_t off, u
 	blk->has_jdirty = true;
 }
 
+/* A pinned block for metadata allocated in this operation (a snapshot's L1
+ * copy, a new snapshot table): zeroed, written whole at commit (rule 1). */
+struct vd_mblock *vd_mblock_new_pinned(struct vd_image *img, uint64_t offset, uint32_t bytes)
+{
+	struct vd_mblock *blk = alloc_block(img, offset, bytes, true);
+
+	if (blk) {
+		memset(blk->data, 0, bytes);
+		blk->is_new = true;
+		blk->wb_dirty = true;
+		img->meta_changed = true;
+	}
+	return blk;
+}
+
+/* Writes back (committed contents only, rule 3) and frees a block the
+ * caller no longer needs cached. */
+int vd_mblock_release(struct vd_image *img, struct vd_mblock *blk)
+{
+	int ret;
+
+	if (!blk) {
+		return 0;
+	}
+	if (uncommitted(blk)) {
+		return -EBUSY;
+	}
+	ret = write_back(img, blk);
+	unlink_block(img, blk);
+	free_block(blk);
+	return ret;
+}
+
 /* Forgets a freed cluster's cached contents: nothing may write them back. */
 void vd_mblock_drop(struct vd_image *img, uint64_t offset)
 {

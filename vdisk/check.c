@@ -13,11 +13,13 @@
 
 #include "internal.h"
 
-enum kind { K_FREE, K_HEADER, K_JOURNAL, K_L1, K_REFTABLE, K_REFBLOCK, K_L2, K_DATA };
+enum kind {
+	K_FREE, K_HEADER, K_JOURNAL, K_L1, K_REFTABLE, K_REFBLOCK, K_L2, K_DATA, K_SNAPTABLE,
+};
 
 static const char *const kind_names[] = {
 	"free", "header", "journal", "L1 table", "refcount table", "refcount block",
-	"L2 table", "data",
+	"L2 table", "data", "snapshot table",
 };
 
 struct checker {
@@ -81,13 +83,14 @@ static void add_region(struct checker *ck, uint64_t off, uint64_t bytes, enum ki
 
 /* An L2 entry that cannot be trusted is unmapped by repair: the guest reads
  * zeros there instead of another structure's bytes. */
-static int bad_l2_entry(struct checker *ck, uint64_t l2off, uint32_t j, uint32_t l1i)
+static int bad_l2_entry(struct checker *ck, uint64_t l2off, uint32_t j, uint32_t l1i,
+			bool in_snapshot)
 {
 	struct vd_mblock *l2;
 	int ret;
 
 	ck->res->corruptions++;
-	if (!ck->repair) {
+	if (!ck->repair || in_snapshot) {
 		return 0;
 	}
 	ret = vd_mblock_get(ck->img, l2off, &l2);
@@ -103,7 +106,8 @@ static int bad_l2_entry(struct checker *ck, uint64_t l2off, uint32_t j, uint32_t
 }
 
 /* Through the cache: an open writer's newest tables may not be on disk. */
-static int walk_l2(struct checker *ck, uint64_t l2off, uint32_t l1i, uint8_t *buf)
+static int walk_l2(struct checker *ck, uint64_t l2off, uint32_t l1i, uint8_t *buf,
+		   bool in_snapshot)
 {
 	struct vd_image *img = ck->img;
 	struct vd_mblock *blk;
@@ -128,12 +132,12 @@ static int walk_l2(struct checker *ck, uint64_t l2off, uint32_t l1i, uint8_t *bu
 		snprintf(from, sizeof(from), "L2 table at 0x%" PRIx64 " entry %" PRIu32, l2off, j);
 		if ((e & VD_L2_RESERVED_MASK) || ((e & VD_L2_ZERO) && off)) {
 			say(ck, "ERROR %s: invalid entry 0x%016" PRIx64, from, e);
-			ret = bad_l2_entry(ck, l2off, j, l1i);
+			ret = bad_l2_entry(ck, l2off, j, l1i, in_snapshot);
 		} else if (off && (uint64_t)l1i * img->l2_entries + j >= img->guest_clusters) {
 			say(ck, "ERROR %s: maps a cluster beyond the virtual size", from);
-			ret = bad_l2_entry(ck, l2off, j, l1i);
+			ret = bad_l2_entry(ck, l2off, j, l1i, in_snapshot);
 		} else if (off && !add_ref(ck, off, K_DATA, from)) {
-			ret = bad_l2_entry(ck, l2off, j, l1i);
+			ret = bad_l2_entry(ck, l2off, j, l1i, in_snapshot);
 		} else if (off) {
 			ck->res->allocated_clusters++;
 		}
@@ -141,20 +145,30 @@ static int walk_l2(struct checker *ck, uint64_t l2off, uint32_t l1i, uint8_t *bu
 	return ret;
 }
 
-static int walk_l1(struct checker *ck)
+/* Walks an L1 table: the disk's ('snap' NULL, from the pinned block, the
+ * only one repair changes) or a snapshot's (read from the file). */
+static int walk_l1(struct checker *ck, const struct vd_snap *snap)
 {
 	struct vd_image *img = ck->img;
 	uint8_t *buf = vd_aligned_alloc(img->cluster_bytes);
-	char from[48];
+	uint32_t n = snap ? snap->l1_entries : img->hdr.l1_entries;
+	uint64_t *copy = snap ? vd_aligned_alloc((n * 8 + 511) & ~511u) : NULL;
+	char from[300];
 	int ret = 0;
 
-	if (!buf) {
+	if (!buf || (snap && !copy)) {
+		free(buf);
 		return -ENOMEM;
 	}
-	for (uint32_t i = 0; i < img->hdr.l1_entries && ret == 0; i++) {
-		uint64_t e = vd_get64(img->l1_blk, i), off = e & VD_L1_OFFSET_MASK;
+	if (snap) {
+		ret = vd_meta_read(img, copy, (n * 8 + 511) & ~511u, snap->l1_offset);
+	}
+	for (uint32_t i = 0; i < n && ret == 0; i++) {
+		uint64_t e = snap ? le64toh(copy[i]) : vd_get64(img->l1_blk, i);
+		uint64_t off = e & VD_L1_OFFSET_MASK;
 
-		snprintf(from, sizeof(from), "L1 entry %" PRIu32, i);
+		snprintf(from, sizeof(from), "%s%s%sL1 entry %" PRIu32, snap ? "snapshot '" : "",
+			 snap ? snap->name : "", snap ? "' " : "", i);
 		if (!e) {
 			continue;
 		}
@@ -163,7 +177,7 @@ static int walk_l1(struct checker *ck)
 				say(ck, "ERROR %s: invalid entry 0x%016" PRIx64, from, e);
 			}
 			ck->res->corruptions++;
-			if (ck->repair) {
+			if (ck->repair && !snap) {
 				vd_set64(img, img->l1_blk, i, 0);
 				ck->res->corruptions_fixed++;
 				say(ck, "Repairing %s: unmapped its L2 table", from);
@@ -171,10 +185,25 @@ static int walk_l1(struct checker *ck)
 			continue;
 		}
 		if (ck->refs[off >> img->cluster_bits] == 1) {
-			ret = walk_l2(ck, off, i, buf);
+			ret = walk_l2(ck, off, i, buf, snap != NULL);
 		}
 	}
 	free(buf);
+	free(copy);
+	return ret;
+}
+
+static int walk_snapshots(struct checker *ck)
+{
+	struct vd_image *img = ck->img;
+	int ret = 0;
+
+	add_region(ck, img->hdr.snapshot_table_offset, img->hdr.snapshot_table_bytes,
+		   K_SNAPTABLE);
+	for (uint32_t i = 0; i < img->nsnaps && ret == 0; i++) {
+		add_region(ck, img->snaps[i].l1_offset, img->snaps[i].l1_entries * 8ull, K_L1);
+		ret = walk_l1(ck, &img->snaps[i]);
+	}
 	return ret;
 }
 
@@ -290,7 +319,10 @@ static int run_check(struct checker *ck)
 	add_region(ck, img->hdr.refcount_table_offset,
 		   (uint64_t)img->hdr.refcount_table_clusters * img->cluster_bytes, K_REFTABLE);
 	walk_reftable(ck);
-	ret = walk_l1(ck);
+	ret = walk_l1(ck, NULL);
+	if (ret == 0) {
+		ret = walk_snapshots(ck);
+	}
 	if (ret == 0 && ck->repair) {
 		/* Clusters the metadata uses must not be handed out while
 		 * the refcounts are being put right. */

@@ -79,16 +79,22 @@ struct vd_jrecord {
 };
 _Static_assert(sizeof(struct vd_jrecord) == 16, "record header size");
 
-/* Snapshot table entry (issue: snapshots), fixed part. */
+/* Snapshot table entry, fixed part; the name follows, padded to 8. */
 struct vd_disk_snapshot {
 	uint64_t l1_offset;
 	uint32_t l1_entries;
-	uint32_t name_bytes;  /* name follows, padded to 8 */
+	uint32_t name_bytes;  /* 1..255 */
 	uint64_t id;
 	uint64_t date_ns;
 	uint64_t size_bytes;  /* virtual size when taken */
-	uint64_t reserved;
+	uint32_t flags;       /* VD_SNAP_* */
+	uint32_t reserved;
 };
+/* Being deleted: hidden, and its L1 is cleared table by table; a writer
+ * that opens the image finishes the job. */
+#define VD_SNAP_DELETING 0x1u
+#define VD_SNAP_KNOWN_FLAGS VD_SNAP_DELETING
+#define VD_SNAP_NAME_MAX 255u
 _Static_assert(sizeof(struct vd_disk_snapshot) == 48, "snapshot entry size");
 
 #endif

@@ -376,6 +376,7 @@ static void image_free(struct vd_image *img)
 	vd_ctx_destroy(img->sync_ctx);
 	vd_cache_fini(img);
 	vd_freemap_fini(img);
+	vd_snapshots_free(img);
 	vd_overlay_free(img);
 	if (img->file.fd >= 0) {
 		close(img->file.fd);
@@ -443,6 +444,9 @@ int vd_open_with_ops(const char *path, const struct vd_open_opts *opts,
 	if (ret == 0) {
 		ret = pin_tables(img);
 	}
+	if (ret == 0) {
+		ret = vd_snapshots_load(img, err);
+	}
 	if (ret == 0 && img->writable) {
 		ret = vd_freemap_build(img);
 		if (ret == -EUCLEAN) {
@@ -456,6 +460,10 @@ int vd_open_with_ops(const char *path, const struct vd_open_opts *opts,
 		img->hdr.autoclear_features &= VD_AUTOCLEAR_KNOWN;
 		ret = write_header_now(img);
 		img->journal_dirty_flag_set = ret == 0;
+	}
+	if (ret == 0 && img->writable) {
+		/* A deletion (or revert) interrupted by a crash is finished. */
+		ret = vd_snapshots_resume(img);
 	}
 	if (ret < 0) {
 		if (err && !err->msg[0]) {

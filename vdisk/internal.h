@@ -76,6 +76,14 @@ struct vd_overlay {
 
 struct vd_ctx;
 
+struct vd_snap {
+	uint64_t l1_offset;
+	uint32_t l1_entries;
+	uint32_t flags;
+	uint64_t id, date_ns, size_bytes;
+	char *name;
+};
+
 struct vd_image {
 	char *path;
 	struct vd_file file;
@@ -118,6 +126,9 @@ struct vd_image {
 	uint64_t *pending_free;
 	size_t npending_free, pending_free_cap;
 
+	struct vd_snap *snaps;
+	uint32_t nsnaps;
+
 	bool was_dirty;                 /* JOURNAL_DIRTY was set at open */
 	struct vd_ctx *sync_ctx;        /* for the synchronous calls */
 };
@@ -145,6 +156,8 @@ void vd_mblock_drop(struct vd_image *img, uint64_t offset);
 int vd_cache_writeback(struct vd_image *img);
 int vd_cache_trim(struct vd_image *img);
 int vd_meta_read(struct vd_image *img, void *buf, uint32_t len, uint64_t off);
+struct vd_mblock *vd_mblock_new_pinned(struct vd_image *img, uint64_t offset, uint32_t bytes);
+int vd_mblock_release(struct vd_image *img, struct vd_mblock *blk);
 
 static inline uint64_t vd_get64(const struct vd_mblock *b, uint32_t idx)
 {
@@ -181,6 +194,12 @@ void vd_freemap_fini(struct vd_image *img);
 int vd_freemap_reserve_used(struct vd_image *img, const uint32_t *refs, uint64_t n);
 int vd_release_pending_free(struct vd_image *img);
 int vd_file_grow(struct vd_image *img, uint64_t end_clusters);
+
+/* snapshot.c */
+int vd_snapshots_load(struct vd_image *img, struct errmsg *err);
+int vd_snapshots_resume(struct vd_image *img);
+void vd_snapshots_free(struct vd_image *img);
+int vd_l2_unref(struct vd_image *img, uint64_t l2off);
 
 /* io.c */
 int vd_l2_lookup(struct vd_image *img, uint64_t guest_cluster, bool alloc_table,

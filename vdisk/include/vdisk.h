@@ -179,6 +179,40 @@ struct vd_extent {
  * one state and, for data, contiguous host offsets. */
 int vd_map(struct vd_image *img, uint64_t off, struct vd_extent *ext);
 
+/* Snapshots.  Taking one costs a copy of the L1 table and a reference on
+ * each L2 table, whatever the amount of data; the clusters are shared until
+ * the disk writes over them.  Each call commits before it returns.  No
+ * request may be in flight on the image during these calls. */
+struct vd_snapshot_info {
+	const char *name;          /* borrowed until the next snapshot call */
+	uint64_t id;
+	uint64_t date_ns;          /* CLOCK_REALTIME when taken */
+	uint64_t size_bytes;       /* virtual size when taken */
+	uint64_t unique_bytes;     /* what deleting it would free */
+	uint64_t referenced_bytes; /* guest data it maps */
+};
+
+int vd_snapshot_count(struct vd_image *img);
+/* Describes snapshot 'index' (0 = oldest); walks its tables for the byte
+ * counts. */
+int vd_snapshot_get(struct vd_image *img, unsigned index, struct vd_snapshot_info *info);
+/* -EEXIST if 'name' is taken, -EINVAL if it is empty or over 255 bytes. */
+int vd_snapshot_create(struct vd_image *img, const char *name, struct errmsg *err);
+/* Makes the disk what it was when 'name' was taken; the snapshot stays. */
+int vd_snapshot_revert(struct vd_image *img, const char *name, struct errmsg *err);
+/* Frees exactly the clusters nothing else references. */
+int vd_snapshot_delete(struct vd_image *img, const char *name, struct errmsg *err);
+
+/* Called for each run of guest bytes that differ; a non-zero return stops
+ * the walk and is returned. */
+typedef int (*vd_extent_fn)(void *arg, uint64_t offset, uint64_t length);
+
+/* Lists the clusters that changed between snapshot 'from' and snapshot 'to'
+ * (NULL: the current disk), from the metadata alone, without reading
+ * data. */
+int vd_snapshot_diff(struct vd_image *img, const char *from, const char *to, vd_extent_fn fn,
+		     void *arg, struct errmsg *err);
+
 /* Consistency check.  Problems are reported one sentence at a time through
  * 'report' (may be NULL) as they are found. */
 struct vd_check_result {

@@ -176,6 +176,7 @@ struct run {
 	size_t nw;
 	uint8_t model[NSECT];
 	uint64_t states;
+	int snap_ops;
 };
 
 static void note_write(struct run *r, uint32_t sect, uint32_t nsect, uint8_t v)
@@ -214,6 +215,12 @@ static void workload(struct run *r, int nops)
 	struct vd_image *img;
 	uint8_t *buf = malloc(4 * CLUSTER);
 	uint8_t value = 0;
+	/* live snapshots and the model of the disk when each was taken */
+	struct {
+		char name[16];
+		uint8_t model[NSECT];
+	} *snaps = calloc(4, sizeof(*snaps));
+	int nsnaps = 0, serial = 0;
 
 	vd_create_opts_init(&co);
 	co.size_bytes = DISK_BYTES;
@@ -231,7 +238,7 @@ static void workload(struct run *r, int nops)
 	r->open_op = r->file.nops;
 	note_flush(r);
 	for (int i = 0; i < nops; i++) {
-		uint32_t kind = rnd(10);
+		uint32_t kind = rnd(13);
 		uint32_t sect = rnd(NSECT), nsect = 1 + rnd(3 * CLUSTER / 512);
 
 		nsect = sect + nsect > NSECT ? NSECT - sect : nsect;
@@ -252,13 +259,42 @@ static void workload(struct run *r, int nops)
 		} else if (kind < 8) {
 			note_write(r, sect, nsect, 0);
 			assert_int_equal(vd_write_zeroes(img, sect * 512ull, nsect * 512ull), 0);
-		} else {
+		} else if (kind < 10) {
 			assert_int_equal(vd_flush(img), 0);
+			note_flush(r);
+		} else if (kind == 10 && nsnaps < 4) {
+			/* a snapshot commits, so completed writes are durable */
+			snprintf(snaps[nsnaps].name, sizeof(snaps[nsnaps].name), "s%d", serial++);
+			memcpy(snaps[nsnaps].model, r->model, NSECT);
+			assert_int_equal(vd_snapshot_create(img, snaps[nsnaps].name, NULL), 0);
+			nsnaps++;
+			r->snap_ops++;
+			note_flush(r);
+		} else if (kind == 11 && nsnaps > 0) {
+			int k = rnd(nsnaps);
+
+			assert_int_equal(vd_snapshot_delete(img, snaps[k].name, NULL), 0);
+			snaps[k] = snaps[--nsnaps];
+			r->snap_ops++;
+			note_flush(r);
+		} else if (kind == 12 && nsnaps > 0) {
+			int k = rnd(nsnaps);
+
+			/* a crash inside the revert may show the old disk or the
+			 * snapshot's: record the snapshot's sectors as writes */
+			for (uint32_t sct = 0; sct < NSECT; sct++) {
+				if (snaps[k].model[sct] != r->model[sct]) {
+					note_write(r, sct, 1, snaps[k].model[sct]);
+				}
+			}
+			assert_int_equal(vd_snapshot_revert(img, snaps[k].name, NULL), 0);
+			r->snap_ops++;
 			note_flush(r);
 		}
 	}
 	assert_int_equal(vd_close(img), 0);
 	note_flush(r);
+	free(snaps);
 	free(buf);
 }
 
@@ -421,12 +457,13 @@ static void test_crash_at_every_point_opens_clean_with_flushed_data(void **state
 {
 	struct run *r = calloc(1, sizeof(*r));
 	const char *env = getenv("VD_CRASH_OPS");
-	int nops = env ? atoi(env) : 220;
+	int nops = env ? atoi(env) : 180;
 
 	workload(r, nops);
 	explore(r, 1);
-	printf("crash harness: %zu recorded operations, %llu crash states opened and verified\n",
-	       r->file.nops - r->open_op, (unsigned long long)r->states);
+	printf("crash harness: %zu recorded operations (%d snapshot create/delete/revert), "
+	       "%llu crash states opened and verified\n",
+	       r->file.nops - r->open_op, r->snap_ops, (unsigned long long)r->states);
 	assert_true(r->states > 1000);
 	free_run(r);
 	free(r);

@@ -1,0 +1,252 @@
+/* SPDX-License-Identifier: MIT */
+/* test_snapshot.c: snapshots through the public API: revert brings data
+ * back, diff lists exactly the written clusters, delete frees exactly what
+ * nothing else references, chains of snapshots stay independent, and every
+ * step leaves a clean image. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "vdisk.h"
+
+static const char *path = "snap-test.vd";
+#define MiB (1u << 20)
+
+static struct vd_image *open_rw(void)
+{
+	struct vd_open_opts oo;
+	struct vd_image *img = NULL;
+
+	vd_open_opts_init(&oo);
+	oo.flags = VD_OPEN_RDWR;
+	assert_int_equal(vd_open(path, &oo, &img, NULL), 0);
+	return img;
+}
+
+static struct vd_image *fresh(uint64_t size)
+{
+	struct vd_create_opts o;
+
+	unlink(path);
+	vd_create_opts_init(&o);
+	o.size_bytes = size;
+	assert_int_equal(vd_create(path, &o, NULL), 0);
+	return open_rw();
+}
+
+static void put(struct vd_image *img, uint64_t off, uint32_t len, uint8_t v)
+{
+	uint8_t *buf = malloc(len);
+
+	memset(buf, v, len);
+	assert_int_equal(vd_pwrite(img, buf, len, off), 0);
+	free(buf);
+}
+
+static void expect(struct vd_image *img, uint64_t off, uint32_t len, uint8_t v)
+{
+	uint8_t *buf = malloc(len);
+
+	assert_int_equal(vd_pread(img, buf, len, off), 0);
+	for (uint32_t i = 0; i < len; i++) {
+		if (buf[i] != v) {
+			fail_msg("byte %u at 0x%llx is 0x%02x, want 0x%02x", i,
+				 (unsigned long long)off, buf[i], v);
+		}
+	}
+	free(buf);
+}
+
+static void clean(struct vd_image *img)
+{
+	struct vd_check_result r;
+
+	assert_int_equal(vd_check(img, 0, &r, NULL, NULL, NULL), 0);
+	assert_int_equal(r.corruptions, 0);
+	assert_int_equal(r.leaks, 0);
+}
+
+static void test_revert_brings_back_the_data(void **state)
+{
+	struct vd_image *img = fresh(64 * MiB);
+
+	put(img, 0, 4 * MiB, 0xaa);
+	assert_int_equal(vd_snapshot_create(img, "base", NULL), 0);
+	clean(img);
+	put(img, MiB, 64 * 1024, 0xbb);     /* copies one data cluster */
+	put(img, 32 * MiB, 4096, 0xcc);     /* allocates a new one */
+	put(img, 2 * MiB + 512, 512, 0xdd); /* partial copy-on-write */
+	expect(img, MiB, 64 * 1024, 0xbb);
+	expect(img, 2 * MiB, 512, 0xaa);
+	expect(img, 2 * MiB + 512, 512, 0xdd);
+	clean(img);
+	assert_int_equal(vd_snapshot_revert(img, "base", NULL), 0);
+	clean(img);
+	expect(img, 0, 4 * MiB, 0xaa);
+	expect(img, 32 * MiB, 4096, 0);
+	/* the snapshot stays, and writes after a revert copy again */
+	assert_int_equal(vd_snapshot_count(img), 1);
+	put(img, 0, 4096, 0xee);
+	assert_int_equal(vd_snapshot_revert(img, "base", NULL), 0);
+	expect(img, 0, 4096, 0xaa);
+	clean(img);
+	assert_int_equal(vd_close(img), 0);
+}
+
+struct extents {
+	uint64_t off[16], len[16];
+	int n;
+};
+
+static int collect(void *arg, uint64_t off, uint64_t len)
+{
+	struct extents *e = arg;
+
+	assert_true(e->n < 16);
+	e->off[e->n] = off;
+	e->len[e->n] = len;
+	e->n++;
+	return 0;
+}
+
+static void test_diff_lists_the_written_clusters(void **state)
+{
+	struct vd_image *img = fresh(2048 * MiB);
+	struct extents e = {0};
+
+	put(img, 0, MiB, 1);
+	assert_int_equal(vd_snapshot_create(img, "s1", NULL), 0);
+	put(img, 128 * 1024, 4096, 2);          /* cluster 2 */
+	put(img, 1536 * MiB, 3 * 65536, 3);     /* 3 clusters in another L2 table */
+	assert_int_equal(vd_snapshot_create(img, "s2", NULL), 0);
+	put(img, 64 * MiB, 512, 4);
+	assert_int_equal(vd_snapshot_diff(img, "s1", "s2", collect, &e, NULL), 0);
+	assert_int_equal(e.n, 2);
+	assert_int_equal(e.off[0], 128 * 1024);
+	assert_int_equal(e.len[0], 65536);
+	assert_int_equal(e.off[1], 1536ull * MiB);
+	assert_int_equal(e.len[1], 3 * 65536);
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(vd_snapshot_diff(img, "s2", NULL, collect, &e, NULL), 0);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(e.off[0], 64 * MiB);
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(vd_snapshot_diff(img, "s2", "s2", collect, &e, NULL), 0);
+	assert_int_equal(e.n, 0);
+	assert_int_equal(vd_snapshot_diff(img, "nope", NULL, collect, &e, NULL), -ENOENT);
+	assert_int_equal(vd_close(img), 0);
+}
+
+static uint64_t disk_bytes(void)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_blocks * 512ull;
+}
+
+static void test_delete_frees_exactly_what_no_one_else_holds(void **state)
+{
+	struct vd_image *img = fresh(256 * MiB);
+	struct vd_snapshot_info si;
+	uint64_t before, after;
+
+	put(img, 0, 8 * MiB, 1);
+	assert_int_equal(vd_snapshot_create(img, "old", NULL), 0);
+	put(img, 0, 4 * MiB, 2);  /* the snapshot alone holds 4 MiB now */
+	assert_int_equal(vd_snapshot_get(img, 0, &si), 0);
+	assert_string_equal(si.name, "old");
+	assert_int_equal(si.referenced_bytes, 8 * MiB);
+	/* 4 MiB of data, its own L2 table and its L1 cluster */
+	assert_int_equal(si.unique_bytes, 4 * MiB + 2 * 65536);
+	assert_int_equal(vd_close(img), 0);
+	before = disk_bytes();
+	img = open_rw();
+	assert_int_equal(vd_snapshot_delete(img, "old", NULL), 0);
+	clean(img);
+	expect(img, 0, 4 * MiB, 2);
+	expect(img, 4 * MiB, 4 * MiB, 1);
+	assert_int_equal(vd_snapshot_count(img), 0);
+	assert_int_equal(vd_close(img), 0);
+	after = disk_bytes();
+	assert_true(before - after >= 4 * MiB);
+	assert_true(before - after <= 4 * MiB + 4 * 65536);
+}
+
+static void test_chains_of_snapshots_stay_independent(void **state)
+{
+	struct vd_image *img = fresh(64 * MiB);
+	char name[8];
+
+	for (int i = 0; i < 5; i++) {
+		put(img, (uint64_t)i * MiB, MiB, 0x10 + i);
+		put(img, 0, 4096, 0x20 + i);
+		snprintf(name, sizeof(name), "s%d", i);
+		assert_int_equal(vd_snapshot_create(img, name, NULL), 0);
+	}
+	assert_int_equal(vd_snapshot_delete(img, "s1", NULL), 0);
+	assert_int_equal(vd_snapshot_delete(img, "s3", NULL), 0);
+	clean(img);
+	assert_int_equal(vd_snapshot_revert(img, "s2", NULL), 0);
+	expect(img, 0, 4096, 0x22);
+	expect(img, 2 * MiB, MiB, 0x12);
+	expect(img, 3 * MiB, MiB, 0);
+	assert_int_equal(vd_snapshot_revert(img, "s0", NULL), 0);
+	expect(img, 0, 4096, 0x20);
+	expect(img, MiB, MiB, 0);
+	clean(img);
+	assert_int_equal(vd_close(img), 0);
+	img = open_rw();
+	assert_int_equal(vd_snapshot_count(img), 3);
+	assert_int_equal(vd_snapshot_revert(img, "s4", NULL), 0);
+	expect(img, 4 * MiB, MiB, 0x14);
+	expect(img, 0, 4096, 0x24);
+	clean(img);
+	assert_int_equal(vd_close(img), 0);
+}
+
+static void test_snapshot_names_are_checked(void **state)
+{
+	struct vd_image *img = fresh(MiB);
+	struct errmsg err = {{0}};
+	char longname[300];
+
+	assert_int_equal(vd_snapshot_create(img, "a", &err), 0);
+	assert_int_equal(vd_snapshot_create(img, "a", &err), -EEXIST);
+	assert_non_null(strstr(err.msg, "exists"));
+	assert_int_equal(vd_snapshot_create(img, "", &err), -EINVAL);
+	memset(longname, 'x', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = 0;
+	assert_int_equal(vd_snapshot_create(img, longname, &err), -EINVAL);
+	assert_int_equal(vd_snapshot_delete(img, "b", &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "no snapshot named 'b'"));
+	assert_int_equal(vd_snapshot_revert(img, "b", &err), -ENOENT);
+	assert_int_equal(vd_close(img), 0);
+	assert_int_equal(vd_open(path, NULL, &img, NULL), 0);
+	assert_int_equal(vd_snapshot_create(img, "c", &err), -EROFS);
+	assert_int_equal(vd_snapshot_count(img), 1);
+	assert_int_equal(vd_close(img), 0);
+	unlink(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_revert_brings_back_the_data),
+		cmocka_unit_test(test_diff_lists_the_written_clusters),
+		cmocka_unit_test(test_delete_frees_exactly_what_no_one_else_holds),
+		cmocka_unit_test(test_chains_of_snapshots_stay_independent),
+		cmocka_unit_test(test_snapshot_names_are_checked),
+	};
+
+	return cmocka_run_group_tests_name("vdisk_snapshot", tests, NULL, NULL);
+}

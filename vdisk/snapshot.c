@@ -1,0 +1,669 @@
+/* SPDX-License-Identifier: MIT */
+/* snapshot.c: internal snapshots.  A snapshot is a copy of the L1 table
+ * plus one more reference on each L2 table it points to; data clusters are
+ * shared lazily (io.c copies an L2 table up when the disk first writes
+ * through a shared one).  So taking a snapshot costs the same whether 1 GiB
+ * or 1 TiB is allocated.
+ *
+ * Deleting frees an unbounded number of clusters, more than one journal
+ * transaction holds, so it is made of consistent steps: the snapshot is
+ * first flagged DELETING (hidden) in one transaction, then its L1 is cleared
+ * one L2 table at a time, each step leaving refcounts exact; a writer that
+ * opens the image finishes an interrupted deletion.  Revert moves the disk's
+ * current L1 into such a DELETING entry (references move, counts stay) and
+ * points the disk at the snapshot's tables in one transaction. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+static uint32_t entry_bytes(uint32_t name_bytes)
+{
+	return sizeof(struct vd_disk_snapshot) + ((name_bytes + 7) & ~7u);
+}
+
+static uint32_t l1_block_bytes(uint32_t entries)
+{
+	return (entries * 8 + 511) & ~511u;
+}
+
+static uint64_t clusters_for(const struct vd_image *img, uint64_t bytes)
+{
+	return (bytes + img->cluster_bytes - 1) >> img->cluster_bits;
+}
+
+void vd_snapshots_free(struct vd_image *img)
+{
+	for (uint32_t i = 0; i < img->nsnaps; i++) {
+		free(img->snaps[i].name);
+	}
+	free(img->snaps);
+	img->snaps = NULL;
+	img->nsnaps = 0;
+}
+
+static int parse_entry(struct vd_image *img, const uint8_t *p, uint32_t room,
+		       struct vd_snap *s, uint32_t *usedp)
+{
+	struct vd_disk_snapshot d;
+	uint32_t nb;
+
+	if (room < sizeof(d)) {
+		return -EUCLEAN;
+	}
+	memcpy(&d, p, sizeof(d));
+	nb = le32toh(d.name_bytes);
+	if (nb == 0 || nb > VD_SNAP_NAME_MAX || entry_bytes(nb) > room ||
+	    (le32toh(d.flags) & ~VD_SNAP_KNOWN_FLAGS)) {
+		return -EUCLEAN;
+	}
+	s->l1_offset = le64toh(d.l1_offset);
+	s->l1_entries = le32toh(d.l1_entries);
+	s->flags = le32toh(d.flags);
+	s->id = le64toh(d.id);
+	s->date_ns = le64toh(d.date_ns);
+	s->size_bytes = le64toh(d.size_bytes);
+	if ((s->l1_offset & (img->cluster_bytes - 1)) || !s->l1_offset ||
+	    s->l1_entries == 0 || s->l1_entries > UINT32_MAX / 8 ||
+	    s->l1_offset + (uint64_t)s->l1_entries * 8 > img->file_bytes) {
+		return -EUCLEAN;
+	}
+	s->name = strndup((const char *)p + sizeof(d), nb);
+	if (!s->name) {
+		return -ENOMEM;
+	}
+	*usedp = entry_bytes(nb);
+	return 0;
+}
+
+int vd_snapshots_load(struct vd_image *img, struct errmsg *err)
+{
+	uint32_t bytes = img->hdr.snapshot_table_bytes, pos = 0;
+	uint8_t *buf;
+	int ret = 0;
+
+	if (img->hdr.snapshot_count == 0) {
+		return 0;
+	}
+	if ((img->hdr.snapshot_table_offset & (img->cluster_bytes - 1)) ||
+	    img->hdr.snapshot_table_offset + bytes > img->file_bytes ||
+	    img->hdr.snapshot_count > bytes / sizeof(struct vd_disk_snapshot)) {
+		errmsg_set(err, "%s: snapshot table at 0x%" PRIx64 " (offset 96) is out of the file",
+			   img->path, img->hdr.snapshot_table_offset);
+		return -EUCLEAN;
+	}
+	buf = vd_aligned_alloc((bytes + 511) & ~511u);
+	img->snaps = calloc(img->hdr.snapshot_count, sizeof(*img->snaps));
+	if (!buf || !img->snaps) {
+		free(buf);
+		return -ENOMEM;
+	}
+	ret = vd_meta_read(img, buf, (bytes + 511) & ~511u, img->hdr.snapshot_table_offset);
+	for (uint32_t i = 0; i < img->hdr.snapshot_count && ret == 0; i++) {
+		uint32_t used;
+
+		ret = parse_entry(img, buf + pos, bytes - pos, &img->snaps[i], &used);
+		if (ret == 0) {
+			img->nsnaps++;
+			pos += used;
+		} else if (ret == -EUCLEAN) {
+			errmsg_set(err, "%s: snapshot table entry %" PRIu32 " is corrupt", img->path,
+				   i);
+		}
+	}
+	free(buf);
+	return ret;
+}
+
+/* Writes the snapshot list as a new table in new clusters and frees the old
+ * one (the header switch is in the same transaction).  The new table's block
+ * goes to '*blkp' for the caller to release after the commit. */
+static int write_table(struct vd_image *img, struct vd_mblock **blkp)
+{
+	uint32_t bytes = 0, pos = 0;
+	uint64_t old_off = img->hdr.snapshot_table_offset, first = 0;
+	uint64_t old_n = clusters_for(img, img->hdr.snapshot_table_bytes);
+	struct vd_mblock *blk = NULL;
+	int ret;
+
+	for (uint32_t i = 0; i < img->nsnaps; i++) {
+		bytes += entry_bytes(strlen(img->snaps[i].name));
+	}
+	if (bytes) {
+		ret = vd_cluster_alloc_run(img, clusters_for(img, bytes), &first);
+		if (ret < 0) {
+			return ret;
+		}
+		blk = vd_mblock_new_pinned(img, vd_cluster_off(img, first), (bytes + 511) & ~511u);
+		if (!blk) {
+			return -ENOMEM;
+		}
+	}
+	for (uint32_t i = 0; i < img->nsnaps; i++) {
+		const struct vd_snap *s = &img->snaps[i];
+		struct vd_disk_snapshot d = {
+			.l1_offset = htole64(s->l1_offset),
+			.l1_entries = htole32(s->l1_entries),
+			.name_bytes = htole32(strlen(s->name)),
+			.id = htole64(s->id),
+			.date_ns = htole64(s->date_ns),
+			.size_bytes = htole64(s->size_bytes),
+			.flags = htole32(s->flags),
+		};
+
+		memcpy(blk->data + pos, &d, sizeof(d));
+		memcpy(blk->data + pos + sizeof(d), s->name, strlen(s->name));
+		pos += entry_bytes(strlen(s->name));
+	}
+	for (uint64_t c = 0; c < old_n && old_off; c++) {
+		ret = vd_cluster_unref(img, vd_off_cluster(img, old_off) + c);
+		if (ret < 0) {
+			return ret;
+		}
+	}
+	img->hdr.snapshot_table_offset = bytes ? vd_cluster_off(img, first) : 0;
+	img->hdr.snapshot_table_bytes = bytes;
+	img->hdr.snapshot_count = img->nsnaps;
+	vd_header_changed(img);
+	*blkp = blk;
+	return 0;
+}
+
+static int find(struct vd_image *img, const char *name, const char *path, struct errmsg *err)
+{
+	for (uint32_t i = 0; i < img->nsnaps; i++) {
+		if (!(img->snaps[i].flags & VD_SNAP_DELETING) && strcmp(img->snaps[i].name, name) == 0) {
+			return (int)i;
+		}
+	}
+	errmsg_set(err, "%s: no snapshot named '%s'", path, name);
+	return -ENOENT;
+}
+
+static int add_snap(struct vd_image *img, const struct vd_snap *s)
+{
+	struct vd_snap *n = realloc(img->snaps, (img->nsnaps + 1) * sizeof(*n));
+
+	if (!n) {
+		return -ENOMEM;
+	}
+	img->snaps = n;
+	n[img->nsnaps] = *s;
+	n[img->nsnaps].name = strdup(s->name);
+	if (!n[img->nsnaps].name) {
+		return -ENOMEM;
+	}
+	img->nsnaps++;
+	return 0;
+}
+
+static uint64_t next_id(const struct vd_image *img)
+{
+	uint64_t id = 1;
+
+	for (uint32_t i = 0; i < img->nsnaps; i++) {
+		id = img->snaps[i].id >= id ? img->snaps[i].id + 1 : id;
+	}
+	return id;
+}
+
+/* Copies the active L1 into new clusters; no refcount changes. */
+static int copy_active_l1(struct vd_image *img, struct vd_snap *s, struct vd_mblock **blkp)
+{
+	uint32_t bytes = l1_block_bytes(img->hdr.l1_entries);
+	struct vd_mblock *blk;
+	uint64_t first;
+	int ret = vd_cluster_alloc_run(img, clusters_for(img, bytes), &first);
+
+	if (ret < 0) {
+		return ret;
+	}
+	blk = vd_mblock_new_pinned(img, vd_cluster_off(img, first), bytes);
+	if (!blk) {
+		return -ENOMEM;
+	}
+	memcpy(blk->data, img->l1_blk->data, bytes);
+	s->l1_offset = vd_cluster_off(img, first);
+	s->l1_entries = img->hdr.l1_entries;
+	s->size_bytes = img->hdr.size_bytes;
+	*blkp = blk;
+	return 0;
+}
+
+/* Commits, then drops the transient blocks. */
+static int finish_op(struct vd_image *img, struct vd_mblock *a, struct vd_mblock *b, int ret)
+{
+	int ret2;
+
+	if (ret == 0) {
+		ret = vd_journal_commit(img);
+	}
+	if (ret == 0) {
+		ret2 = vd_mblock_release(img, a);
+		ret = ret2 < 0 ? ret2 : vd_mblock_release(img, b);
+	}
+	return ret;
+}
+
+int vd_snapshot_create(struct vd_image *img, const char *name, struct errmsg *err)
+{
+	struct vd_mblock *l1 = NULL, *table = NULL;
+	struct vd_snap s = {.name = (char *)name};
+	struct timespec ts;
+	int ret;
+
+	if (!img->writable) {
+		errmsg_set(err, "%s: opened read-only", img->path);
+		return -EROFS;
+	}
+	if (!name[0] || strlen(name) > VD_SNAP_NAME_MAX) {
+		errmsg_set(err, "%s: a snapshot name has 1 to 255 bytes", img->path);
+		return -EINVAL;
+	}
+	if (find(img, name, img->path, NULL) >= 0) {
+		errmsg_set(err, "%s: snapshot '%s' exists", img->path, name);
+		return -EEXIST;
+	}
+	ret = vd_journal_commit(img);
+	if (ret == 0) {
+		ret = copy_active_l1(img, &s, &l1);
+	}
+	for (uint32_t i = 0; i < img->hdr.l1_entries && ret == 0; i++) {
+		uint64_t off = vd_get64(img->l1_blk, i) & VD_L1_OFFSET_MASK;
+
+		if (off) {
+			ret = vd_refcount_add(img, vd_off_cluster(img, off), 1);
+		}
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	s.id = next_id(img);
+	s.date_ns = (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+	if (ret == 0) {
+		ret = add_snap(img, &s);
+	}
+	if (ret == 0) {
+		ret = write_table(img, &table);
+	}
+	ret = finish_op(img, l1, table, ret);
+	if (ret < 0) {
+		errmsg_set(err, "%s: cannot create snapshot '%s': %s", img->path, name,
+			   strerror(-ret));
+	}
+	return ret;
+}
+
+/* Drops one reference to the L2 table at 'l2off'; the last one frees the
+ * table and a reference to each of its data clusters. */
+int vd_l2_unref(struct vd_image *img, uint64_t l2off)
+{
+	struct vd_mblock *l2 = NULL;
+	uint16_t ref;
+	int ret = vd_refcount_get(img, vd_off_cluster(img, l2off), &ref);
+
+	if (ret < 0 || ref != 1) {
+		return ret < 0 ? ret : vd_cluster_unref(img, vd_off_cluster(img, l2off));
+	}
+	ret = vd_mblock_get(img, l2off, &l2);
+	for (uint32_t j = 0; j < img->l2_entries && ret == 0; j++) {
+		uint64_t off = vd_get64(l2, j) & VD_L2_OFFSET_MASK;
+
+		if (off) {
+			ret = vd_cluster_unref(img, vd_off_cluster(img, off));
+		}
+	}
+	if (l2) {
+		vd_mblock_put(l2);
+	}
+	return ret < 0 ? ret : vd_cluster_unref(img, vd_off_cluster(img, l2off));
+}
+
+/* Clears a DELETING snapshot's L1 one table at a time (each step exact, with
+ * commits in between as the journal needs), then frees its L1 and entry. */
+static int finish_deleting(struct vd_image *img, uint32_t idx)
+{
+	struct vd_snap s = img->snaps[idx];
+	struct vd_mblock *l1, *table = NULL;
+	int ret = vd_mblock_pinned(img, s.l1_offset, l1_block_bytes(s.l1_entries), &l1);
+
+	for (uint32_t i = 0; i < s.l1_entries && ret == 0; i++) {
+		uint64_t off = vd_get64(l1, i) & VD_L1_OFFSET_MASK;
+
+		if (!off) {
+			continue;
+		}
+		vd_set64(img, l1, i, 0);
+		ret = vd_l2_unref(img, off);
+		if (ret == 0) {
+			ret = vd_meta_boundary(img);
+		}
+	}
+	for (uint64_t c = 0; c < clusters_for(img, s.l1_entries * 8ull) && ret == 0; c++) {
+		ret = vd_cluster_unref(img, vd_off_cluster(img, s.l1_offset) + c);
+	}
+	if (ret == 0) {
+		free(img->snaps[idx].name);
+		memmove(&img->snaps[idx], &img->snaps[idx + 1],
+			(img->nsnaps - idx - 1) * sizeof(*img->snaps));
+		img->nsnaps--;
+		ret = write_table(img, &table);
+	}
+	return finish_op(img, ret == 0 ? l1 : NULL, table, ret);
+}
+
+int vd_snapshots_resume(struct vd_image *img)
+{
+	int ret = 0;
+
+	for (uint32_t i = 0; i < img->nsnaps && ret == 0;) {
+		if (img->snaps[i].flags & VD_SNAP_DELETING) {
+			ret = finish_deleting(img, i);
+		} else {
+			i++;
+		}
+	}
+	return ret;
+}
+
+static int flag_deleting(struct vd_image *img, uint32_t idx)
+{
+	struct vd_mblock *table = NULL;
+	int ret;
+
+	img->snaps[idx].flags |= VD_SNAP_DELETING;
+	ret = write_table(img, &table);
+	return finish_op(img, NULL, table, ret);
+}
+
+int vd_snapshot_delete(struct vd_image *img, const char *name, struct errmsg *err)
+{
+	int idx = find(img, name, img->path, err), ret;
+
+	if (idx < 0) {
+		return idx;
+	}
+	if (!img->writable) {
+		errmsg_set(err, "%s: opened read-only", img->path);
+		return -EROFS;
+	}
+	ret = vd_journal_commit(img);
+	if (ret == 0) {
+		ret = flag_deleting(img, idx);
+	}
+	if (ret == 0) {
+		ret = finish_deleting(img, idx);
+	}
+	if (ret < 0) {
+		errmsg_set(err, "%s: cannot delete snapshot '%s': %s", img->path, name,
+			   strerror(-ret));
+	}
+	return ret;
+}
+
+static int read_l1(struct vd_image *img, const struct vd_snap *s, uint64_t **l1p)
+{
+	uint32_t bytes = l1_block_bytes(s->l1_entries);
+	uint64_t *l1 = vd_aligned_alloc(bytes);
+	int ret;
+
+	if (!l1) {
+		return -ENOMEM;
+	}
+	ret = vd_meta_read(img, l1, bytes, s->l1_offset);
+	if (ret < 0) {
+		free(l1);
+		return ret;
+	}
+	for (uint32_t i = 0; i < s->l1_entries; i++) {
+		l1[i] = le64toh(l1[i]);
+	}
+	*l1p = l1;
+	return 0;
+}
+
+int vd_snapshot_revert(struct vd_image *img, const char *name, struct errmsg *err)
+{
+	struct vd_snap trash = {.name = "", .flags = VD_SNAP_DELETING};
+	struct vd_mblock *tl1 = NULL, *table = NULL;
+	int idx = find(img, name, img->path, err), ret;
+	uint64_t *l1 = NULL;
+
+	if (idx < 0) {
+		return idx;
+	}
+	if (!img->writable) {
+		errmsg_set(err, "%s: opened read-only", img->path);
+		return -EROFS;
+	}
+	if (img->snaps[idx].l1_entries != img->hdr.l1_entries ||
+	    img->snaps[idx].size_bytes != img->hdr.size_bytes) {
+		errmsg_set(err, "%s: snapshot '%s' has another virtual size", img->path, name);
+		return -EOPNOTSUPP;
+	}
+	ret = vd_journal_commit(img);
+	if (ret == 0) {
+		ret = read_l1(img, &img->snaps[idx], &l1);
+	}
+	/* The disk's tables move to the trash entry: their counts stay. */
+	if (ret == 0) {
+		ret = copy_active_l1(img, &trash, &tl1);
+	}
+	for (uint32_t i = 0; i < img->hdr.l1_entries && ret == 0; i++) {
+		uint64_t off = l1[i] & VD_L1_OFFSET_MASK;
+
+		vd_set64(img, img->l1_blk, i, off);
+		if (off) {
+			ret = vd_refcount_add(img, vd_off_cluster(img, off), 1);
+		}
+	}
+	trash.id = next_id(img);
+	trash.name = "(revert)";
+	if (ret == 0) {
+		ret = add_snap(img, &trash);
+	}
+	if (ret == 0) {
+		ret = write_table(img, &table);
+	}
+	ret = finish_op(img, tl1, table, ret);
+	free(l1);
+	if (ret == 0) {
+		ret = finish_deleting(img, img->nsnaps - 1);
+	}
+	if (ret < 0) {
+		errmsg_set(err, "%s: cannot revert to snapshot '%s': %s", img->path, name,
+			   strerror(-ret));
+	}
+	return ret;
+}
+
+int vd_snapshot_count(struct vd_image *img)
+{
+	int n = 0;
+
+	for (uint32_t i = 0; i < img->nsnaps; i++) {
+		n += !(img->snaps[i].flags & VD_SNAP_DELETING);
+	}
+	return n;
+}
+
+/* Counts what a snapshot maps and what only it holds: a table only it
+ * references, and the data clusters only that table references. */
+static int account(struct vd_image *img, const struct vd_snap *s, uint64_t *uniquep,
+		   uint64_t *refp)
+{
+	uint64_t *l1 = NULL, unique = 0, refd = 0;
+	int ret = read_l1(img, s, &l1);
+
+	for (uint32_t i = 0; i < s->l1_entries && ret == 0; i++) {
+		uint64_t off = l1[i] & VD_L1_OFFSET_MASK;
+		struct vd_mblock *l2;
+		uint16_t tref = 0;
+
+		if (!off) {
+			continue;
+		}
+		ret = vd_refcount_get(img, vd_off_cluster(img, off), &tref);
+		if (ret == 0) {
+			ret = vd_mblock_get(img, off, &l2);
+		}
+		unique += tref == 1;
+		for (uint32_t j = 0; j < img->l2_entries && ret == 0; j++) {
+			uint64_t d = vd_get64(l2, j) & VD_L2_OFFSET_MASK;
+			uint16_t dref;
+
+			if (!d) {
+				continue;
+			}
+			refd++;
+			ret = vd_refcount_get(img, vd_off_cluster(img, d), &dref);
+			unique += tref == 1 && dref == 1;
+		}
+		if (ret == 0) {
+			vd_mblock_put(l2);
+			ret = vd_cache_trim(img);
+		}
+	}
+	unique += clusters_for(img, s->l1_entries * 8ull);
+	free(l1);
+	*uniquep = unique << img->cluster_bits;
+	*refp = refd << img->cluster_bits;
+	return ret;
+}
+
+int vd_snapshot_get(struct vd_image *img, unsigned index, struct vd_snapshot_info *info)
+{
+	for (uint32_t i = 0; i < img->nsnaps; i++) {
+		const struct vd_snap *s = &img->snaps[i];
+
+		if ((s->flags & VD_SNAP_DELETING) || index-- > 0) {
+			continue;
+		}
+		info->name = s->name;
+		info->id = s->id;
+		info->date_ns = s->date_ns;
+		info->size_bytes = s->size_bytes;
+		return account(img, s, &info->unique_bytes, &info->referenced_bytes);
+	}
+	return -ENOENT;
+}
+
+/* An L1 as an array: a snapshot's (read) or the disk's (copied). */
+static int l1_of(struct vd_image *img, const char *name, uint64_t **l1p, uint32_t *np,
+		 struct errmsg *err)
+{
+	int idx;
+
+	if (!name) {
+		uint64_t *l1 = malloc(img->hdr.l1_entries * 8ull);
+
+		if (!l1) {
+			return -ENOMEM;
+		}
+		for (uint32_t i = 0; i < img->hdr.l1_entries; i++) {
+			l1[i] = vd_get64(img->l1_blk, i);
+		}
+		*l1p = l1;
+		*np = img->hdr.l1_entries;
+		return 0;
+	}
+	idx = find(img, name, img->path, err);
+	if (idx < 0) {
+		return idx;
+	}
+	*np = img->snaps[idx].l1_entries;
+	return read_l1(img, &img->snaps[idx], l1p);
+}
+
+static int load_l2(struct vd_image *img, uint64_t off, uint64_t *out)
+{
+	struct vd_mblock *l2;
+	int ret;
+
+	if (!off) {
+		memset(out, 0, img->cluster_bytes);
+		return 0;
+	}
+	ret = vd_mblock_get(img, off, &l2);
+	if (ret < 0) {
+		return ret;
+	}
+	for (uint32_t j = 0; j < img->l2_entries; j++) {
+		out[j] = vd_get64(l2, j);
+	}
+	vd_mblock_put(l2);
+	return vd_cache_trim(img);
+}
+
+struct diff_run {
+	vd_extent_fn fn;
+	void *arg;
+	uint64_t start, len, limit;
+};
+
+static int diff_emit(struct diff_run *r, uint64_t off, uint64_t len)
+{
+	int ret = 0;
+
+	if (off >= r->limit) {
+		return 0;
+	}
+	len = off + len > r->limit ? r->limit - off : len;
+	if (r->len && r->start + r->len == off) {
+		r->len += len;
+		return 0;
+	}
+	if (r->len) {
+		ret = r->fn(r->arg, r->start, r->len);
+	}
+	r->start = off;
+	r->len = len;
+	return ret;
+}
+
+int vd_snapshot_diff(struct vd_image *img, const char *from, const char *to, vd_extent_fn fn,
+		     void *arg, struct errmsg *err)
+{
+	uint64_t *a = NULL, *b = NULL, *ta, *tb;
+	uint32_t na, nb;
+	struct diff_run run = {.fn = fn, .arg = arg, .limit = img->hdr.size_bytes};
+	uint64_t span = (uint64_t)img->l2_entries << img->cluster_bits;
+	int ret = l1_of(img, from, &a, &na, err);
+
+	if (ret == 0) {
+		ret = l1_of(img, to, &b, &nb, err);
+	}
+	ta = vd_aligned_alloc(img->cluster_bytes);
+	tb = vd_aligned_alloc(img->cluster_bytes);
+	if (ret == 0 && (!ta || !tb)) {
+		ret = -ENOMEM;
+	}
+	for (uint32_t i = 0; i < (na > nb ? na : nb) && ret == 0; i++) {
+		uint64_t ea = i < na ? a[i] & VD_L1_OFFSET_MASK : 0;
+		uint64_t eb = i < nb ? b[i] & VD_L1_OFFSET_MASK : 0;
+
+		/* The same table (or none on both sides): nothing changed. */
+		if (ea == eb) {
+			continue;
+		}
+		ret = load_l2(img, ea, ta);
+		if (ret == 0) {
+			ret = load_l2(img, eb, tb);
+		}
+		for (uint32_t j = 0; j < img->l2_entries && ret == 0; j++) {
+			if (ta[j] != tb[j]) {
+				ret = diff_emit(&run, i * span + ((uint64_t)j << img->cluster_bits),
+						img->cluster_bytes);
+			}
+		}
+	}
+	if (ret == 0 && run.len) {
+		ret = fn(arg, run.start, run.len);
+	}
+	free(a);
+	free(b);
+	free(ta);
+	free(tb);
+	return ret;
+}
