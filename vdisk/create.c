@@ -151,6 +151,21 @@ static int write_refblocks(struct vd_file *f, const struct layout *l)
 	return ret;
 }
 
+static int write_backing_name(struct vd_file *f, const char *name)
+{
+	uint8_t *buf = vd_aligned_alloc(1024);
+	int ret;
+
+	if (!buf) {
+		return -ENOMEM;
+	}
+	memset(buf, 0, 1024);
+	memcpy(buf, name, strlen(name));
+	ret = vd_file_pwrite(f, buf, 1024, VD_BACKING_NAME_OFFSET);
+	free(buf);
+	return ret;
+}
+
 static int write_layout(struct vd_file *f, const struct vd_create_opts *o,
 			const struct layout *l, int fd)
 {
@@ -172,6 +187,9 @@ static int write_layout(struct vd_file *f, const struct vd_create_opts *o,
 	if (ret == 0 && l->prealloc) {
 		ret = write_u64s(f, l->l2_off, l->l1_entries * (l->cluster_bytes / 8),
 				 l->cluster_bytes, l2_entry, l);
+	}
+	if (ret == 0 && o->backing_path) {
+		ret = write_backing_name(f, o->backing_path);
 	}
 	if (ret == 0 && o->prealloc == VD_PREALLOC_FULL && fd >= 0 &&
 	    fallocate(fd, 0, l->data_off, l->n_guest * l->cluster_bytes) < 0) {
@@ -196,6 +214,7 @@ static int write_layout(struct vd_file *f, const struct vd_create_opts *o,
 	h.journal_offset = l->journal_off;
 	h.journal_seq = 1;
 	h.create_time_ns = (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+	h.backing_name_bytes = o->backing_path ? strlen(o->backing_path) : 0;
 	d = vd_aligned_alloc(VD_HEADER_BYTES);
 	if (!d) {
 		return -ENOMEM;
@@ -206,13 +225,50 @@ static int write_layout(struct vd_file *f, const struct vd_create_opts *o,
 	return ret < 0 ? ret : vd_file_sync(f);
 }
 
+/* A clone's backing image must open as a vdisk; its size is the default. */
+static int check_backing(const char *path, struct vd_create_opts *o, struct errmsg *err)
+{
+	struct vd_open_opts oo;
+	struct vd_image *b;
+	struct errmsg inner = {{0}};
+	char *resolved;
+	int ret;
+
+	if (strlen(o->backing_path) > VD_BACKING_NAME_MAX) {
+		errmsg_set(err, "%s: backing file name longer than %u bytes", path,
+			   VD_BACKING_NAME_MAX);
+		return -ENAMETOOLONG;
+	}
+	resolved = vd_backing_resolve(path, o->backing_path);
+	if (!resolved) {
+		return -ENOMEM;
+	}
+	vd_open_opts_init(&oo);
+	oo.flags = VD_OPEN_FORCE_SHARE;
+	ret = vd_open(resolved, &oo, &b, &inner);
+	free(resolved);
+	if (ret < 0) {
+		errmsg_set(err, "%s: cannot use backing file: %s", path, inner.msg);
+		return ret;
+	}
+	if (o->size_bytes == 0) {
+		o->size_bytes = vd_size_bytes(b);
+	}
+	return vd_close(b);
+}
+
 int vd_create_with_ops(const char *path, const struct vd_create_opts *opts,
 		       const struct vd_file_ops *ops, void *ops_arg, struct errmsg *err)
 {
 	struct vd_file f = {.fd = -1, .ops = ops, .ops_arg = ops_arg, .align_bytes = 1};
+	struct vd_create_opts o = *opts;
 	struct layout l;
-	int ret = plan(opts, &l, path, err);
+	int ret = o.backing_path ? check_backing(path, &o, err) : 0;
 
+	opts = &o;
+	if (ret == 0) {
+		ret = plan(opts, &l, path, err);
+	}
 	if (ret < 0) {
 		return ret;
 	}
@@ -305,6 +361,10 @@ int vd_get_info(struct vd_image *img, struct vd_info *info)
 	info->compat_features = img->hdr.compat_features;
 	info->autoclear_features = img->hdr.autoclear_features;
 	info->cache_bytes = img->cache_limit_bytes;
+	info->backing_path = img->backing_name;
+	for (struct vd_image *b = img->backing; b; b = b->backing) {
+		info->chain_depth++;
+	}
 	ret = vd_file_size(&img->file, &info->file_bytes);
 	if (ret == 0 && !img->file.ops && fstat(img->file.fd, &st) == 0) {
 		info->disk_bytes = (uint64_t)st.st_blocks * 512;

@@ -374,6 +374,8 @@ static void image_free(struct vd_image *img)
 		return;
 	}
 	vd_ctx_destroy(img->sync_ctx);
+	vd_close(img->backing);
+	free(img->backing_name);
 	vd_cache_fini(img);
 	vd_freemap_fini(img);
 	vd_snapshots_free(img);
@@ -385,9 +387,9 @@ static void image_free(struct vd_image *img)
 	free(img);
 }
 
-int vd_open_with_ops(const char *path, const struct vd_open_opts *opts,
-		     const struct vd_file_ops *ops, void *ops_arg, struct vd_image **imagep,
-		     struct errmsg *err)
+static int open_common(const char *path, const struct vd_open_opts *opts,
+		       const struct vd_file_ops *ops, void *ops_arg, unsigned depth,
+		       struct vd_image **imagep, struct errmsg *err)
 {
 	struct vd_open_opts defaults;
 	struct vd_image *img = calloc(1, sizeof(*img));
@@ -401,6 +403,8 @@ int vd_open_with_ops(const char *path, const struct vd_open_opts *opts,
 		return -ENOMEM;
 	}
 	img->file.fd = -1;
+	img->open_flags = opts->flags;
+	img->depth = depth;
 	img->path = strdup(path);
 	img->writable = opts->flags & VD_OPEN_RDWR;
 	if (!img->path) {
@@ -447,6 +451,9 @@ int vd_open_with_ops(const char *path, const struct vd_open_opts *opts,
 	if (ret == 0) {
 		ret = vd_snapshots_load(img, err);
 	}
+	if (ret == 0) {
+		ret = vd_backing_open(img, err);
+	}
 	if (ret == 0 && img->writable) {
 		ret = vd_freemap_build(img);
 		if (ret == -EUCLEAN) {
@@ -476,6 +483,19 @@ int vd_open_with_ops(const char *path, const struct vd_open_opts *opts,
 out_free:
 	image_free(img);
 	return ret;
+}
+
+int vd_open_with_ops(const char *path, const struct vd_open_opts *opts,
+		     const struct vd_file_ops *ops, void *ops_arg, struct vd_image **imagep,
+		     struct errmsg *err)
+{
+	return open_common(path, opts, ops, ops_arg, 0, imagep, err);
+}
+
+int vd_open_depth(const char *path, const struct vd_open_opts *opts, unsigned depth,
+		  struct vd_image **imagep, struct errmsg *err)
+{
+	return open_common(path, opts, NULL, NULL, depth, imagep, err);
 }
 
 int vd_open(const char *path, const struct vd_open_opts *opts, struct vd_image **imagep,

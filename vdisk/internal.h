@@ -129,6 +129,11 @@ struct vd_image {
 	struct vd_snap *snaps;
 	uint32_t nsnaps;
 
+	char *backing_name;             /* as stored in the image */
+	struct vd_image *backing;       /* opened read-only */
+	unsigned open_flags;
+	unsigned depth;                 /* in the chain: 0 = top */
+
 	bool was_dirty;                 /* JOURNAL_DIRTY was set at open */
 	struct vd_ctx *sync_ctx;        /* for the synchronous calls */
 };
@@ -140,6 +145,8 @@ void vd_header_changed(struct vd_image *img);
 int vd_open_with_ops(const char *path, const struct vd_open_opts *opts,
 		     const struct vd_file_ops *ops, void *ops_arg, struct vd_image **imagep,
 		     struct errmsg *err);
+int vd_open_depth(const char *path, const struct vd_open_opts *opts, unsigned depth,
+		  struct vd_image **imagep, struct errmsg *err);
 int vd_create_with_ops(const char *path, const struct vd_create_opts *opts,
 		       const struct vd_file_ops *ops, void *ops_arg, struct errmsg *err);
 
@@ -195,6 +202,11 @@ int vd_freemap_reserve_used(struct vd_image *img, const uint32_t *refs, uint64_t
 int vd_release_pending_free(struct vd_image *img);
 int vd_file_grow(struct vd_image *img, uint64_t end_clusters);
 
+/* chain.c */
+int vd_backing_open(struct vd_image *img, struct errmsg *err);
+char *vd_backing_resolve(const char *image_path, const char *name);
+int vd_backing_read(struct vd_image *img, uint64_t off, void *buf, size_t len);
+
 /* snapshot.c */
 int vd_snapshots_load(struct vd_image *img, struct errmsg *err);
 int vd_snapshots_resume(struct vd_image *img);
@@ -202,6 +214,7 @@ void vd_snapshots_free(struct vd_image *img);
 int vd_l2_unref(struct vd_image *img, uint64_t l2off);
 
 /* io.c */
+int vd_unmap_clusters(struct vd_image *img, uint64_t off, uint64_t len, bool to_backing);
 int vd_l2_lookup(struct vd_image *img, uint64_t guest_cluster, bool alloc_table,
 		 struct vd_mblock **l2p, uint32_t *idxp);
 

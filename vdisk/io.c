@@ -232,10 +232,9 @@ static void sub_complete(struct vd_sub *sub, int res)
 }
 
 /* Queues one host I/O of 'len' bytes of the request's buffer at 'skip'. */
-static int queue_io(struct vd_req *req, const struct iovec *iov, int iovcnt, size_t skip,
-		    size_t len, uint64_t host_off)
+static int queue_io(struct vd_req *req, struct vd_image *img, const struct iovec *iov,
+		    int iovcnt, size_t skip, size_t len, uint64_t host_off)
 {
-	struct vd_image *img = req->img;
 	struct vd_sub *sub = calloc(1, sizeof(*sub));
 	struct io_uring_sqe *sqe;
 	int ret;
@@ -399,24 +398,29 @@ int vd_l2_lookup(struct vd_image *img, uint64_t g, bool for_write, struct vd_mbl
 	return 0;
 }
 
-/* Reads guest cluster 'g' as it is now (data or zeros) into 'buf'. */
-static int read_cluster_now(struct vd_image *img, uint64_t e, void *buf)
+/* Reads the guest cluster at 'goff' (cluster aligned), whose L2 entry is
+ * 'e', as the guest sees it now: data, zeros, or the backing chain's. */
+static int read_cluster_now(struct vd_image *img, uint64_t e, uint64_t goff, void *buf)
 {
 	uint64_t off = e & VD_L2_OFFSET_MASK;
 
-	if (!off) {
-		memset(buf, 0, img->cluster_bytes);
-		return 0;
+	if (off) {
+		return vd_file_pread(&img->file, buf, img->cluster_bytes, off);
 	}
-	return vd_file_pread(&img->file, buf, img->cluster_bytes, off);
+	memset(buf, 0, img->cluster_bytes);
+	if (e == 0 && img->backing) {
+		return vd_backing_read(img->backing, goff, buf, img->cluster_bytes);
+	}
+	return 0;
 }
 
 /* Rule 6: a cluster that will be only partly written and must keep other
  * contents (a shared cluster being copied) is written whole, merged with
  * the guest's data, before the L2 entry points to it. */
 static int write_merged(struct vd_req *req, const struct iovec *iov, int iovcnt, size_t skip,
-			uint64_t e, uint32_t in_off, size_t n, uint64_t new_c)
+			uint64_t e, uint64_t goff, size_t n, uint64_t new_c)
 {
+	uint32_t in_off = goff & (req->img->cluster_bytes - 1);
 	struct vd_image *img = req->img;
 	uint8_t *buf = vd_aligned_alloc(img->cluster_bytes);
 	int ret;
@@ -424,7 +428,7 @@ static int write_merged(struct vd_req *req, const struct iovec *iov, int iovcnt,
 	if (!buf) {
 		return -ENOMEM;
 	}
-	ret = read_cluster_now(img, e, buf);
+	ret = read_cluster_now(img, e, goff - in_off, buf);
 	if (ret == 0) {
 		iov_copy(buf + in_off, iov, iovcnt, skip, n, false);
 		ret = vd_file_pwrite(&img->file, buf, img->cluster_bytes,
@@ -465,8 +469,10 @@ static int map_for_write(struct vd_req *req, const struct iovec *iov, int iovcnt
 		goto out;
 	}
 	*hostp = vd_cluster_off(img, c) + in_off;
-	if (off && n < img->cluster_bytes) {
-		ret = write_merged(req, iov, iovcnt, skip, e, in_off, n, c);
+	/* Rule 6: a partial write keeps the rest of the cluster as the guest
+	 * saw it: shared data, or the backing chain's. */
+	if ((off || (e == 0 && img->backing)) && n < img->cluster_bytes) {
+		ret = write_merged(req, iov, iovcnt, skip, e, goff, n, c);
 		*hostp = 0;
 	}
 	if (ret == 0 && off) {
@@ -481,8 +487,9 @@ out:
 	return ret;
 }
 
-/* Maps a piece of a read: '*hostp' 0 means it reads as zeros. */
-static int map_for_read(struct vd_image *img, uint64_t goff, uint64_t *hostp)
+/* Maps a piece of a read: '*hostp' 0 means it reads as zeros, or from the
+ * backing chain when '*backp' is set. */
+static int map_for_read(struct vd_image *img, uint64_t goff, uint64_t *hostp, bool *backp)
 {
 	uint64_t g = vd_off_cluster(img, goff), e;
 	struct vd_mblock *l2;
@@ -490,10 +497,12 @@ static int map_for_read(struct vd_image *img, uint64_t goff, uint64_t *hostp)
 	int ret = vd_l2_lookup(img, g, false, &l2, &idx);
 
 	*hostp = 0;
+	*backp = img->backing != NULL;
 	if (ret < 0 || !l2) {
 		return ret;
 	}
 	e = vd_get64(l2, idx);
+	*backp = e == 0 && img->backing;
 	vd_mblock_put(l2);
 	ret = check_entry(img, e);
 	if (ret == 0 && (e & VD_L2_OFFSET_MASK)) {
@@ -527,11 +536,60 @@ static struct vd_req *req_new(struct vd_ctx *ctx, struct vd_image *img, vd_cb cb
 	return req;
 }
 
-/* Walks the request cluster by cluster, merging host-contiguous pieces into
- * one I/O.  On error the pieces already queued still complete; the error is
- * the request's result. */
-static int rw_walk(struct vd_req *req, const struct iovec *iov, int iovcnt, uint64_t off,
-		   size_t len)
+/* Reads guest bytes [off, off+len) of 'img' into the request's buffer at
+ * 'skip', cluster by cluster, merging host-contiguous pieces into one I/O
+ * and falling through to the backing chain (which may be shorter: zeros
+ * beyond its end) for what 'img' never wrote. */
+static int read_range(struct vd_req *req, struct vd_image *img, const struct iovec *iov,
+		      int iovcnt, size_t skip, uint64_t off, size_t len)
+{
+	uint64_t run_host = 0;
+	size_t run_skip = 0, run_len = 0, done = 0;
+	int ret = 0;
+
+	while (done < len && ret == 0) {
+		uint64_t goff = off + done, host;
+		size_t n = img->cluster_bytes - (goff & (img->cluster_bytes - 1));
+		bool back;
+
+		if (goff >= img->hdr.size_bytes) {
+			iov_memset(iov, iovcnt, skip + done, len - done);
+			break;
+		}
+		n = n < len - done ? n : len - done;
+		n = n < img->hdr.size_bytes - goff ? n : img->hdr.size_bytes - goff;
+		ret = map_for_read(img, goff, &host, &back);
+		if (ret < 0) {
+			break;
+		}
+		if (run_len && (!host || host != run_host + run_len)) {
+			ret = queue_io(req, img, iov, iovcnt, run_skip, run_len, run_host);
+			run_len = 0;
+		}
+		if (host) {
+			if (!run_len) {
+				run_host = host;
+				run_skip = skip + done;
+			}
+			run_len += n;
+		} else if (back) {
+			ret = read_range(req, img->backing, iov, iovcnt, skip + done, goff, n);
+		} else {
+			iov_memset(iov, iovcnt, skip + done, n);
+		}
+		done += n;
+	}
+	if (ret == 0 && run_len) {
+		ret = queue_io(req, img, iov, iovcnt, run_skip, run_len, run_host);
+	}
+	return ret;
+}
+
+/* Walks a write cluster by cluster, allocating, and merges host-contiguous
+ * pieces into one I/O.  On error the pieces already queued still complete;
+ * the error is the request's result. */
+static int write_range(struct vd_req *req, const struct iovec *iov, int iovcnt, uint64_t off,
+		       size_t len)
 {
 	struct vd_image *img = req->img;
 	uint64_t run_host = 0;
@@ -543,16 +601,12 @@ static int rw_walk(struct vd_req *req, const struct iovec *iov, int iovcnt, uint
 		size_t n = img->cluster_bytes - (goff & (img->cluster_bytes - 1));
 
 		n = n < len - skip ? n : len - skip;
-		if (req->is_read) {
-			ret = map_for_read(img, goff, &host);
-		} else {
-			ret = map_for_write(req, iov, iovcnt, skip, goff, n, &host);
-		}
+		ret = map_for_write(req, iov, iovcnt, skip, goff, n, &host);
 		if (ret < 0) {
 			break;
 		}
 		if (run_len && (!host || host != run_host + run_len)) {
-			ret = queue_io(req, iov, iovcnt, run_skip, run_len, run_host);
+			ret = queue_io(req, img, iov, iovcnt, run_skip, run_len, run_host);
 			run_len = 0;
 		}
 		if (host) {
@@ -561,13 +615,11 @@ static int rw_walk(struct vd_req *req, const struct iovec *iov, int iovcnt, uint
 				run_skip = skip;
 			}
 			run_len += n;
-		} else if (req->is_read) {
-			iov_memset(iov, iovcnt, skip, n);
 		}
 		skip += n;
 	}
 	if (ret == 0 && run_len) {
-		ret = queue_io(req, iov, iovcnt, run_skip, run_len, run_host);
+		ret = queue_io(req, img, iov, iovcnt, run_skip, run_len, run_host);
 	}
 	return ret;
 }
@@ -622,7 +674,8 @@ static int submit_rw(struct vd_ctx *ctx, struct vd_image *img, const struct iove
 	}
 	ctx->inflight++;
 	req->pending = 1; /* held until the walk is done */
-	req->ret = rw_walk(req, iov, iovcnt, off, len);
+	req->ret = is_read ? read_range(req, img, iov, iovcnt, 0, off, len)
+			   : write_range(req, iov, iovcnt, off, len);
 	ret = vd_meta_boundary(img);
 	if (req->ret == 0 && ret < 0) {
 		req->ret = ret;
@@ -695,11 +748,14 @@ int vd_submit_flush(struct vd_ctx *ctx, struct vd_image *img, vd_cb cb, void *ar
 	return 0;
 }
 
-/* Unmaps the whole clusters inside [off, off+len): they read as zeros. */
-static int unmap_clusters(struct vd_image *img, uint64_t off, uint64_t len)
+/* Unmaps the whole clusters inside [off, off+len): they read as zeros (a
+ * clone marks them ZERO so that its backing image does not show through),
+ * or, with 'to_backing', from the backing chain again. */
+int vd_unmap_clusters(struct vd_image *img, uint64_t off, uint64_t len, bool to_backing)
 {
 	uint64_t first = (off + img->cluster_bytes - 1) >> img->cluster_bits;
 	uint64_t end = (off + len) >> img->cluster_bits;
+	uint64_t want = img->backing && !to_backing ? VD_L2_ZERO : 0;
 	int ret = 0;
 
 	/* The last, partial cluster of the disk counts as whole. */
@@ -711,7 +767,7 @@ static int unmap_clusters(struct vd_image *img, uint64_t off, uint64_t len)
 		uint32_t idx;
 		uint64_t e;
 
-		ret = vd_l2_lookup(img, g, false, &l2, &idx);
+		ret = vd_l2_lookup(img, g, want != 0, &l2, &idx);
 		if (ret < 0 || !l2) {
 			/* No table: the whole table's range is unallocated. */
 			g = (g / img->l2_entries + 1) * img->l2_entries - 1;
@@ -719,7 +775,7 @@ static int unmap_clusters(struct vd_image *img, uint64_t off, uint64_t len)
 		}
 		e = vd_get64(l2, idx);
 		vd_mblock_put(l2);
-		if (!e) {
+		if (e == want) {
 			continue;
 		}
 		ret = check_entry(img, e);
@@ -727,7 +783,7 @@ static int unmap_clusters(struct vd_image *img, uint64_t off, uint64_t len)
 			ret = vd_l2_lookup(img, g, true, &l2, &idx);
 		}
 		if (ret == 0) {
-			vd_set64(img, l2, idx, 0);
+			vd_set64(img, l2, idx, want);
 			vd_mblock_put(l2);
 			if (e & VD_L2_OFFSET_MASK) {
 				ret = vd_cluster_unref(img, vd_off_cluster(img, e & VD_L2_OFFSET_MASK));
@@ -740,18 +796,20 @@ static int unmap_clusters(struct vd_image *img, uint64_t off, uint64_t len)
 	return ret;
 }
 
-/* Writes zeros over [off, off+len) inside one cluster, where it has data. */
+/* Writes zeros over [off, off+len) inside one cluster, where it does not
+ * already read as zeros. */
 static int zero_partial(struct vd_ctx *ctx, struct vd_image *img, uint64_t off, uint64_t len)
 {
 	uint64_t host;
 	void *zeros;
+	bool back;
 	int ret;
 
 	if (!len) {
 		return 0;
 	}
-	ret = map_for_read(img, off, &host);
-	if (ret < 0 || !host) {
+	ret = map_for_read(img, off, &host, &back);
+	if (ret < 0 || (!host && !back)) {
 		return ret;
 	}
 	zeros = vd_aligned_alloc(len);
@@ -799,7 +857,7 @@ static int submit_unmap(struct vd_ctx *ctx, struct vd_image *img, uint64_t off, 
 		}
 	}
 	if (ret == 0) {
-		ret = unmap_clusters(img, off, len);
+		ret = vd_unmap_clusters(img, off, len, false);
 	}
 	req->ret = ret;
 	done_push(req);
@@ -1003,8 +1061,10 @@ int vd_map(struct vd_image *img, uint64_t off, struct vd_extent *ext)
 			}
 		}
 		host = e & VD_L2_OFFSET_MASK;
-		s = host ? VD_EXTENT_DATA : (e & VD_L2_ZERO) ? VD_EXTENT_ZERO
-							   : VD_EXTENT_UNALLOCATED;
+		s = host ? VD_EXTENT_DATA
+			 : (e & VD_L2_ZERO) ? VD_EXTENT_ZERO
+			 : img->backing     ? VD_EXTENT_BACKING
+					    : VD_EXTENT_UNALLOCATED;
 		if (pos == off) {
 			state = s;
 			host0 = host + (off & (img->cluster_bytes - 1));

@@ -43,6 +43,10 @@ struct vd_create_opts {
 	uint32_t cluster_bytes;  /* power of 2 in [4 KiB, 2 MiB]; 0 = 64 KiB */
 	enum vd_prealloc prealloc;
 	uint32_t journal_bytes;  /* 0 = default (1 MiB, at least 8 clusters) */
+	/* A linked clone of this vdisk image (NULL: none).  Stored as given; a
+	 * relative path is taken from the new image's directory.  size_bytes
+	 * 0 means the backing image's size. */
+	const char *backing_path;
 };
 
 /* Fills 'opts' with defaults (size 0, 64 KiB clusters, no preallocation). */
@@ -102,6 +106,8 @@ struct vd_info {
 	uint64_t compat_features;
 	uint64_t autoclear_features;
 	uint64_t cache_bytes;       /* the metadata cache's bound */
+	const char *backing_path;   /* as stored; NULL: none; borrowed */
+	unsigned chain_depth;       /* images below this one */
 };
 
 int vd_get_info(struct vd_image *img, struct vd_info *info);
@@ -166,6 +172,7 @@ enum vd_extent_state {
 	VD_EXTENT_DATA,        /* held in a cluster of this file at host_offset */
 	VD_EXTENT_ZERO,        /* reads as zeros, no space used */
 	VD_EXTENT_UNALLOCATED, /* never written: reads as zeros */
+	VD_EXTENT_BACKING,     /* never written here: reads from the backing chain */
 };
 
 struct vd_extent {
@@ -178,6 +185,27 @@ struct vd_extent {
 /* Describes the longest run starting at guest offset 'off' (< size) that has
  * one state and, for data, contiguous host offsets. */
 int vd_map(struct vd_image *img, uint64_t off, struct vd_extent *ext);
+
+/* Backing chains (linked clones).  Backing images are opened read-only with
+ * a shared lock, so a template serves any number of clones but cannot be
+ * written under them.  Reads of clusters a clone never wrote fall through
+ * the chain; a partial write copies the rest of the cluster up. */
+
+/* The backing path as stored (NULL: none); borrowed until vd_close(). */
+const char *vd_backing_path(const struct vd_image *img);
+/* Writes every cluster the image holds into its backing image (which must
+ * not be in use elsewhere), then empties the image so it reads through. */
+int vd_commit(struct vd_image *img, struct errmsg *err);
+/* Makes 'backing_path' (NULL or "": none) the backing image.  Unless
+ * 'unsafe', first copies into the image every cluster whose contents would
+ * change, so the guest sees the same disk; with 'unsafe', only the stored
+ * path changes. */
+int vd_rebase(struct vd_image *img, const char *backing_path, bool unsafe, struct errmsg *err);
+/* Copies everything the chain provides and drops the backing image. */
+int vd_flatten(struct vd_image *img, struct errmsg *err);
+/* Changes the virtual size.  Shrinking needs 'shrink' and is refused with
+ * -ENOTEMPTY while clusters beyond the new end are allocated. */
+int vd_resize(struct vd_image *img, uint64_t size_bytes, bool shrink, struct errmsg *err);
 
 /* Snapshots.  Taking one costs a copy of the L1 table and a reference on
  * each L2 table, whatever the amount of data; the clusters are shared until

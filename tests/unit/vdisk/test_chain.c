@@ -1,0 +1,291 @@
+/* SPDX-License-Identifier: MIT */
+/* test_chain.c: linked clones and size changes: reads fall through the
+ * chain, writes copy up without touching the template, discard on a clone
+ * hides the template, commit/rebase/flatten keep the guest's view, resize
+ * grows and refuses to drop data, and a template in use cannot be written. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "vdisk.h"
+
+#define MiB (1u << 20)
+
+static struct vd_image *opn(const char *path, unsigned flags)
+{
+	struct vd_open_opts oo;
+	struct vd_image *img = NULL;
+	struct errmsg err = {{0}};
+
+	vd_open_opts_init(&oo);
+	oo.flags = flags;
+	if (vd_open(path, &oo, &img, &err) != 0) {
+		fail_msg("open %s: %s", path, err.msg);
+	}
+	return img;
+}
+
+static void mk(const char *path, uint64_t size, uint32_t cluster, const char *backing)
+{
+	struct vd_create_opts o;
+	struct errmsg err = {{0}};
+
+	unlink(path);
+	vd_create_opts_init(&o);
+	o.size_bytes = size;
+	o.cluster_bytes = cluster;
+	o.backing_path = backing;
+	if (vd_create(path, &o, &err) != 0) {
+		fail_msg("create %s: %s", path, err.msg);
+	}
+}
+
+static void put(struct vd_image *img, uint64_t off, uint32_t len, uint8_t v)
+{
+	uint8_t *buf = malloc(len);
+
+	memset(buf, v, len);
+	assert_int_equal(vd_pwrite(img, buf, len, off), 0);
+	free(buf);
+}
+
+static void expect(struct vd_image *img, uint64_t off, uint32_t len, uint8_t v)
+{
+	uint8_t *buf = malloc(len);
+
+	assert_int_equal(vd_pread(img, buf, len, off), 0);
+	for (uint32_t i = 0; i < len; i++) {
+		if (buf[i] != v) {
+			fail_msg("%s: byte %u at 0x%llx is 0x%02x, want 0x%02x", vd_path(img), i,
+				 (unsigned long long)off, buf[i], v);
+		}
+	}
+	free(buf);
+}
+
+static void say(void *arg, const char *sentence)
+{
+	print_message("check %s: %s\n", (const char *)arg, sentence);
+}
+
+static void clean(struct vd_image *img)
+{
+	struct vd_check_result r;
+
+	assert_int_equal(vd_check(img, 0, &r, say, (void *)vd_path(img), NULL), 0);
+	assert_int_equal(r.corruptions + r.leaks, 0);
+}
+
+/* base.vd: 8 MiB with 0x11 in the first 4 MiB */
+static void make_template(void)
+{
+	struct vd_image *t;
+
+	mk("base.vd", 8 * MiB, 0, NULL);
+	t = opn("base.vd", VD_OPEN_RDWR);
+	put(t, 0, 4 * MiB, 0x11);
+	assert_int_equal(vd_close(t), 0);
+}
+
+static void test_clone_reads_through_and_copies_up(void **state)
+{
+	struct vd_image *c, *t;
+	struct vd_extent e;
+	struct vd_info info;
+
+	make_template();
+	mk("clone.vd", 0, 4096, "base.vd");   /* size from the template, smaller clusters */
+	c = opn("clone.vd", VD_OPEN_RDWR);
+	assert_int_equal(vd_size_bytes(c), 8 * MiB);
+	assert_string_equal(vd_backing_path(c), "base.vd");
+	expect(c, 0, 4 * MiB, 0x11);
+	expect(c, 4 * MiB, 4 * MiB, 0);
+	put(c, MiB + 512, 512, 0x22);          /* partial: rest copied from base */
+	expect(c, MiB, 512, 0x11);
+	expect(c, MiB + 512, 512, 0x22);
+	expect(c, MiB + 1024, 3072, 0x11);
+	assert_int_equal(vd_map(c, 0, &e), 0);
+	assert_int_equal(e.state, VD_EXTENT_BACKING);
+	assert_int_equal(e.length, MiB);
+	assert_int_equal(vd_get_info(c, &info), 0);
+	assert_int_equal(info.chain_depth, 1);
+	assert_int_equal(info.allocated_bytes, 4096);
+	/* the template is read-locked: nobody may write it under the clone */
+	struct vd_open_opts oo;
+	struct errmsg err = {{0}};
+
+	vd_open_opts_init(&oo);
+	oo.flags = VD_OPEN_RDWR;
+	assert_int_equal(vd_open("base.vd", &oo, &t, &err), -EBUSY);
+	assert_non_null(strstr(err.msg, "in use by process"));
+	clean(c);
+	assert_int_equal(vd_close(c), 0);
+	t = opn("base.vd", 0);
+	expect(t, MiB, 4096, 0x11);
+	assert_int_equal(vd_close(t), 0);
+}
+
+static void test_discard_on_a_clone_hides_the_template(void **state)
+{
+	struct vd_image *c;
+
+	make_template();
+	mk("clone.vd", 0, 0, "base.vd");
+	c = opn("clone.vd", VD_OPEN_RDWR);
+	assert_int_equal(vd_discard(c, 0, MiB), 0);
+	assert_int_equal(vd_write_zeroes(c, 2 * MiB + 4096, 8192), 0);
+	expect(c, 0, MiB, 0);
+	expect(c, MiB, MiB, 0x11);
+	expect(c, 2 * MiB, 4096, 0x11);
+	expect(c, 2 * MiB + 4096, 8192, 0);
+	expect(c, 2 * MiB + 12288, 4096, 0x11);
+	clean(c);
+	assert_int_equal(vd_close(c), 0);
+}
+
+static void test_chains_of_three_and_commit(void **state)
+{
+	struct vd_image *c, *m;
+
+	make_template();
+	mk("mid.vd", 0, 0, "base.vd");
+	m = opn("mid.vd", VD_OPEN_RDWR);
+	put(m, 2 * MiB, MiB, 0x33);
+	assert_int_equal(vd_close(m), 0);
+	mk("top.vd", 0, 0, "mid.vd");
+	c = opn("top.vd", VD_OPEN_RDWR);
+	put(c, 6 * MiB, 65536, 0x44);
+	assert_int_equal(vd_write_zeroes(c, 0, 65536), 0);
+	expect(c, 0, 65536, 0);
+	expect(c, 65536, MiB, 0x11);
+	expect(c, 2 * MiB, MiB, 0x33);
+	expect(c, 6 * MiB, 65536, 0x44);
+	/* commit top into mid: mid now holds it, top reads through */
+	assert_int_equal(vd_commit(c, NULL), 0);
+	struct vd_info info;
+
+	assert_int_equal(vd_get_info(c, &info), 0);
+	assert_int_equal(info.allocated_bytes, 0);
+	assert_int_equal(info.chain_depth, 2);
+	expect(c, 0, 65536, 0);
+	expect(c, 6 * MiB, 65536, 0x44);
+	clean(c);
+	assert_int_equal(vd_close(c), 0);
+	m = opn("mid.vd", 0);
+	expect(m, 6 * MiB, 65536, 0x44);
+	expect(m, 0, 65536, 0);
+	expect(m, 65536, 4096, 0x11);
+	clean(m);
+	assert_int_equal(vd_close(m), 0);
+}
+
+static void test_rebase_and_flatten_keep_the_guest_view(void **state)
+{
+	struct vd_image *c, *o;
+
+	make_template();
+	mk("other.vd", 8 * MiB, 0, NULL);
+	o = opn("other.vd", VD_OPEN_RDWR);
+	put(o, 0, MiB, 0x11);      /* same as base in the first MiB only */
+	put(o, 5 * MiB, MiB, 0x55);
+	assert_int_equal(vd_close(o), 0);
+	mk("clone.vd", 0, 0, "base.vd");
+	c = opn("clone.vd", VD_OPEN_RDWR);
+	put(c, 7 * MiB, 4096, 0x77);
+	assert_int_equal(vd_rebase(c, "other.vd", false, NULL), 0);
+	assert_string_equal(vd_backing_path(c), "other.vd");
+	expect(c, 0, 4 * MiB, 0x11);
+	expect(c, 4 * MiB, MiB, 0);
+	expect(c, 5 * MiB, MiB, 0);       /* other's 0x55 copied over by zeros */
+	expect(c, 7 * MiB, 4096, 0x77);
+	clean(c);
+	/* unsafe: only the pointer changes, so other's data now shows */
+	assert_int_equal(vd_close(c), 0);
+	mk("clone2.vd", 0, 0, "base.vd");
+	c = opn("clone2.vd", VD_OPEN_RDWR);
+	assert_int_equal(vd_rebase(c, "other.vd", true, NULL), 0);
+	expect(c, 5 * MiB, MiB, 0x55);
+	expect(c, 2 * MiB, MiB, 0);
+	assert_int_equal(vd_flatten(c, NULL), 0);
+	assert_null(vd_backing_path(c));
+	assert_int_equal(vd_close(c), 0);
+	unlink("other.vd");
+	c = opn("clone2.vd", 0);
+	expect(c, 0, MiB, 0x11);
+	expect(c, 5 * MiB, MiB, 0x55);
+	clean(c);
+	assert_int_equal(vd_close(c), 0);
+}
+
+static void test_missing_backing_file_is_a_clear_error(void **state)
+{
+	struct vd_image *c = NULL;
+	struct errmsg err = {{0}};
+	struct vd_create_opts o;
+
+	make_template();
+	mk("clone.vd", 0, 0, "base.vd");
+	unlink("base.vd");
+	assert_int_equal(vd_open("clone.vd", NULL, &c, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "clone.vd: cannot open backing file"));
+	assert_null(c);
+	vd_create_opts_init(&o);
+	o.backing_path = "nope.vd";
+	unlink("c3.vd");
+	assert_int_equal(vd_create("c3.vd", &o, &err), -ENOENT);
+	assert_int_equal(access("c3.vd", F_OK), -1);
+}
+
+static void test_resize_grows_and_refuses_to_drop_data(void **state)
+{
+	struct vd_image *img;
+	struct errmsg err = {{0}};
+
+	mk("r.vd", 16 * MiB, 4096, NULL);   /* 4K clusters: one L1 cluster covers 1 GiB */
+	img = opn("r.vd", VD_OPEN_RDWR);
+	put(img, 15 * MiB, MiB, 0x66);
+	assert_int_equal(vd_resize(img, 4096ull * MiB, false, &err), 0);   /* moves the L1 */
+	assert_int_equal(vd_size_bytes(img), 4096ull * MiB);
+	expect(img, 15 * MiB, MiB, 0x66);
+	expect(img, 3000ull * MiB, MiB, 0);
+	put(img, 4095ull * MiB, MiB, 0x67);
+	clean(img);
+	assert_int_equal(vd_close(img), 0);
+	img = opn("r.vd", VD_OPEN_RDWR);
+	expect(img, 4095ull * MiB, MiB, 0x67);
+	assert_int_equal(vd_resize(img, 8 * MiB, false, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "--shrink"));
+	assert_int_equal(vd_resize(img, 8 * MiB, true, &err), -ENOTEMPTY);
+	assert_non_null(strstr(err.msg, "beyond the new end"));
+	assert_int_equal(vd_discard(img, 8 * MiB, 4088ull * MiB), 0);
+	assert_int_equal(vd_resize(img, 8 * MiB, true, &err), 0);
+	assert_int_equal(vd_size_bytes(img), 8 * MiB);
+	clean(img);
+	assert_int_equal(vd_close(img), 0);
+	img = opn("r.vd", 0);
+	assert_int_equal(vd_size_bytes(img), 8 * MiB);
+	clean(img);
+	assert_int_equal(vd_close(img), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_clone_reads_through_and_copies_up),
+		cmocka_unit_test(test_discard_on_a_clone_hides_the_template),
+		cmocka_unit_test(test_chains_of_three_and_commit),
+		cmocka_unit_test(test_rebase_and_flatten_keep_the_guest_view),
+		cmocka_unit_test(test_missing_backing_file_is_a_clear_error),
+		cmocka_unit_test(test_resize_grows_and_refuses_to_drop_data),
+	};
+
+	return cmocka_run_group_tests_name("vdisk_chain", tests, NULL, NULL);
+}
