@@ -21,10 +21,33 @@ void *vd_aligned_alloc(size_t bytes)
 	return p;
 }
 
+static int pread_unaligned(struct vd_file *f, void *buf, size_t len, uint64_t off)
+{
+	uint64_t a = f->align_bytes, start = off / a * a, end = (off + len + a - 1) / a * a;
+	uint8_t *tmp = vd_aligned_alloc(end - start);
+	int ret;
+
+	if (!tmp) {
+		return -ENOMEM;
+	}
+	ret = vd_file_pread(f, tmp, end - start, start);
+	if (ret == 0) {
+		memcpy(buf, tmp + (off - start), len);
+	}
+	free(tmp);
+	return ret;
+}
+
+static bool misaligned(const struct vd_file *f, const void *buf, size_t len, uint64_t off);
+
 /* Reads past the end of the file read as zeros, as sparse clusters do. */
 int vd_file_pread(struct vd_file *f, void *buf, size_t len, uint64_t off)
 {
 	size_t done = 0;
+
+	if (!f->ops && misaligned(f, buf, len, off)) {
+		return pread_unaligned(f, buf, len, off);
+	}
 
 	while (done < len) {
 		ssize_t n;
@@ -49,9 +72,39 @@ int vd_file_pread(struct vd_file *f, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+/* O_DIRECT wants buffer, length and offset aligned; journal replay writes
+ * records of any 8-byte granularity, so those go through an aligned
+ * read-modify-write of the sectors they touch. */
+static int pwrite_unaligned(struct vd_file *f, const void *buf, size_t len, uint64_t off)
+{
+	uint64_t a = f->align_bytes, start = off / a * a, end = (off + len + a - 1) / a * a;
+	uint8_t *tmp = vd_aligned_alloc(end - start);
+	int ret;
+
+	if (!tmp) {
+		return -ENOMEM;
+	}
+	ret = vd_file_pread(f, tmp, end - start, start);
+	if (ret == 0) {
+		memcpy(tmp + (off - start), buf, len);
+		ret = vd_file_pwrite(f, tmp, end - start, start);
+	}
+	free(tmp);
+	return ret;
+}
+
+static bool misaligned(const struct vd_file *f, const void *buf, size_t len, uint64_t off)
+{
+	return f->direct && ((uintptr_t)buf % 4096 || len % f->align_bytes || off % f->align_bytes);
+}
+
 int vd_file_pwrite(struct vd_file *f, const void *buf, size_t len, uint64_t off)
 {
 	size_t done = 0;
+
+	if (!f->ops && misaligned(f, buf, len, off)) {
+		return pwrite_unaligned(f, buf, len, off);
+	}
 
 	while (done < len) {
 		ssize_t n;

@@ -796,30 +796,33 @@ int vd_unmap_clusters(struct vd_image *img, uint64_t off, uint64_t len, bool to_
 	return ret;
 }
 
-/* Writes zeros over [off, off+len) inside one cluster, where it does not
- * already read as zeros. */
-static int zero_partial(struct vd_ctx *ctx, struct vd_image *img, uint64_t off, uint64_t len)
+/* Writes zeros over [off, off+len), a cluster piece at a time, where the
+ * guest does not already read zeros (it may span two partial clusters). */
+static int zero_partial(struct vd_image *img, uint64_t off, uint64_t len)
 {
-	uint64_t host;
-	void *zeros;
-	bool back;
-	int ret;
+	uint8_t *zeros = NULL;
+	int ret = 0;
 
-	if (!len) {
-		return 0;
+	while (len && ret == 0) {
+		uint64_t n = img->cluster_bytes - (off & (img->cluster_bytes - 1)), host;
+		bool back;
+
+		n = n < len ? n : len;
+		ret = map_for_read(img, off, &host, &back);
+		if (ret == 0 && (host || back)) {
+			if (!zeros) {
+				zeros = vd_aligned_alloc(img->cluster_bytes);
+				ret = zeros ? 0 : -ENOMEM;
+				if (zeros) {
+					memset(zeros, 0, img->cluster_bytes);
+				}
+			}
+			ret = ret < 0 ? ret : vd_pwrite(img, zeros, n, off);
+		}
+		off += n;
+		len -= n;
 	}
-	ret = map_for_read(img, off, &host, &back);
-	if (ret < 0 || (!host && !back)) {
-		return ret;
-	}
-	zeros = vd_aligned_alloc(len);
-	if (!zeros) {
-		return -ENOMEM;
-	}
-	memset(zeros, 0, len);
-	ret = vd_pwrite(img, zeros, len, off);
 	free(zeros);
-	(void)ctx;
 	return ret;
 }
 
@@ -844,16 +847,20 @@ static int submit_unmap(struct vd_ctx *ctx, struct vd_image *img, uint64_t off, 
 	}
 	ctx->inflight++;
 	if (zero) {
-		uint64_t head_end = (off | (img->cluster_bytes - 1)) + 1;
-		uint64_t tail = (off + len) & ~((uint64_t)img->cluster_bytes - 1);
+		/* Whole clusters [first, last) are unmapped below; the pieces
+		 * before and after them are written with zeros.  The disk's
+		 * last cluster counts as whole when the range reaches the end. */
+		uint64_t mask = img->cluster_bytes - 1, end = off + len;
+		uint64_t first = (off + mask) & ~mask;
+		uint64_t last = end == img->hdr.size_bytes ? (end + mask) & ~mask : end & ~mask;
 
-		if (head_end >= off + len || off + len == img->hdr.size_bytes) {
-			head_end = off + len;
-		}
-		ret = zero_partial(ctx, img, off, (off & (img->cluster_bytes - 1)) ? head_end - off : 0);
-		if (ret == 0 && tail > off && tail < off + len && tail >= head_end &&
-		    off + len != img->hdr.size_bytes) {
-			ret = zero_partial(ctx, img, tail, off + len - tail);
+		if (first >= last) {
+			ret = zero_partial(img, off, len);
+		} else {
+			ret = zero_partial(img, off, first - off);
+			if (ret == 0 && last < end) {
+				ret = zero_partial(img, last, end - last);
+			}
 		}
 	}
 	if (ret == 0) {

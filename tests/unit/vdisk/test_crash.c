@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -208,7 +209,38 @@ static uint64_t rnd(uint64_t n)
 
 /* Runs a mixed workload on a small image with a tiny journal and cache, so
  * that commits, checkpoints, evictions and reuse all happen often. */
-static void workload(struct run *r, int nops)
+/* The template of the clone runs: every sector of its first half holds
+ * (sector % 13) + 1, the rest reads zeros. */
+#define TEMPLATE "crash-template.vd"
+
+static uint8_t template_value(uint32_t sect)
+{
+	return sect < NSECT / 2 ? (uint8_t)(sect % 13 + 1) : 0;
+}
+
+static void make_template(void)
+{
+	struct vd_create_opts co;
+	struct vd_open_opts oo;
+	struct vd_image *t;
+	uint8_t *buf = malloc(DISK_BYTES / 2);
+
+	unlink(TEMPLATE);
+	vd_create_opts_init(&co);
+	co.size_bytes = DISK_BYTES;
+	assert_int_equal(vd_create(TEMPLATE, &co, NULL), 0);
+	vd_open_opts_init(&oo);
+	oo.flags = VD_OPEN_RDWR;
+	assert_int_equal(vd_open(TEMPLATE, &oo, &t, NULL), 0);
+	for (uint32_t s = 0; s < NSECT / 2; s++) {
+		memset(buf + s * 512, template_value(s), 512);
+	}
+	assert_int_equal(vd_pwrite(t, buf, DISK_BYTES / 2, 0), 0);
+	assert_int_equal(vd_close(t), 0);
+	free(buf);
+}
+
+static void workload(struct run *r, int nops, bool clone)
 {
 	struct vd_create_opts co;
 	struct vd_open_opts oo;
@@ -226,6 +258,13 @@ static void workload(struct run *r, int nops)
 	co.size_bytes = DISK_BYTES;
 	co.cluster_bytes = CLUSTER;
 	co.journal_bytes = 8 * CLUSTER;
+	if (clone) {
+		make_template();
+		co.backing_path = TEMPLATE;
+		for (uint32_t sct = 0; sct < NSECT; sct++) {
+			r->model[sct] = template_value(sct);
+		}
+	}
 	assert_int_equal(vd_create_with_ops("mem", &co, &mf_ops, &r->file, NULL), 0);
 	mf_reserve(&r->initial, r->file.size + 1);
 	memcpy(r->initial.data, r->file.data, r->file.size);
@@ -453,26 +492,45 @@ static void free_run(struct run *r)
 	free(r->w);
 }
 
-static void test_crash_at_every_point_opens_clean_with_flushed_data(void **state)
+static void run_harness(int nops, bool clone)
 {
 	struct run *r = calloc(1, sizeof(*r));
-	const char *env = getenv("VD_CRASH_OPS");
-	int nops = env ? atoi(env) : 180;
 
-	workload(r, nops);
+	workload(r, nops, clone);
 	explore(r, 1);
-	printf("crash harness: %zu recorded operations (%d snapshot create/delete/revert), "
-	       "%llu crash states opened and verified\n",
+	printf("crash harness%s: %zu recorded operations (%d snapshot create/delete/revert), "
+	       "%llu crash states opened and verified\n", clone ? " (linked clone)" : "",
 	       r->file.nops - r->open_op, r->snap_ops, (unsigned long long)r->states);
-	assert_true(r->states > 1000);
+	assert_true(r->states > (clone ? 300u : 1000u));
 	free_run(r);
 	free(r);
+}
+
+static int ops_from_env(int dflt)
+{
+	const char *env = getenv("VD_CRASH_OPS");
+
+	return env ? atoi(env) : dflt;
+}
+
+static void test_crash_at_every_point_opens_clean_with_flushed_data(void **state)
+{
+	run_harness(ops_from_env(180), false);
+}
+
+/* A clone's copy-up merges template data into new clusters: a crash must
+ * never expose a half-merged cluster or lose the template's bytes. */
+static void test_crash_in_a_linked_clone_keeps_template_data(void **state)
+{
+	run_harness(ops_from_env(180) / 2, true);
+	unlink(TEMPLATE);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_crash_at_every_point_opens_clean_with_flushed_data),
+		cmocka_unit_test(test_crash_in_a_linked_clone_keeps_template_data),
 	};
 
 	return cmocka_run_group_tests_name("vdisk_crash", tests, NULL, NULL);

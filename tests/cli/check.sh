@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# vdisk check: clean images exit 0 without being touched; a leaked cluster
+# exits 3 and a reference past the end of the file exits 2, and --repair
+# fixes both; JSON output parses.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+need python3
+poke()
+{
+	"$PYTHON" "$HERE/vdimg.py" "$@"
+}
+
+img=$TMP/check.vd
+expect_ok create -q "$img" 64M
+expect_ok check "$img"
+expect_out "No errors were found on the image."
+expect_ok io -q -c 'write -P 7 0 1M' -c 'write 32M 64k' -c 'discard 512k 128k' "$img"
+before=$(sha "$img")
+expect_ok check "$img"
+expect_out "No errors were found on the image."
+expect_ok check --json "$img"
+[ "$(json_get corruptions)" -eq 0 ] && [ "$(json_get leaks)" -eq 0 ] || fail "json counts"
+[ "$(json_get check_errors)" -eq 0 ] || fail "check_errors"
+[ "$(json_get allocated_clusters)" -gt 0 ] || fail "allocated_clusters"
+[ "$(sha "$img")" = "$before" ] || fail "check changed the image"
+expect_ok check --repair "$img"
+expect_out "No errors were found on the image."
+
+# A leak: a refcount on a cluster nothing references (past the end of the
+# file, inside the first refcount block).
+cp "$img" "$TMP/leak.vd"
+flen=$(stat -c %s "$TMP/leak.vd")
+poke "$TMP/leak.vd" ref-set $((flen / 65536 + 2)) 1
+before=$(sha "$TMP/leak.vd")
+expect_rc 3 check "$TMP/leak.vd"
+expect_out "1 leaked clusters were found on the image."
+[ "$(sha "$TMP/leak.vd")" = "$before" ] || fail "check without --repair changed the image"
+expect_rc 3 check --json "$TMP/leak.vd"
+[ "$(json_get leaks)" -eq 1 ] || fail "json leaks"
+expect_ok check --repair "$TMP/leak.vd"
+expect_out "Double checking the fixed image now..."
+expect_out "No errors were found on the image."
+expect_ok check "$TMP/leak.vd"
+expect_ok io -c 'read -P 7 0 512k' -c 'read -P 0 512k 128k' -c 'read -P 7 640k 384k' \
+	"$TMP/leak.vd"
+
+# A corruption: an L2 entry pointing far past the end of the file.
+cp "$img" "$TMP/bad.vd"
+poke "$TMP/bad.vd" l2-set 100 $((1 << 40))
+expect_rc 2 check "$TMP/bad.vd"
+expect_out "errors were found on the image."
+expect_rc 2 check --output=json "$TMP/bad.vd"
+[ "$(json_get corruptions)" -ge 1 ] || fail "json corruptions"
+expect_ok check --repair --json "$TMP/bad.vd"
+[ "$(json_get corruptions_fixed)" -ge 1 ] || fail "json corruptions_fixed"
+[ "$(json_get corruptions)" -eq 0 ] || fail "corruptions left after repair"
+expect_ok check "$TMP/bad.vd"
+expect_ok io -c 'read -P 0 6400k 64k' -c 'read -P 7 0 512k' "$TMP/bad.vd"
+
+expect_rc 1 check "$TMP/missing.vd"
+expect_one_line_error "$TMP/missing.vd"
+echo "check: ok"

@@ -1,0 +1,2368 @@
+/* SPDX-License-Identifier: MIT */
+/* vdisk-cmds.c: the subcommands of the vdisk tool (create, info, map, check,
+ * convert, io, bench).  Each is a thin layer over libvdisk's public API
+ * (vdisk.h): it parses its command line, prints qemu-img-like text or JSON,
+ * and turns failures into exit statuses (1 failure, 2 usage; check has its
+ * own).  Helpers other tools share live in cliutil.c. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "cliutil.h"
+#include "vdisk-cmds.h"
+#include "vdisk.h"
+
+/* Long options without a one-letter form take values past any character. */
+enum {
+	OPT_PREALLOC = 256,
+	OPT_JSON,
+	OPT_REPAIR,
+	OPT_PATTERN,
+	OPT_FLUSH_INTERVAL,
+};
+
+/* Bulk copies and long reads or writes move this much per call: large
+ * enough that per-call overhead vanishes, small enough to stay in cache. */
+#define CHUNK_BYTES (2u << 20)
+
+/* Buffers are page aligned so O_DIRECT paths below the library never need
+ * to bounce them. */
+#define BUF_ALIGN 4096u
+
+/* qemu-io's default fill byte, so scripts written for it carry over. */
+#define DEFAULT_PATTERN 0xcd
+
+/* The byte every vdisk image starts with; anything else converts as raw. */
+static const char vdisk_magic[8] = {'V', 'D', 'I', 'S', 'K', 'I', 'M', 'G'};
+
+enum image_format {
+	FMT_AUTO,
+	FMT_RAW,
+	FMT_VDISK,
+};
+
+static void *buf_alloc(size_t bytes)
+{
+	void *p;
+
+	if (posix_memalign(&p, BUF_ALIGN, bytes)) {
+		return NULL;
+	}
+	return p;
+}
+
+/* Prints a library failure about 'path'.  The user must be able to tell
+ * which file failed, so a sentence that does not name it gets it prefixed. */
+static void image_error(const struct errmsg *err, const char *path, int ret)
+{
+	if (err && err->msg[0] && strstr(err->msg, path)) {
+		cli_error("%s", err->msg);
+	} else if (err && err->msg[0]) {
+		cli_error("%s: %s", path, err->msg);
+	} else {
+		cli_error("%s: %s", path, strerror(-ret));
+	}
+}
+
+static int open_image(const char *path, unsigned flags, struct vd_image **imgp)
+{
+	struct vd_open_opts opts;
+	struct errmsg err;
+	int ret;
+
+	vd_open_opts_init(&opts);
+	opts.flags = flags;
+	errmsg_clear(&err);
+	ret = vd_open(path, &opts, imgp, &err);
+	if (ret < 0) {
+		image_error(&err, path, ret);
+	}
+	return ret;
+}
+
+/* Closes 'img', reporting a failed final flush: data the user believes
+ * written may not be. */
+static int close_image(struct vd_image *img, const char *path)
+{
+	int ret = vd_close(img);
+
+	if (ret < 0) {
+		cli_error("%s: cannot close the image: %s", path, strerror(-ret));
+	}
+	return ret;
+}
+
+/* Parses a size given on the command line of 'cmd'; a usage error if bad. */
+static int parse_size_arg(const char *cmd, const char *what, const char *str, uint64_t *valp)
+{
+	int ret = cli_parse_size(str, valp);
+
+	if (ret == -ERANGE) {
+		cli_usage_error(cmd, "%s '%s' is too large", what, str);
+	} else if (ret < 0) {
+		cli_usage_error(cmd, "invalid %s '%s'", what, str);
+	}
+	return ret;
+}
+
+static int parse_count_arg(const char *cmd, const char *what, const char *str, uint64_t max,
+			   uint64_t *valp)
+{
+	int ret = cli_parse_u64(str, valp);
+
+	if (ret == 0 && *valp > max) {
+		ret = -ERANGE;
+	}
+	if (ret < 0) {
+		cli_usage_error(cmd, "invalid %s '%s'", what, str);
+	}
+	return ret;
+}
+
+static int parse_format(const char *cmd, const char *str, enum image_format *fmtp)
+{
+	if (!strcmp(str, "raw")) {
+		*fmtp = FMT_RAW;
+	} else if (!strcmp(str, "vdisk")) {
+		*fmtp = FMT_VDISK;
+	} else {
+		cli_usage_error(cmd, "unknown format '%s' (raw or vdisk)", str);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Checks that exactly 'nargs' positional arguments follow the options. */
+static int want_args(const char *cmd, int argc, char **argv, int nargs, const char *names)
+{
+	if (argc - optind < nargs) {
+		cli_usage_error(cmd, "missing %s", names);
+		return -EINVAL;
+	}
+	if (argc - optind > nargs) {
+		cli_usage_error(cmd, "unexpected argument '%s'", argv[optind + nargs]);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * create
+ */
+
+static const char create_help[] =
+    "Usage: vdisk create [-q] [-c CLUSTER] [--preallocation=MODE] [-o OPTIONS] FILE SIZE\n"
+    "\n"
+    "Creates the vdisk image FILE with a virtual size of SIZE bytes; FILE must\n"
+    "not exist.  Sizes take a suffix K, M, G or T (powers of 1024).\n"
+    "\n"
+    "  -c, --cluster-size=CLUSTER  allocation unit, a power of 2 from 4K to 2M\n"
+    "                              (default 64K)\n"
+    "      --preallocation=MODE    off (default): allocate nothing;\n"
+    "                              metadata: map every cluster, file sparse;\n"
+    "                              full: also reserve the file's space\n"
+    "  -o OPTIONS                  qemu-img style, comma separated: cluster_size=N,\n"
+    "                              preallocation=MODE, journal_size=N\n"
+    "  -f FORMAT                   accepted for qemu-img habits; must be vdisk\n"
+    "  -q, --quiet                 do not print the 'Formatting' line\n"
+    "  -h, --help                  show this help\n";
+
+static const char *const prealloc_names[] = {
+    [VD_PREALLOC_OFF] = "off",
+    [VD_PREALLOC_METADATA] = "metadata",
+    [VD_PREALLOC_FULL] = "full",
+};
+
+static int parse_prealloc(const char *str, enum vd_prealloc *modep)
+{
+	for (unsigned i = 0; i < sizeof(prealloc_names) / sizeof(prealloc_names[0]); i++) {
+		if (!strcmp(str, prealloc_names[i])) {
+			*modep = (enum vd_prealloc)i;
+			return 0;
+		}
+	}
+	cli_usage_error("create", "invalid preallocation mode '%s' (off, metadata or full)", str);
+	return -EINVAL;
+}
+
+static int parse_u32_size(const char *what, const char *str, uint32_t *valp)
+{
+	uint64_t v;
+
+	if (parse_size_arg("create", what, str, &v) < 0) {
+		return -EINVAL;
+	}
+	if (v > UINT32_MAX) {
+		cli_usage_error("create", "%s '%s' is too large", what, str);
+		return -ERANGE;
+	}
+	*valp = (uint32_t)v;
+	return 0;
+}
+
+/* Applies one qemu-img style "-o key=value,..." list. */
+static int create_parse_o(const char *list, struct vd_create_opts *vo)
+{
+	char *copy = strdup(list);
+	char *save = NULL;
+	int ret = 0;
+
+	if (!copy) {
+		cli_error("%s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	for (char *tok = strtok_r(copy, ",", &save); tok && ret == 0;
+	     tok = strtok_r(NULL, ",", &save)) {
+		char *val = strchr(tok, '=');
+
+		if (!val) {
+			cli_usage_error("create", "option '%s' needs a value", tok);
+			ret = -EINVAL;
+			break;
+		}
+		*val++ = '\0';
+		if (!strcmp(tok, "cluster_size")) {
+			ret = parse_u32_size("cluster size", val, &vo->cluster_bytes);
+		} else if (!strcmp(tok, "preallocation")) {
+			ret = parse_prealloc(val, &vo->prealloc);
+		} else if (!strcmp(tok, "journal_size")) {
+			ret = parse_u32_size("journal size", val, &vo->journal_bytes);
+		} else {
+			cli_usage_error("create", "unknown creation option '%s'", tok);
+			ret = -EINVAL;
+		}
+	}
+	free(copy);
+	return ret;
+}
+
+static int create_parse(int argc, char **argv, struct vd_create_opts *vo, bool *quietp)
+{
+	static const struct option longopts[] = {
+	    {"cluster-size", required_argument, NULL, 'c'},
+	    {"preallocation", required_argument, NULL, OPT_PREALLOC},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	enum image_format fmt = FMT_AUTO;
+	int c;
+
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":c:o:f:qh", longopts, NULL)) != -1) {
+		int ret = 0;
+
+		switch (c) {
+		case 'c':
+			ret = parse_u32_size("cluster size", optarg, &vo->cluster_bytes);
+			break;
+		case OPT_PREALLOC:
+			ret = parse_prealloc(optarg, &vo->prealloc);
+			break;
+		case 'o':
+			ret = create_parse_o(optarg, vo);
+			break;
+		case 'f':
+			ret = parse_format("create", optarg, &fmt);
+			if (ret == 0 && fmt != FMT_VDISK) {
+				cli_usage_error("create", "only the vdisk format can be created");
+				ret = -EINVAL;
+			}
+			break;
+		case 'q':
+			*quietp = true;
+			break;
+		case 'h':
+			fputs(create_help, stdout);
+			return 1;
+		default:
+			cli_getopt_error("create", c, argv);
+			return -EINVAL;
+		}
+		if (ret < 0) {
+			return ret;
+		}
+	}
+	if (want_args("create", argc, argv, 2, "FILE and SIZE") < 0) {
+		return -EINVAL;
+	}
+	return parse_size_arg("create", "size", argv[optind + 1], &vo->size_bytes);
+}
+
+int vdisk_cmd_create(int argc, char **argv)
+{
+	struct vd_create_opts vo;
+	struct errmsg err;
+	const char *path;
+	bool quiet = false;
+	int ret;
+
+	vd_create_opts_init(&vo);
+	ret = create_parse(argc, argv, &vo, &quiet);
+	if (ret != 0) {
+		return ret > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+	}
+	path = argv[optind];
+	if (!quiet) {
+		printf("Formatting '%s', fmt=vdisk size=%" PRIu64
+		       " cluster_size=%u preallocation=%s",
+		       path, vo.size_bytes,
+		       vo.cluster_bytes ? vo.cluster_bytes : VD_DEFAULT_CLUSTER_BYTES,
+		       prealloc_names[vo.prealloc]);
+		if (vo.journal_bytes) {
+			printf(" journal_size=%u", vo.journal_bytes);
+		}
+		printf("\n");
+		fflush(stdout);
+	}
+	errmsg_clear(&err);
+	ret = vd_create(path, &vo, &err);
+	if (ret < 0) {
+		image_error(&err, path, ret);
+		return CLI_EXIT_FAILURE;
+	}
+	return CLI_EXIT_OK;
+}
+
+/*
+ * Shared by the reporting commands: "CMD [--json] FILE".
+ */
+
+struct report_opts {
+	bool json;
+	bool repair;
+};
+
+static int report_parse(const char *cmd, const char *help, bool allow_repair, int argc, char **argv,
+			struct report_opts *ro)
+{
+	static const struct option longopts[] = {
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"output", required_argument, NULL, 'O'},
+	    {"repair", no_argument, NULL, OPT_REPAIR},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	int c;
+
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":f:rh", longopts, NULL)) != -1) {
+		enum image_format fmt = FMT_AUTO;
+
+		switch (c) {
+		case OPT_JSON:
+			ro->json = true;
+			break;
+		case 'O':
+			/* qemu-img's spelling: --output=json|human */
+			if (strcmp(optarg, "json") && strcmp(optarg, "human")) {
+				cli_usage_error(cmd, "invalid output format '%s' (human or json)",
+						optarg);
+				return -EINVAL;
+			}
+			ro->json = !strcmp(optarg, "json");
+			break;
+		case 'f':
+			if (parse_format(cmd, optarg, &fmt) < 0) {
+				return -EINVAL;
+			}
+			if (fmt != FMT_VDISK) {
+				cli_usage_error(cmd, "only vdisk images can be inspected");
+				return -EINVAL;
+			}
+			break;
+		case 'r':
+		case OPT_REPAIR:
+			if (!allow_repair) {
+				/* getopt accepted it, so optopt says nothing here. */
+				cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+				return -EINVAL;
+			}
+			ro->repair = true;
+			break;
+		case 'h':
+			fputs(help, stdout);
+			return 1;
+		default:
+			cli_getopt_error(cmd, c, argv);
+			return -EINVAL;
+		}
+	}
+	return want_args(cmd, argc, argv, 1, "FILE");
+}
+
+/*
+ * info
+ */
+
+static const char info_help[] =
+    "Usage: vdisk info [--json] FILE\n"
+    "\n"
+    "Shows the virtual size, cluster size, space use, state and feature bits of\n"
+    "the vdisk image FILE.  Opens it read-only: a journal left by a crash is\n"
+    "replayed in memory, never into the file.\n"
+    "\n"
+    "      --json            print one JSON object (also --output=json)\n"
+    "  -h, --help            show this help\n";
+
+static void print_size_line(const char *label, uint64_t bytes)
+{
+	char human[CLI_HUMAN_SIZE_LEN];
+
+	printf("%s: %s (%" PRIu64 " bytes)\n", label, cli_human_size(bytes, human, sizeof(human)),
+	       bytes);
+}
+
+/* Hex as in the header, then the names a reader knows, then what it does
+ * not (which for incompatible bits would have refused the open). */
+static void print_features(const char *label, uint64_t bits, uint64_t known)
+{
+	printf("%s: 0x%" PRIx64, label, bits);
+	if (known == VD_INCOMPAT_KNOWN && (bits & VD_INCOMPAT_JOURNAL_DIRTY)) {
+		printf(" (journal_dirty)");
+	}
+	if (bits & ~known) {
+		printf(" (unknown 0x%" PRIx64 ")", bits & ~known);
+	}
+	printf("\n");
+}
+
+static void info_print_text(const char *path, const struct vd_info *in)
+{
+	char human[CLI_HUMAN_SIZE_LEN];
+
+	printf("image: %s\n", path);
+	printf("file format: vdisk\n");
+	printf("format version: %u\n", in->version);
+	print_size_line("virtual size", in->size_bytes);
+	printf("disk size: %s\n", cli_human_size(in->disk_bytes, human, sizeof(human)));
+	printf("cluster_size: %u\n", in->cluster_bytes);
+	print_size_line("allocated size", in->allocated_bytes);
+	print_size_line("metadata size", in->metadata_bytes);
+	print_size_line("file length", in->file_bytes);
+	print_size_line("journal size", in->journal_bytes);
+	printf("state: %s\n", in->dirty ? "dirty" : "clean");
+	print_features("incompatible features", in->incompat_features, VD_INCOMPAT_KNOWN);
+	print_features("compatible features", in->compat_features, VD_COMPAT_KNOWN);
+	print_features("autoclear features", in->autoclear_features, VD_AUTOCLEAR_KNOWN);
+}
+
+static int info_print_json(const char *path, const struct vd_info *in)
+{
+	struct json_object *o = json_object_new_object();
+	int ret;
+
+	json_object_object_add(o, "filename", json_object_new_string(path));
+	json_object_object_add(o, "format", json_object_new_string("vdisk"));
+	json_object_object_add(o, "format_version", json_object_new_int64(in->version));
+	json_object_object_add(o, "virtual_size", json_object_new_uint64(in->size_bytes));
+	json_object_object_add(o, "cluster_size", json_object_new_int64(in->cluster_bytes));
+	json_object_object_add(o, "allocated_bytes", json_object_new_uint64(in->allocated_bytes));
+	json_object_object_add(o, "metadata_bytes", json_object_new_uint64(in->metadata_bytes));
+	json_object_object_add(o, "file_length", json_object_new_uint64(in->file_bytes));
+	json_object_object_add(o, "actual_size", json_object_new_uint64(in->disk_bytes));
+	json_object_object_add(o, "journal_size", json_object_new_int64(in->journal_bytes));
+	json_object_object_add(o, "dirty", json_object_new_boolean(in->dirty));
+	json_object_object_add(o, "incompatible_features",
+			       json_object_new_uint64(in->incompat_features));
+	json_object_object_add(o, "compatible_features",
+			       json_object_new_uint64(in->compat_features));
+	json_object_object_add(o, "autoclear_features",
+			       json_object_new_uint64(in->autoclear_features));
+	ret = cli_json_print(stdout, o);
+	json_object_put(o);
+	return ret;
+}
+
+int vdisk_cmd_info(int argc, char **argv)
+{
+	struct report_opts ro = {0};
+	struct vd_image *img;
+	struct vd_info in;
+	const char *path;
+	int ret;
+
+	ret = report_parse("info", info_help, false, argc, argv, &ro);
+	if (ret != 0) {
+		return ret > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+	}
+	path = argv[optind];
+	if (open_image(path, 0, &img) < 0) {
+		return CLI_EXIT_FAILURE;
+	}
+	memset(&in, 0, sizeof(in));
+	ret = vd_get_info(img, &in);
+	if (ret < 0) {
+		cli_error("%s: cannot read the image's information: %s", path, strerror(-ret));
+	} else if (ro.json) {
+		ret = info_print_json(path, &in);
+	} else {
+		info_print_text(path, &in);
+	}
+	vd_close(img);
+	return ret < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+}
+
+/*
+ * map
+ */
+
+static const char map_help[] =
+    "Usage: vdisk map [--json] FILE\n"
+    "\n"
+    "Lists the guest ranges of the vdisk image FILE with their state: data (held\n"
+    "in the file, at the offset shown), zero (reads as zeros, no space used) or\n"
+    "unallocated (never written, reads as zeros).  Neighbouring ranges of one\n"
+    "state are merged, data ones only where their host offsets continue.\n"
+    "\n"
+    "      --json            print a JSON array, one object per range, like\n"
+    "                        qemu-img map --output=json (also --output=json)\n"
+    "  -h, --help            show this help\n";
+
+static const char *const extent_names[] = {
+    [VD_EXTENT_DATA] = "data",
+    [VD_EXTENT_ZERO] = "zero",
+    [VD_EXTENT_UNALLOCATED] = "unallocated",
+    [VD_EXTENT_BACKING] = "backing",
+};
+
+struct map_printer {
+	bool json;
+	unsigned long printed;
+};
+
+static void map_print_text(struct map_printer *mp, const struct vd_extent *e)
+{
+	if (mp->printed == 0) {
+		printf("%-16s%-16s%-16s%s\n", "Offset", "Length", "Mapped to", "State");
+	}
+	printf("%#-16" PRIx64 "%#-16" PRIx64, e->offset, e->length);
+	if (e->state == VD_EXTENT_DATA) {
+		printf("%#-16" PRIx64, e->host_offset);
+	} else {
+		printf("%-16s", "-");
+	}
+	printf("%s\n", extent_names[e->state]);
+}
+
+/* One object per line, streamed, so a fragmented image of many terabytes
+ * does not build its whole map in memory. */
+static void map_print_json(struct map_printer *mp, const struct vd_extent *e)
+{
+	struct json_object *o = json_object_new_object();
+	/* Like qemu-img: data the backing chain provides is data too. */
+	bool data = e->state == VD_EXTENT_DATA || e->state == VD_EXTENT_BACKING;
+
+	json_object_object_add(o, "start", json_object_new_uint64(e->offset));
+	json_object_object_add(o, "length", json_object_new_uint64(e->length));
+	json_object_object_add(o, "state", json_object_new_string(extent_names[e->state]));
+	json_object_object_add(o, "present",
+			       json_object_new_boolean(e->state != VD_EXTENT_UNALLOCATED));
+	json_object_object_add(o, "data", json_object_new_boolean(data));
+	json_object_object_add(o, "zero", json_object_new_boolean(!data));
+	if (e->state == VD_EXTENT_DATA) {
+		json_object_object_add(o, "offset", json_object_new_uint64(e->host_offset));
+	}
+	if (e->state == VD_EXTENT_BACKING) {
+		json_object_object_add(o, "depth", json_object_new_int(1));
+	}
+	printf("%s%s", mp->printed ? ",\n" : "[",
+	       json_object_to_json_string_ext(o, JSON_C_TO_STRING_SPACED));
+	json_object_put(o);
+}
+
+static void map_emit(struct map_printer *mp, const struct vd_extent *e)
+{
+	if (mp->json) {
+		map_print_json(mp, e);
+	} else {
+		map_print_text(mp, e);
+	}
+	mp->printed++;
+}
+
+static bool extents_merge(const struct vd_extent *a, const struct vd_extent *b)
+{
+	if (a->state != b->state || a->offset + a->length != b->offset) {
+		return false;
+	}
+	return a->state != VD_EXTENT_DATA || a->host_offset + a->length == b->host_offset;
+}
+
+static int map_image(struct vd_image *img, const char *path, struct map_printer *mp)
+{
+	uint64_t size = vd_size_bytes(img);
+	struct vd_extent run = {0}, e;
+
+	for (uint64_t off = 0; off < size; off += e.length) {
+		int ret = vd_map(img, off, &e);
+
+		if (ret < 0) {
+			cli_error("%s: cannot map guest offset %#" PRIx64 ": %s", path, off,
+				  strerror(-ret));
+			return ret;
+		}
+		/* A map that does not advance would loop forever. */
+		if (e.offset != off || e.length == 0 || e.state > VD_EXTENT_BACKING) {
+			cli_error("%s: the library returned a bad extent at guest offset %#" PRIx64,
+				  path, off);
+			return -EIO;
+		}
+		if (e.length > size - off) {
+			e.length = size - off;
+		}
+		if (run.length && extents_merge(&run, &e)) {
+			run.length += e.length;
+		} else {
+			if (run.length) {
+				map_emit(mp, &run);
+			}
+			run = e;
+		}
+	}
+	if (run.length) {
+		map_emit(mp, &run);
+	}
+	return 0;
+}
+
+int vdisk_cmd_map(int argc, char **argv)
+{
+	struct report_opts ro = {0};
+	struct map_printer mp = {0};
+	struct vd_image *img;
+	const char *path;
+	int ret;
+
+	ret = report_parse("map", map_help, false, argc, argv, &ro);
+	if (ret != 0) {
+		return ret > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+	}
+	path = argv[optind];
+	if (open_image(path, 0, &img) < 0) {
+		return CLI_EXIT_FAILURE;
+	}
+	mp.json = ro.json;
+	ret = map_image(img, path, &mp);
+	if (mp.json) {
+		printf("%s\n", mp.printed ? "]" : "[]");
+	}
+	vd_close(img);
+	return ret < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+}
+
+/*
+ * check
+ */
+
+/* qemu-img check's exit statuses, which scripts test for. */
+#define CHECK_EXIT_CORRUPT 2
+#define CHECK_EXIT_LEAKS 3
+
+static const char check_help[] =
+    "Usage: vdisk check [--repair] [--json] FILE\n"
+    "\n"
+    "Checks the metadata of the vdisk image FILE: references outside the file,\n"
+    "overlapping references, wrong or leaked refcounts, corrupt table entries.\n"
+    "Each problem is printed as it is found, then a summary.\n"
+    "\n"
+    "  -r, --repair          fix refcounts and leaks, and unmap entries that point\n"
+    "                        outside the file or into metadata (their data then\n"
+    "                        reads as zeros); opens FILE read-write and checks\n"
+    "                        again afterwards\n"
+    "      --json            print one JSON object (also --output=json)\n"
+    "  -h, --help            show this help\n"
+    "\n"
+    "Exit status: 0 no errors, 1 the check could not run, 2 corruption found\n"
+    "(and not repaired), 3 only leaked clusters found.\n";
+
+struct check_state {
+	bool json;
+	struct json_object *messages;
+};
+
+static void check_report(void *arg, const char *sentence)
+{
+	struct check_state *cs = arg;
+
+	if (cs->json) {
+		json_object_array_add(cs->messages, json_object_new_string(sentence));
+	} else {
+		printf("%s\n", sentence);
+	}
+}
+
+static int check_run(struct vd_image *img, const char *path, unsigned flags, struct check_state *cs,
+		     struct vd_check_result *res)
+{
+	struct errmsg err;
+	int ret;
+
+	memset(res, 0, sizeof(*res));
+	errmsg_clear(&err);
+	ret = vd_check(img, flags, res, check_report, cs, &err);
+	if (ret < 0) {
+		image_error(&err, path, ret);
+	}
+	return ret;
+}
+
+static void check_print_text(const struct vd_check_result *res)
+{
+	if (res->corruptions) {
+		printf("\n%" PRIu64 " errors were found on the image.\n"
+		       "Data may be corrupted, or further writes to the image may corrupt it.\n",
+		       res->corruptions);
+	}
+	if (res->leaks) {
+		printf("\n%" PRIu64 " leaked clusters were found on the image.\n"
+		       "This means waste of disk space, but no harm to data.\n",
+		       res->leaks);
+	}
+	if (!res->corruptions && !res->leaks) {
+		printf("No errors were found on the image.\n");
+	}
+	if (res->total_clusters) {
+		printf("%" PRIu64 "/%" PRIu64 " = %0.2f%% allocated clusters\n",
+		       res->allocated_clusters, res->total_clusters,
+		       100.0 * (double)res->allocated_clusters / (double)res->total_clusters);
+	}
+}
+
+static int check_print_json(const char *path, struct check_state *cs,
+			    const struct vd_check_result *res, const struct vd_check_result *fixed)
+{
+	struct json_object *o = json_object_new_object();
+	int ret;
+
+	json_object_object_add(o, "filename", json_object_new_string(path));
+	json_object_object_add(o, "format", json_object_new_string("vdisk"));
+	json_object_object_add(o, "check_errors", json_object_new_int(0));
+	json_object_object_add(o, "corruptions", json_object_new_uint64(res->corruptions));
+	json_object_object_add(o, "leaks", json_object_new_uint64(res->leaks));
+	json_object_object_add(o, "corruptions_fixed",
+			       json_object_new_uint64(fixed->corruptions_fixed));
+	json_object_object_add(o, "leaks_fixed", json_object_new_uint64(fixed->leaks_fixed));
+	json_object_object_add(o, "allocated_clusters",
+			       json_object_new_uint64(res->allocated_clusters));
+	json_object_object_add(o, "total_clusters", json_object_new_uint64(res->total_clusters));
+	json_object_object_add(o, "messages", json_object_get(cs->messages));
+	ret = cli_json_print(stdout, o);
+	json_object_put(o);
+	return ret;
+}
+
+/* Runs the check, and with 'repair' a second, read-only pass, whose result
+ * is what remains and what the exit status reports, as qemu-img does. */
+static int check_image(struct vd_image *img, const char *path, bool repair, struct check_state *cs)
+{
+	struct vd_check_result first, final;
+
+	if (check_run(img, path, repair ? VD_CHECK_REPAIR : 0, cs, &first) < 0) {
+		return CLI_EXIT_FAILURE;
+	}
+	final = first;
+	if (repair && (first.corruptions || first.leaks)) {
+		if (!cs->json) {
+			printf("The following inconsistencies were found and repaired:\n\n"
+			       "    %" PRIu64 " leaked clusters\n    %" PRIu64 " corruptions\n\n"
+			       "Double checking the fixed image now...\n",
+			       first.leaks_fixed, first.corruptions_fixed);
+		}
+		if (check_run(img, path, 0, cs, &final) < 0) {
+			return CLI_EXIT_FAILURE;
+		}
+	}
+	if (cs->json) {
+		if (check_print_json(path, cs, &final, &first) < 0) {
+			return CLI_EXIT_FAILURE;
+		}
+	} else {
+		check_print_text(&final);
+	}
+	if (final.corruptions) {
+		return CHECK_EXIT_CORRUPT;
+	}
+	return final.leaks ? CHECK_EXIT_LEAKS : CLI_EXIT_OK;
+}
+
+int vdisk_cmd_check(int argc, char **argv)
+{
+	struct report_opts ro = {0};
+	struct check_state cs = {0};
+	struct vd_image *img;
+	const char *path;
+	int ret, status;
+
+	ret = report_parse("check", check_help, true, argc, argv, &ro);
+	if (ret != 0) {
+		return ret > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+	}
+	path = argv[optind];
+	if (open_image(path, ro.repair ? VD_OPEN_RDWR : 0, &img) < 0) {
+		return CLI_EXIT_FAILURE;
+	}
+	cs.json = ro.json;
+	cs.messages = json_object_new_array();
+	status = check_image(img, path, ro.repair, &cs);
+	json_object_put(cs.messages);
+	/* A repair is only done once it is flushed. */
+	if (close_image(img, path) < 0) {
+		status = CLI_EXIT_FAILURE;
+	}
+	return status;
+}
+
+/*
+ * convert
+ */
+
+static const char convert_help[] =
+    "Usage: vdisk convert [-p] [-f FMT] [-O FMT] [-c CLUSTER] [-S SIZE] IN OUT\n"
+    "\n"
+    "Copies the image IN to a new image OUT, keeping it thin: ranges IN does not\n"
+    "hold (holes of a raw file, unallocated or zero ranges of a vdisk image) and\n"
+    "blocks of zeros are not written, so they stay holes (raw) or unallocated\n"
+    "(vdisk) in OUT.  A vdisk OUT must not exist; a raw OUT is overwritten.\n"
+    "\n"
+    "  -f FMT               format of IN, raw or vdisk (default: vdisk if IN\n"
+    "                       starts with the vdisk magic, else raw)\n"
+    "  -O FMT               format of OUT, raw or vdisk (default vdisk)\n"
+    "  -c, --cluster-size=CLUSTER\n"
+    "                       cluster size of a vdisk OUT (default 64K)\n"
+    "  -S SIZE              smallest run of zeros left unwritten, a multiple of\n"
+    "                       512 (default 4K; 0 writes every byte IN holds)\n"
+    "  -p, --progress       show progress on stderr when it is a terminal\n"
+    "  -h, --help           show this help\n";
+
+struct convert_opts {
+	enum image_format in_fmt;
+	enum image_format out_fmt;
+	uint32_t cluster_bytes;
+	uint64_t zero_block_bytes;
+	bool progress;
+};
+
+/* Where the copy reads from. */
+struct source {
+	const char *path;
+	enum image_format fmt;
+	uint64_t size;	      /* bytes of guest data */
+	int fd;		      /* raw */
+	bool seek_data;	      /* raw: SEEK_DATA/SEEK_HOLE work here */
+	struct vd_image *img; /* vdisk */
+};
+
+/* Where it writes to. */
+struct dest {
+	const char *path;
+	enum image_format fmt;
+	uint64_t size;
+	int fd;		      /* raw */
+	bool fill_holes;      /* raw OUT cannot hold holes (a device) */
+	bool created;	      /* vdisk OUT: this run made the file */
+	struct vd_image *img; /* vdisk */
+};
+
+struct progress {
+	bool enabled;
+	long last; /* hundredths of a percent last printed */
+};
+
+static int detect_format(const char *path, enum image_format *fmtp)
+{
+	char magic[sizeof(vdisk_magic)];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		cli_error("%s: cannot open: %s", path, strerror(errno));
+		return -errno;
+	}
+	n = pread(fd, magic, sizeof(magic), 0);
+	if (n < 0) {
+		cli_error("%s: cannot read: %s", path, strerror(errno));
+		close(fd);
+		return -EIO;
+	}
+	close(fd);
+	*fmtp =
+	    n == sizeof(magic) && !memcmp(magic, vdisk_magic, sizeof(magic)) ? FMT_VDISK : FMT_RAW;
+	return 0;
+}
+
+/* The length of a raw file or block device. */
+static int fd_size(int fd, const char *path, uint64_t *sizep)
+{
+	struct stat st;
+	off_t end;
+
+	if (fstat(fd, &st) < 0) {
+		cli_error("%s: cannot stat: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (S_ISREG(st.st_mode)) {
+		*sizep = st.st_size;
+		return 0;
+	}
+	end = lseek(fd, 0, SEEK_END);
+	if (end < 0) {
+		cli_error("%s: cannot find its size: %s", path, strerror(errno));
+		return -errno;
+	}
+	*sizep = end;
+	return 0;
+}
+
+static int source_open(struct source *src)
+{
+	if (src->fmt == FMT_VDISK) {
+		if (open_image(src->path, VD_OPEN_BUFFERED, &src->img) < 0) {
+			return -EIO;
+		}
+		src->size = vd_size_bytes(src->img);
+		return 0;
+	}
+	src->fd = open(src->path, O_RDONLY | O_CLOEXEC);
+	if (src->fd < 0) {
+		cli_error("%s: cannot open: %s", src->path, strerror(errno));
+		return -errno;
+	}
+	src->seek_data = true;
+	return fd_size(src->fd, src->path, &src->size);
+}
+
+static void source_close(struct source *src)
+{
+	if (src->img) {
+		vd_close(src->img);
+	}
+	if (src->fd >= 0) {
+		close(src->fd);
+	}
+}
+
+/* Describes the raw file at 'off': data, or a hole that surely reads as
+ * zeros.  Without SEEK_DATA everything is data (and zero detection still
+ * keeps the output thin). */
+static int raw_extent(struct source *src, uint64_t off, uint64_t max, uint64_t *lenp, bool *datap)
+{
+	off_t data, hole;
+
+	*lenp = max;
+	*datap = true;
+	if (!src->seek_data) {
+		return 0;
+	}
+	data = lseek(src->fd, off, SEEK_DATA);
+	if (data < 0 && errno == ENXIO) {
+		*datap = false; /* a hole runs to the end of the file */
+		return 0;
+	}
+	if (data < 0) {
+		src->seek_data = false;
+		return 0;
+	}
+	if ((uint64_t)data > off) {
+		*datap = false;
+		*lenp = (uint64_t)data - off < max ? (uint64_t)data - off : max;
+		return 0;
+	}
+	hole = lseek(src->fd, off, SEEK_HOLE);
+	if (hole > (off_t)off && (uint64_t)hole - off < max) {
+		*lenp = (uint64_t)hole - off;
+	}
+	return 0;
+}
+
+static int vdisk_extent(struct source *src, uint64_t off, uint64_t max, uint64_t *lenp, bool *datap)
+{
+	struct vd_extent e;
+	int ret = vd_map(src->img, off, &e);
+
+	if (ret < 0) {
+		cli_error("%s: cannot map guest offset %#" PRIx64 ": %s", src->path, off,
+			  strerror(-ret));
+		return ret;
+	}
+	if (e.offset != off || e.length == 0) {
+		cli_error("%s: the library returned a bad extent at guest offset %#" PRIx64,
+			  src->path, off);
+		return -EIO;
+	}
+	*lenp = e.length < max ? e.length : max;
+	/* What a backing chain provides must be read and copied. */
+	*datap = e.state == VD_EXTENT_DATA || e.state == VD_EXTENT_BACKING;
+	return 0;
+}
+
+/* The extent at 'off', at most 'max' long, ending on a multiple of 'align'
+ * (unless it ends at 'max') because a vdisk OUT takes whole sectors: a
+ * hole shorter than a sector is copied as data. */
+static int source_extent(struct source *src, uint64_t off, uint64_t max, uint64_t align,
+			 uint64_t *lenp, bool *datap)
+{
+	uint64_t len, end;
+	int ret;
+
+	if (off >= src->size) {
+		*lenp = max; /* OUT's rounding past IN's end reads as zeros */
+		*datap = false;
+		return 0;
+	}
+	if (src->fmt == FMT_VDISK) {
+		ret = vdisk_extent(src, off, max, &len, datap);
+	} else {
+		ret = raw_extent(src, off, max, &len, datap);
+	}
+	if (ret < 0) {
+		return ret;
+	}
+	end = off + len;
+	if (end % align && len < max) {
+		end = *datap ? end + align - end % align : end - end % align;
+		if (end <= off) {
+			end = off + align;
+			*datap = true;
+		}
+		if (end > off + max) {
+			end = off + max;
+		}
+	}
+	*lenp = end - off;
+	return 0;
+}
+
+static int pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, (char *)buf + done, len - done, off + done);
+
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n < 0) {
+			return -errno;
+		}
+		if (n == 0) {
+			memset((char *)buf + done, 0, len - done); /* past the end */
+			break;
+		}
+		done += n;
+	}
+	return 0;
+}
+
+static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pwrite(fd, (const char *)buf + done, len - done, off + done);
+
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n < 0) {
+			return -errno;
+		}
+		if (n == 0) {
+			return -EIO;
+		}
+		done += n;
+	}
+	return 0;
+}
+
+static int source_read(struct source *src, void *buf, size_t len, uint64_t off)
+{
+	int ret;
+
+	if (src->fmt == FMT_VDISK) {
+		ret = vd_pread(src->img, buf, len, off);
+	} else {
+		ret = pread_full(src->fd, buf, len, off);
+	}
+	if (ret < 0) {
+		cli_error("%s: read of %zu bytes at offset %" PRIu64 " failed: %s", src->path, len,
+			  off, strerror(-ret));
+	}
+	return ret;
+}
+
+static int dest_open(struct dest *dst, uint32_t cluster_bytes)
+{
+	struct vd_create_opts vo;
+	struct errmsg err;
+	struct stat st;
+	int ret;
+
+	if (dst->fmt == FMT_VDISK) {
+		vd_create_opts_init(&vo);
+		vo.size_bytes = dst->size;
+		vo.cluster_bytes = cluster_bytes;
+		errmsg_clear(&err);
+		ret = vd_create(dst->path, &vo, &err);
+		if (ret < 0) {
+			image_error(&err, dst->path, ret);
+			return ret;
+		}
+		dst->created = true;
+		return open_image(dst->path, VD_OPEN_RDWR | VD_OPEN_BUFFERED, &dst->img);
+	}
+	/* Truncating first turns every byte into a hole, so only data need be
+	 * written; a device keeps its old bytes, so there zeros are written. */
+	dst->fd = open(dst->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (dst->fd < 0 || fstat(dst->fd, &st) < 0) {
+		ret = -errno;
+		cli_error("%s: cannot open: %s", dst->path, strerror(-ret));
+		return ret;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		dst->fill_holes = true;
+		return 0;
+	}
+	if (ftruncate(dst->fd, dst->size) < 0) {
+		ret = -errno;
+		cli_error("%s: cannot set its size: %s", dst->path, strerror(-ret));
+		return ret;
+	}
+	return 0;
+}
+
+static int dest_write(struct dest *dst, const void *buf, size_t len, uint64_t off)
+{
+	int ret;
+
+	if (dst->fmt == FMT_VDISK) {
+		ret = vd_pwrite(dst->img, buf, len, off);
+	} else {
+		ret = pwrite_full(dst->fd, buf, len, off);
+	}
+	if (ret < 0) {
+		cli_error("%s: write of %zu bytes at offset %" PRIu64 " failed: %s", dst->path, len,
+			  off, strerror(-ret));
+	}
+	return ret;
+}
+
+/* Flushes and closes OUT; with 'failed' a vdisk OUT this run created is
+ * removed, since a half-copied image is worse than none. */
+static int dest_close(struct dest *dst, bool failed)
+{
+	int ret = 0;
+
+	if (dst->img) {
+		ret = close_image(dst->img, dst->path);
+		dst->img = NULL;
+	}
+	if (dst->fd >= 0) {
+		if (!failed && fsync(dst->fd) < 0) {
+			ret = -errno;
+			cli_error("%s: cannot flush: %s", dst->path, strerror(-ret));
+		}
+		if (close(dst->fd) < 0 && ret == 0) {
+			ret = -errno;
+			cli_error("%s: cannot close: %s", dst->path, strerror(-ret));
+		}
+		dst->fd = -1;
+	}
+	if ((failed || ret < 0) && dst->created) {
+		unlink(dst->path);
+	}
+	return ret;
+}
+
+static bool is_zero(const unsigned char *p, size_t len)
+{
+	/* Comparing the buffer with itself shifted by one byte checks all of
+	 * it at memcmp's speed. */
+	return len == 0 || (p[0] == 0 && !memcmp(p, p + 1, len - 1));
+}
+
+/* Writes what 'buf' holds for [off, off+len) except runs of zeros that
+ * fill whole aligned blocks of 'zero_block' bytes. */
+static int write_nonzero(struct dest *dst, const unsigned char *buf, size_t len, uint64_t off,
+			 uint64_t zero_block)
+{
+	size_t run_start = 0, pos = 0;
+
+	if (zero_block == 0 || dst->fill_holes) {
+		return dest_write(dst, buf, len, off);
+	}
+	while (pos < len) {
+		uint64_t blk_end = ((off + pos) / zero_block + 1) * zero_block - off;
+		size_t n = blk_end < len ? blk_end - pos : len - pos;
+
+		if (is_zero(buf + pos, n)) {
+			if (pos > run_start && dest_write(dst, buf + run_start, pos - run_start,
+							  off + run_start) < 0) {
+				return -EIO;
+			}
+			run_start = pos + n;
+		}
+		pos += n;
+	}
+	if (pos > run_start) {
+		return dest_write(dst, buf + run_start, pos - run_start, off + run_start);
+	}
+	return 0;
+}
+
+static void progress_update(struct progress *p, uint64_t done, uint64_t total)
+{
+	long now;
+
+	if (!p->enabled) {
+		return;
+	}
+	now = total ? (long)((double)done * 10000.0 / (double)total) : 10000;
+	if (now != p->last) {
+		p->last = now;
+		fprintf(stderr, "    (%3.2f/100%%)\r", (double)now / 100.0);
+	}
+}
+
+/* Copies one chunk-bounded piece starting at 'off'; returns its length. */
+static int64_t convert_step(struct source *src, struct dest *dst, unsigned char *buf, uint64_t off,
+			    const struct convert_opts *co)
+{
+	uint64_t align = dst->fmt == FMT_VDISK ? VD_SECTOR_BYTES : 1;
+	uint64_t chunk_end = (off / CHUNK_BYTES + 1) * CHUNK_BYTES;
+	uint64_t max = (chunk_end < dst->size ? chunk_end : dst->size) - off;
+	uint64_t len, more;
+	bool data, more_data;
+
+	if (source_extent(src, off, max, align, &len, &data) < 0) {
+		return -EIO;
+	}
+	/* Gather neighbouring data extents into one read. */
+	while (data && len < max) {
+		if (source_extent(src, off + len, max - len, align, &more, &more_data) < 0) {
+			return -EIO;
+		}
+		if (!more_data) {
+			break;
+		}
+		len += more;
+	}
+	if (data) {
+		if (source_read(src, buf, len, off) < 0 ||
+		    write_nonzero(dst, buf, len, off, co->zero_block_bytes) < 0) {
+			return -EIO;
+		}
+	} else if (dst->fill_holes) {
+		memset(buf, 0, len);
+		if (dest_write(dst, buf, len, off) < 0) {
+			return -EIO;
+		}
+	}
+	return (int64_t)len;
+}
+
+static int convert_copy(struct source *src, struct dest *dst, const struct convert_opts *co)
+{
+	struct progress prog = {.enabled = co->progress && isatty(STDERR_FILENO), .last = -1};
+	unsigned char *buf = buf_alloc(CHUNK_BYTES);
+	uint64_t off = 0;
+	int ret = 0;
+
+	if (!buf) {
+		cli_error("%s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	progress_update(&prog, 0, dst->size);
+	while (off < dst->size) {
+		int64_t n = convert_step(src, dst, buf, off, co);
+
+		if (n < 0) {
+			ret = (int)n;
+			break;
+		}
+		off += (uint64_t)n;
+		progress_update(&prog, off, dst->size);
+	}
+	if (prog.enabled) {
+		fputc('\n', stderr);
+	}
+	free(buf);
+	return ret;
+}
+
+/* Refuses to convert a file onto itself: the raw OUT's truncation would
+ * destroy IN before a byte was read. */
+static int check_distinct(const char *in, const char *out)
+{
+	struct stat a, b;
+
+	if (stat(in, &a) < 0) {
+		cli_error("%s: cannot open: %s", in, strerror(errno));
+		return -errno;
+	}
+	if (stat(out, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+		cli_error("%s and %s are the same file", in, out);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int convert_parse(int argc, char **argv, struct convert_opts *co)
+{
+	static const struct option longopts[] = {
+	    {"cluster-size", required_argument, NULL, 'c'},
+	    {"progress", no_argument, NULL, 'p'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	uint64_t v;
+	int c;
+
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":f:O:c:S:ph", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			if (parse_format("convert", optarg, &co->in_fmt) < 0) {
+				return -EINVAL;
+			}
+			break;
+		case 'O':
+			if (parse_format("convert", optarg, &co->out_fmt) < 0) {
+				return -EINVAL;
+			}
+			break;
+		case 'c':
+			if (parse_size_arg("convert", "cluster size", optarg, &v) < 0) {
+				return -EINVAL;
+			}
+			co->cluster_bytes = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+			break;
+		case 'S':
+			if (parse_size_arg("convert", "zero block size", optarg, &v) < 0) {
+				return -EINVAL;
+			}
+			if (v % VD_SECTOR_BYTES || v > CHUNK_BYTES) {
+				cli_usage_error("convert", "-S must be a multiple of 512 up to 2M");
+				return -EINVAL;
+			}
+			co->zero_block_bytes = v;
+			break;
+		case 'p':
+			co->progress = true;
+			break;
+		case 'h':
+			fputs(convert_help, stdout);
+			return 1;
+		default:
+			cli_getopt_error("convert", c, argv);
+			return -EINVAL;
+		}
+	}
+	if (co->cluster_bytes && co->out_fmt != FMT_VDISK) {
+		cli_usage_error("convert", "-c applies only to a vdisk output");
+		return -EINVAL;
+	}
+	return want_args("convert", argc, argv, 2, "IN and OUT");
+}
+
+int vdisk_cmd_convert(int argc, char **argv)
+{
+	struct convert_opts co = {.out_fmt = FMT_VDISK, .zero_block_bytes = 4096};
+	struct source src = {.fd = -1};
+	struct dest dst = {.fd = -1};
+	int ret;
+
+	ret = convert_parse(argc, argv, &co);
+	if (ret != 0) {
+		return ret > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+	}
+	src.path = argv[optind];
+	dst.path = argv[optind + 1];
+	src.fmt = co.in_fmt;
+	dst.fmt = co.out_fmt;
+	if (check_distinct(src.path, dst.path) < 0 ||
+	    (src.fmt == FMT_AUTO && detect_format(src.path, &src.fmt) < 0) ||
+	    source_open(&src) < 0) {
+		source_close(&src);
+		return CLI_EXIT_FAILURE;
+	}
+	/* A vdisk holds whole sectors: a raw IN's tail is padded with zeros. */
+	dst.size = src.size;
+	if (dst.fmt == FMT_VDISK && dst.size % VD_SECTOR_BYTES) {
+		dst.size += VD_SECTOR_BYTES - dst.size % VD_SECTOR_BYTES;
+	}
+	ret = dest_open(&dst, co.cluster_bytes);
+	if (ret == 0) {
+		ret = convert_copy(&src, &dst, &co);
+	}
+	if (dest_close(&dst, ret < 0) < 0) {
+		ret = -EIO;
+	}
+	source_close(&src);
+	return ret < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+}
+
+/*
+ * io
+ */
+
+static const char io_help[] =
+    "Usage: vdisk io [-r] [-q] [-t CACHE] [-f FMT] [-c CMD]... FILE\n"
+    "\n"
+    "Runs I/O commands on the vdisk image FILE, like qemu-io: each -c in order,\n"
+    "or, without -c, one per line from standard input.  The first command that\n"
+    "fails stops the run with exit status 1.  FILE is opened read-only when every\n"
+    "command only reads, read-write otherwise.\n"
+    "\n"
+    "  -c, --cmd=CMD        run CMD (repeatable)\n"
+    "  -r, --read-only      open read-only even for writing commands (they fail)\n"
+    "  -t, --cache=CACHE    writeback (default, page cache) or none (O_DIRECT)\n"
+    "  -n, --nocache        same as -t none\n"
+    "  -f FMT               accepted for qemu-io habits; must be vdisk\n"
+    "  -q, --quiet          do not print a line per command\n"
+    "  -h, --help           show this help\n"
+    "\n"
+    "Commands; OFF and LEN are multiples of 512 and take suffixes (64k, 1M):\n"
+    "  read [-P PATTERN] [-q] OFF LEN\n"
+    "                       read; with -P check every byte equals PATTERN\n"
+    "  write [-P PATTERN] [-z] [-q] OFF LEN\n"
+    "                       write PATTERN (a byte, default 0xcd); -z writes zeros\n"
+    "  zero OFF LEN         make the range read as zeros (write -z)\n"
+    "  discard OFF LEN      give the range's whole clusters back; it reads as zeros\n"
+    "  flush                make every completed write durable\n"
+    "  help                 list the commands\n";
+
+#define IO_MAX_WORDS 16
+
+struct io_state {
+	struct vd_image *img;
+	const char *path;
+	uint64_t size;
+	unsigned char *buf; /* CHUNK_BYTES, for reads and pattern writes */
+	bool read_only;
+	bool quiet;
+};
+
+struct io_args {
+	uint64_t off;
+	uint64_t len;
+	int pattern; /* -1: none given */
+	bool zero;
+	bool quiet;
+};
+
+struct io_command {
+	const char *name;
+	const char *opts; /* getopt string of the command's options */
+	bool range;	  /* takes OFF LEN */
+	bool writes;
+	int (*run)(struct io_state *st, const struct io_args *a);
+};
+
+static int io_read(struct io_state *st, const struct io_args *a);
+static int io_write(struct io_state *st, const struct io_args *a);
+static int io_zero(struct io_state *st, const struct io_args *a);
+static int io_discard(struct io_state *st, const struct io_args *a);
+static int io_flush(struct io_state *st, const struct io_args *a);
+static int io_list(struct io_state *st, const struct io_args *a);
+
+static const struct io_command io_commands[] = {
+    {"read", "+:P:q", true, false, io_read}, {"write", "+:P:zq", true, true, io_write},
+    {"zero", "+:q", true, true, io_zero},    {"discard", "+:q", true, true, io_discard},
+    {"flush", "+:", false, true, io_flush},  {"help", "+:", false, false, io_list},
+};
+
+#define IO_NCOMMANDS (sizeof(io_commands) / sizeof(io_commands[0]))
+
+static const struct io_command *io_find(const char *name)
+{
+	for (size_t i = 0; i < IO_NCOMMANDS; i++) {
+		if (!strcmp(name, io_commands[i].name)) {
+			return &io_commands[i];
+		}
+	}
+	return NULL;
+}
+
+static size_t io_min(uint64_t a, size_t b) { return a < b ? (size_t)a : b; }
+
+/* Counts bytes of 'p' that differ from 'pattern', noting the first. */
+static void count_mismatches(const unsigned char *p, size_t len, int pattern, uint64_t off,
+			     uint64_t *badp, uint64_t *first_badp)
+{
+	if (len && p[0] == pattern && !memcmp(p, p + 1, len - 1)) {
+		return;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] != pattern) {
+			if (*badp == 0) {
+				*first_badp = off + i;
+			}
+			(*badp)++;
+		}
+	}
+}
+
+static void io_report(const struct io_state *st, const struct io_args *a, const char *verb)
+{
+	if (!st->quiet && !a->quiet) {
+		printf("%s %" PRIu64 "/%" PRIu64 " bytes at offset %" PRIu64 "\n", verb, a->len,
+		       a->len, a->off);
+	}
+}
+
+static int io_failed(const struct io_state *st, const char *what, uint64_t off, int ret)
+{
+	cli_error("%s: %s at offset %" PRIu64 " failed: %s", st->path, what, off, strerror(-ret));
+	return ret;
+}
+
+static int io_read(struct io_state *st, const struct io_args *a)
+{
+	uint64_t bad = 0, first_bad = 0;
+
+	for (uint64_t done = 0; done < a->len;) {
+		size_t n = io_min(a->len - done, CHUNK_BYTES);
+		int ret = vd_pread(st->img, st->buf, n, a->off + done);
+
+		if (ret < 0) {
+			return io_failed(st, "read", a->off + done, ret);
+		}
+		if (a->pattern >= 0) {
+			count_mismatches(st->buf, n, a->pattern, a->off + done, &bad, &first_bad);
+		}
+		done += n;
+	}
+	/* qemu-io's wording and behaviour: report, then still print the read. */
+	if (bad) {
+		printf("Pattern verification failed at offset %" PRIu64 ", %" PRIu64 " bytes\n",
+		       first_bad, bad);
+	}
+	io_report(st, a, "read");
+	return bad ? -EILSEQ : 0;
+}
+
+static int io_write(struct io_state *st, const struct io_args *a)
+{
+	if (a->zero) {
+		return io_zero(st, a);
+	}
+	memset(st->buf, a->pattern >= 0 ? a->pattern : DEFAULT_PATTERN,
+	       io_min(a->len, CHUNK_BYTES));
+	for (uint64_t done = 0; done < a->len;) {
+		size_t n = io_min(a->len - done, CHUNK_BYTES);
+		int ret = vd_pwrite(st->img, st->buf, n, a->off + done);
+
+		if (ret < 0) {
+			return io_failed(st, "write", a->off + done, ret);
+		}
+		done += n;
+	}
+	io_report(st, a, "wrote");
+	return 0;
+}
+
+static int io_zero(struct io_state *st, const struct io_args *a)
+{
+	int ret = a->len ? vd_write_zeroes(st->img, a->off, a->len) : 0;
+
+	if (ret < 0) {
+		return io_failed(st, "write zeroes", a->off, ret);
+	}
+	io_report(st, a, "wrote");
+	return 0;
+}
+
+static int io_discard(struct io_state *st, const struct io_args *a)
+{
+	int ret = a->len ? vd_discard(st->img, a->off, a->len) : 0;
+
+	if (ret < 0) {
+		return io_failed(st, "discard", a->off, ret);
+	}
+	io_report(st, a, "discard");
+	return 0;
+}
+
+static int io_flush(struct io_state *st, const struct io_args *a)
+{
+	int ret = vd_flush(st->img);
+
+	(void)a;
+	if (ret < 0) {
+		cli_error("%s: flush failed: %s", st->path, strerror(-ret));
+	}
+	return ret;
+}
+
+static int io_list(struct io_state *st, const struct io_args *a)
+{
+	const char *cmds = strstr(io_help, "Commands;");
+
+	(void)st;
+	(void)a;
+	fputs(cmds ? cmds : io_help, stdout);
+	return 0;
+}
+
+static int io_parse_byte(const char *cmd, const char *str, int *valp)
+{
+	uint64_t v;
+
+	if (cli_parse_u64(str, &v) < 0 || v > 0xff) {
+		cli_error("%s: invalid pattern '%s' (a byte: 0-255 or 0x00-0xff)", cmd, str);
+		return -EINVAL;
+	}
+	*valp = (int)v;
+	return 0;
+}
+
+static int io_parse_num(const char *cmd, const char *what, const char *str, uint64_t *valp)
+{
+	if (cli_parse_size(str, valp) < 0) {
+		cli_error("%s: invalid %s '%s'", cmd, what, str);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int io_check_range(const struct io_state *st, const char *cmd, const struct io_args *a)
+{
+	if (a->off % VD_SECTOR_BYTES || a->len % VD_SECTOR_BYTES) {
+		cli_error("%s: offset %" PRIu64 " and length %" PRIu64
+			  " must be multiples of %u bytes",
+			  cmd, a->off, a->len, VD_SECTOR_BYTES);
+		return -EINVAL;
+	}
+	if (a->off > st->size || a->len > st->size - a->off) {
+		cli_error("%s: %s: range of %" PRIu64 " bytes at offset %" PRIu64
+			  " lies beyond the virtual size %" PRIu64,
+			  st->path, cmd, a->len, a->off, st->size);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Parses the words of one command into 'a'. */
+static int io_parse(const struct io_state *st, const struct io_command *cmd, int n, char **words,
+		    struct io_args *a)
+{
+	int c;
+
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt(n, words, cmd->opts)) != -1) {
+		if (c == 'P' && io_parse_byte(cmd->name, optarg, &a->pattern) < 0) {
+			return -EINVAL;
+		} else if (c == 'z') {
+			a->zero = true;
+		} else if (c == 'q') {
+			a->quiet = true;
+		} else if (c == ':' || c == '?') {
+			cli_error("%s: %s option '-%c'", cmd->name,
+				  c == ':' ? "missing the argument of" : "unknown", optopt);
+			return -EINVAL;
+		}
+	}
+	if (n - optind != (cmd->range ? 2 : 0)) {
+		cli_error("%s: expected %s", cmd->name,
+			  cmd->range ? "OFF and LEN" : "no arguments");
+		return -EINVAL;
+	}
+	if (!cmd->range) {
+		return 0;
+	}
+	if (io_parse_num(cmd->name, "offset", words[optind], &a->off) < 0 ||
+	    io_parse_num(cmd->name, "length", words[optind + 1], &a->len) < 0) {
+		return -EINVAL;
+	}
+	return io_check_range(st, cmd->name, a);
+}
+
+/* Splits 'line' at blanks in place; returns the word count or -E2BIG. */
+static int io_split(char *line, char **words, int max)
+{
+	int n = 0;
+	char *save = NULL;
+
+	for (char *w = strtok_r(line, " \t\r\n", &save); w; w = strtok_r(NULL, " \t\r\n", &save)) {
+		if (n == max) {
+			return -E2BIG;
+		}
+		words[n++] = w;
+	}
+	return n;
+}
+
+static int io_exec(struct io_state *st, const char *line)
+{
+	char *words[IO_MAX_WORDS + 1];
+	struct io_args a = {.pattern = -1};
+	const struct io_command *cmd;
+	char *copy = strdup(line);
+	int n, ret = -EINVAL;
+
+	if (!copy) {
+		cli_error("%s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	n = io_split(copy, words, IO_MAX_WORDS);
+	if (n == 0 || words[0][0] == '#') {
+		ret = 0;
+		goto out;
+	}
+	if (n < 0) {
+		cli_error("command '%s' has too many words", line);
+		goto out;
+	}
+	words[n] = NULL;
+	cmd = io_find(words[0]);
+	if (!cmd) {
+		cli_error("unknown io command '%s' (try 'help')", words[0]);
+		goto out;
+	}
+	if (io_parse(st, cmd, n, words, &a) < 0) {
+		goto out;
+	}
+	if (cmd->writes && st->read_only) {
+		cli_error("%s: %s: the image is open read-only", st->path, cmd->name);
+		goto out;
+	}
+	ret = cmd->run(st, &a);
+out:
+	free(copy);
+	return ret;
+}
+
+/* Reads commands from standard input.  At a terminal a failure is shown
+ * and the session goes on; from a script it stops, as -c does. */
+static int io_stdin(struct io_state *st)
+{
+	bool tty = isatty(STDIN_FILENO);
+	char *line = NULL;
+	size_t cap = 0;
+	int ret = 0;
+
+	for (;;) {
+		if (tty) {
+			printf("vdisk-io> ");
+			fflush(stdout);
+		}
+		if (getline(&line, &cap, stdin) < 0) {
+			break;
+		}
+		line[strcspn(line, "\r\n")] = '\0';
+		if (!strcmp(line, "quit") || !strcmp(line, "exit") || !strcmp(line, "q")) {
+			break;
+		}
+		ret = io_exec(st, line);
+		/* Whoever feeds a pipe waits for each answer before the next. */
+		fflush(stdout);
+		if (ret < 0 && !tty) {
+			break;
+		}
+	}
+	free(line);
+	return ret;
+}
+
+/* Decides read-only from the first word of each command. */
+static bool io_only_reads(char **cmds, int ncmds)
+{
+	for (int i = 0; i < ncmds; i++) {
+		const char *s = cmds[i] + strspn(cmds[i], " \t");
+		size_t len = strcspn(s, " \t");
+
+		bool reads = len == 4 && (!strncmp(s, "read", 4) || !strncmp(s, "help", 4));
+
+		if (len && !reads) {
+			return false;
+		}
+	}
+	return ncmds > 0;
+}
+
+struct io_opts {
+	char **cmds;
+	int ncmds;
+	bool read_only;
+	bool quiet;
+	unsigned cache_flags;
+};
+
+static int parse_cache(const char *cmd, const char *str, unsigned *flagsp)
+{
+	if (!strcmp(str, "none")) {
+		*flagsp = 0;
+	} else if (!strcmp(str, "writeback")) {
+		*flagsp = VD_OPEN_BUFFERED;
+	} else {
+		cli_usage_error(cmd, "invalid cache mode '%s' (none or writeback)", str);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int io_parse_opts(int argc, char **argv, struct io_opts *io)
+{
+	static const struct option longopts[] = {
+	    {"cmd", required_argument, NULL, 'c'},
+	    {"read-only", no_argument, NULL, 'r'},
+	    {"cache", required_argument, NULL, 't'},
+	    {"nocache", no_argument, NULL, 'n'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	enum image_format fmt = FMT_AUTO;
+	int c;
+
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":c:rt:nf:qh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			io->cmds[io->ncmds++] = optarg;
+			break;
+		case 'r':
+			io->read_only = true;
+			break;
+		case 't':
+			if (parse_cache("io", optarg, &io->cache_flags) < 0) {
+				return -EINVAL;
+			}
+			break;
+		case 'n':
+			io->cache_flags = 0;
+			break;
+		case 'f':
+			if (parse_format("io", optarg, &fmt) < 0 || fmt != FMT_VDISK) {
+				if (fmt == FMT_RAW) {
+					cli_usage_error("io", "only vdisk images are supported");
+				}
+				return -EINVAL;
+			}
+			break;
+		case 'q':
+			io->quiet = true;
+			break;
+		case 'h':
+			fputs(io_help, stdout);
+			return 1;
+		default:
+			cli_getopt_error("io", c, argv);
+			return -EINVAL;
+		}
+	}
+	return want_args("io", argc, argv, 1, "FILE");
+}
+
+static int io_run(struct io_state *st, const struct io_opts *io)
+{
+	if (io->ncmds == 0) {
+		return io_stdin(st);
+	}
+	for (int i = 0; i < io->ncmds; i++) {
+		int ret = io_exec(st, io->cmds[i]);
+
+		if (ret < 0) {
+			return ret;
+		}
+	}
+	return 0;
+}
+
+int vdisk_cmd_io(int argc, char **argv)
+{
+	struct io_opts io = {.cache_flags = VD_OPEN_BUFFERED};
+	struct io_state st = {0};
+	int ret, status = CLI_EXIT_FAILURE;
+
+	io.cmds = calloc(argc, sizeof(*io.cmds));
+	if (!io.cmds) {
+		cli_error("%s", strerror(ENOMEM));
+		return CLI_EXIT_FAILURE;
+	}
+	ret = io_parse_opts(argc, argv, &io);
+	if (ret != 0) {
+		free(io.cmds);
+		return ret > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+	}
+	st.path = argv[optind];
+	st.quiet = io.quiet;
+	st.read_only = io.read_only || io_only_reads(io.cmds, io.ncmds);
+	st.buf = buf_alloc(CHUNK_BYTES);
+	if (!st.buf) {
+		cli_error("%s", strerror(ENOMEM));
+		goto out_free;
+	}
+	if (open_image(st.path, io.cache_flags | (st.read_only ? 0 : VD_OPEN_RDWR), &st.img) < 0) {
+		goto out_free;
+	}
+	st.size = vd_size_bytes(st.img);
+	if (io_run(&st, &io) == 0) {
+		status = CLI_EXIT_OK;
+	}
+	fflush(stdout);
+	if (close_image(st.img, st.path) < 0) {
+		status = CLI_EXIT_FAILURE;
+	}
+out_free:
+	free(st.buf);
+	free(io.cmds);
+	return status;
+}
+
+/*
+ * bench
+ */
+
+static const char bench_help[] =
+    "Usage: vdisk bench [-c COUNT] [-d DEPTH] [-s SIZE] [-o OFFSET] [-S STEP] [-w]\n"
+    "                   [--pattern=seq|rand] [--flush-interval=N] [-t CACHE] FILE\n"
+    "\n"
+    "Measures I/O on the vdisk image FILE like qemu-img bench: sends COUNT\n"
+    "requests of SIZE bytes through the asynchronous API, keeping DEPTH in\n"
+    "flight, and reports the time taken, operations and megabytes (10^6 bytes)\n"
+    "per second.\n"
+    "\n"
+    "  -c, --count=COUNT    requests to send (default 75000)\n"
+    "  -d, --depth=DEPTH    requests in flight (default 64)\n"
+    "  -s, --size=SIZE      bytes per request, a multiple of 512 (default 4K)\n"
+    "  -o, --offset=OFFSET  offset of the first request (default 0)\n"
+    "  -S, --step=STEP      distance between requests (default SIZE); offsets\n"
+    "                       wrap to 0 past the end of the image\n"
+    "  -w, --write          write (0xcd bytes) instead of reading\n"
+    "      --pattern=MODE   seq (default): offsets advance by STEP;\n"
+    "                       rand: uniformly random SIZE-aligned offsets in\n"
+    "                       [OFFSET, image size), the same sequence every run\n"
+    "      --flush-interval=N\n"
+    "                       with -w, wait for requests in flight and flush\n"
+    "                       after every N requests\n"
+    "  -t, --cache=CACHE    none (default, O_DIRECT) or writeback (page cache)\n"
+    "  -q, --quiet          print only the ops/s line\n"
+    "  -h, --help           show this help\n";
+
+struct bench_opts {
+	uint64_t count;
+	uint64_t depth;
+	uint64_t size;
+	uint64_t offset;
+	uint64_t step;
+	bool step_set;
+	bool write;
+	bool random;
+	bool quiet;
+	uint64_t flush_interval;
+	unsigned cache_flags;
+};
+
+struct bench;
+
+struct bench_req {
+	struct bench *b;
+	struct iovec iov;
+	uint64_t off;
+};
+
+struct bench {
+	const struct bench_opts *bo;
+	struct vd_ctx *ctx;
+	struct vd_image *img;
+	const char *path;
+	uint64_t image_size;
+	uint64_t next_off; /* offset of the next request */
+	uint64_t submitted;
+	uint64_t completed;
+	struct bench_req *reqs;	 /* 'depth' of them */
+	struct bench_req **idle; /* stack of requests not in flight */
+	size_t nidle;
+	int error; /* first failure */
+	uint64_t error_off;
+	bool flush_done;
+	int flush_ret;
+};
+
+static void bench_req_done(void *arg, int ret)
+{
+	struct bench_req *r = arg;
+	struct bench *b = r->b;
+
+	if (ret < 0 && b->error == 0) {
+		b->error = ret;
+		b->error_off = r->off;
+	}
+	b->completed++;
+	b->idle[b->nidle++] = r;
+}
+
+static void bench_flush_done(void *arg, int ret)
+{
+	struct bench *b = arg;
+
+	b->flush_ret = ret;
+	b->flush_done = true;
+}
+
+/* lrand48() gives 31 bits; two make a 62-bit number, whose modulo bias
+ * over any image's count of slots is negligible. */
+static uint64_t bench_random_offset(const struct bench *b)
+{
+	uint64_t slots = (b->image_size - b->bo->offset) / b->bo->size;
+	uint64_t r = ((uint64_t)lrand48() << 31) ^ (uint64_t)lrand48();
+
+	return b->bo->offset + (r % slots) * b->bo->size;
+}
+
+/* qemu-img bench's stepping: advance by STEP modulo the image size; a
+ * request that would cross the end starts over at 0 instead. */
+static void bench_advance(struct bench *b)
+{
+	uint64_t next;
+
+	if (b->bo->random) {
+		b->next_off = bench_random_offset(b);
+		return;
+	}
+	next = b->next_off + b->bo->step % b->image_size;
+	if (next >= b->image_size) {
+		next -= b->image_size;
+	}
+	if (b->bo->size > b->image_size - next) {
+		next = 0;
+	}
+	b->next_off = next;
+}
+
+static int bench_submit(struct bench *b)
+{
+	struct bench_req *r = b->idle[b->nidle - 1];
+	int ret;
+
+	r->off = b->next_off;
+	if (b->bo->write) {
+		ret = vd_submit_writev(b->ctx, b->img, &r->iov, 1, r->off, bench_req_done, r);
+	} else {
+		ret = vd_submit_readv(b->ctx, b->img, &r->iov, 1, r->off, bench_req_done, r);
+	}
+	if (ret < 0) {
+		return ret;
+	}
+	b->nidle--;
+	b->submitted++;
+	bench_advance(b);
+	return 0;
+}
+
+static int bench_poll(struct bench *b)
+{
+	int ret = vd_ctx_poll(b->ctx, 1);
+
+	return ret < 0 ? ret : 0;
+}
+
+/* qemu-img bench drains before each flush, so the flush covers every
+ * write sent before it. */
+static int bench_flush(struct bench *b)
+{
+	int ret;
+
+	while (vd_ctx_inflight(b->ctx) > 0) {
+		ret = bench_poll(b);
+		if (ret < 0) {
+			return ret;
+		}
+	}
+	b->flush_done = false;
+	ret = vd_submit_flush(b->ctx, b->img, bench_flush_done, b);
+	while (ret == 0 && !b->flush_done) {
+		ret = bench_poll(b);
+	}
+	return ret < 0 ? ret : b->flush_ret;
+}
+
+/* Keeps 'depth' requests in flight until 'count' have completed. */
+static int bench_loop(struct bench *b)
+{
+	const struct bench_opts *bo = b->bo;
+	int ret = 0;
+
+	while (b->completed < bo->count && b->error == 0 && ret == 0) {
+		while (b->submitted < bo->count && b->nidle > 0 && ret == 0) {
+			ret = bench_submit(b);
+			if (ret == -EAGAIN && vd_ctx_inflight(b->ctx) > 0) {
+				ret = 0;
+				break;
+			}
+			if (ret == 0 && bo->flush_interval &&
+			    b->submitted % bo->flush_interval == 0) {
+				ret = bench_flush(b);
+			}
+		}
+		if (ret == 0 && vd_ctx_inflight(b->ctx) > 0) {
+			ret = bench_poll(b);
+		}
+	}
+	while (vd_ctx_inflight(b->ctx) > 0 && bench_poll(b) == 0) {
+	}
+	if (ret < 0) {
+		cli_error("%s: cannot send a request at offset %" PRIu64 ": %s", b->path,
+			  b->next_off, strerror(-ret));
+		return ret;
+	}
+	if (b->error < 0) {
+		cli_error("%s: %s of %" PRIu64 " bytes at offset %" PRIu64 " failed: %s", b->path,
+			  bo->write ? "write" : "read", bo->size, b->error_off,
+			  strerror(-b->error));
+		return b->error;
+	}
+	return 0;
+}
+
+static int bench_setup(struct bench *b)
+{
+	const struct bench_opts *bo = b->bo;
+	int ret;
+
+	b->reqs = calloc(bo->depth, sizeof(*b->reqs));
+	b->idle = calloc(bo->depth, sizeof(*b->idle));
+	if (!b->reqs || !b->idle) {
+		cli_error("%s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	for (uint64_t i = 0; i < bo->depth; i++) {
+		struct bench_req *r = &b->reqs[i];
+
+		r->b = b;
+		r->iov.iov_len = bo->size;
+		r->iov.iov_base = buf_alloc(bo->size);
+		if (!r->iov.iov_base) {
+			cli_error("cannot allocate %" PRIu64 " buffers of %" PRIu64 " bytes",
+				  bo->depth, bo->size);
+			return -ENOMEM;
+		}
+		memset(r->iov.iov_base, bo->write ? DEFAULT_PATTERN : 0, bo->size);
+		b->idle[b->nidle++] = r;
+	}
+	ret = vd_ctx_create((unsigned)bo->depth, &b->ctx);
+	if (ret < 0) {
+		cli_error("cannot create an I/O context of depth %" PRIu64 ": %s", bo->depth,
+			  strerror(-ret));
+	}
+	return ret;
+}
+
+static void bench_teardown(struct bench *b)
+{
+	if (b->ctx) {
+		vd_ctx_destroy(b->ctx);
+	}
+	if (b->reqs) {
+		for (uint64_t i = 0; i < b->bo->depth; i++) {
+			free(b->reqs[i].iov.iov_base);
+		}
+	}
+	free(b->reqs);
+	free(b->idle);
+}
+
+/* Checks what needs the image's size: every request must fit in it. */
+static int bench_check_range(struct bench *b)
+{
+	const struct bench_opts *bo = b->bo;
+
+	if (bo->offset > b->image_size || bo->size > b->image_size - bo->offset) {
+		cli_error("%s: a request of %" PRIu64 " bytes at offset %" PRIu64
+			  " does not fit in the virtual size %" PRIu64,
+			  b->path, bo->size, bo->offset, b->image_size);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void bench_print_header(const struct bench *b)
+{
+	const struct bench_opts *bo = b->bo;
+
+	printf("Sending %" PRIu64 " %s requests, %" PRIu64 " bytes each, %" PRIu64 " in parallel ",
+	       bo->count, bo->write ? "write" : "read", bo->size, bo->depth);
+	if (bo->random) {
+		printf("(random offsets from %" PRIu64 ", aligned to %" PRIu64 ")\n", bo->offset,
+		       bo->size);
+	} else {
+		printf("(starting at offset %" PRIu64 ", step size %" PRIu64 ")\n", bo->offset,
+		       bo->step);
+	}
+	if (bo->flush_interval) {
+		printf("Sending flush every %" PRIu64 " requests\n", bo->flush_interval);
+	}
+	fflush(stdout);
+}
+
+static void bench_print_result(const struct bench *b, double secs)
+{
+	double ops = secs > 0 ? (double)b->completed / secs : 0;
+
+	if (!b->bo->quiet) {
+		printf("Run completed in %.3f seconds.\n", secs);
+	}
+	printf("ops/s: %.0f  MB/s: %.2f\n", ops, ops * (double)b->bo->size / 1e6);
+}
+
+static int bench_run(struct bench *b)
+{
+	double start;
+	int ret;
+
+	b->image_size = vd_size_bytes(b->img);
+	ret = bench_check_range(b);
+	if (ret < 0) {
+		return ret;
+	}
+	ret = bench_setup(b);
+	if (ret < 0) {
+		return ret;
+	}
+	srand48(1);
+	b->next_off = b->bo->random ? bench_random_offset(b) : b->bo->offset;
+	if (!b->bo->quiet) {
+		bench_print_header(b);
+	}
+	start = cli_now();
+	ret = bench_loop(b);
+	if (ret == 0) {
+		bench_print_result(b, cli_now() - start);
+	}
+	return ret;
+}
+
+/* Depths past this gain nothing and would only pin memory in the ring. */
+#define BENCH_MAX_DEPTH 4096u
+
+static int bench_parse_opt(int c, char **argv, struct bench_opts *bo)
+{
+	switch (c) {
+	case 'c':
+		return parse_count_arg("bench", "count", optarg, UINT64_MAX, &bo->count);
+	case 'd':
+		return parse_count_arg("bench", "depth", optarg, BENCH_MAX_DEPTH, &bo->depth);
+	case 's':
+		return parse_size_arg("bench", "request size", optarg, &bo->size);
+	case 'o':
+		return parse_size_arg("bench", "offset", optarg, &bo->offset);
+	case 'S':
+		bo->step_set = true;
+		return parse_size_arg("bench", "step", optarg, &bo->step);
+	case 'w':
+		bo->write = true;
+		return 0;
+	case 'q':
+		bo->quiet = true;
+		return 0;
+	case 't':
+		return parse_cache("bench", optarg, &bo->cache_flags);
+	case OPT_PATTERN:
+		if (strcmp(optarg, "seq") && strcmp(optarg, "rand")) {
+			cli_usage_error("bench", "invalid pattern '%s' (seq or rand)", optarg);
+			return -EINVAL;
+		}
+		bo->random = !strcmp(optarg, "rand");
+		return 0;
+	case OPT_FLUSH_INTERVAL:
+		return parse_count_arg("bench", "flush interval", optarg, UINT64_MAX,
+				       &bo->flush_interval);
+	default:
+		cli_getopt_error("bench", c, argv);
+		return -EINVAL;
+	}
+}
+
+static int bench_check_opts(const struct bench_opts *bo)
+{
+	if (bo->depth == 0) {
+		cli_usage_error("bench", "the depth must be at least 1");
+	} else if (bo->size == 0 || bo->size % VD_SECTOR_BYTES || bo->size > UINT32_MAX) {
+		cli_usage_error("bench", "the request size must be a multiple of %u bytes",
+				VD_SECTOR_BYTES);
+	} else if (bo->offset % VD_SECTOR_BYTES || bo->step % VD_SECTOR_BYTES) {
+		cli_usage_error("bench", "the offset and step must be multiples of %u bytes",
+				VD_SECTOR_BYTES);
+	} else if (bo->flush_interval && !bo->write) {
+		cli_usage_error("bench", "--flush-interval applies only to write runs (-w)");
+	} else {
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int bench_parse(int argc, char **argv, struct bench_opts *bo)
+{
+	static const struct option longopts[] = {
+	    {"count", required_argument, NULL, 'c'},
+	    {"depth", required_argument, NULL, 'd'},
+	    {"size", required_argument, NULL, 's'},
+	    {"offset", required_argument, NULL, 'o'},
+	    {"step", required_argument, NULL, 'S'},
+	    {"write", no_argument, NULL, 'w'},
+	    {"cache", required_argument, NULL, 't'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"pattern", required_argument, NULL, OPT_PATTERN},
+	    {"flush-interval", required_argument, NULL, OPT_FLUSH_INTERVAL},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	int c;
+
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":c:d:s:o:S:wt:qh", longopts, NULL)) != -1) {
+		if (c == 'h') {
+			fputs(bench_help, stdout);
+			return 1;
+		}
+		if (bench_parse_opt(c, argv, bo) < 0) {
+			return -EINVAL;
+		}
+	}
+	if (!bo->step_set) {
+		bo->step = bo->size;
+	}
+	if (bench_check_opts(bo) < 0) {
+		return -EINVAL;
+	}
+	return want_args("bench", argc, argv, 1, "FILE");
+}
+
+int vdisk_cmd_bench(int argc, char **argv)
+{
+	struct bench_opts bo = {.count = 75000, .depth = 64, .size = 4096};
+	struct bench b = {.bo = &bo};
+	int ret;
+
+	ret = bench_parse(argc, argv, &bo);
+	if (ret != 0) {
+		return ret > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+	}
+	b.path = argv[optind];
+	if (open_image(b.path, bo.cache_flags | (bo.write ? VD_OPEN_RDWR : 0), &b.img) < 0) {
+		return CLI_EXIT_FAILURE;
+	}
+	ret = bench_run(&b);
+	bench_teardown(&b);
+	if (close_image(b.img, b.path) < 0) {
+		ret = -EIO;
+	}
+	return ret < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+}
