@@ -536,6 +536,42 @@ static struct vd_req *req_new(struct vd_ctx *ctx, struct vd_image *img, vd_cb cb
 	return req;
 }
 
+/* A run of pieces contiguous both in the guest buffer and in the file. */
+struct run {
+	uint64_t host;
+	size_t skip, len;
+};
+
+/* Adds a piece at 'host' (0: none, which ends the run) of 'n' buffer bytes
+ * at 'skip'; queues the run when the piece does not continue it. */
+static int run_add(struct vd_req *req, struct vd_image *img, const struct iovec *iov,
+		   int iovcnt, struct run *r, uint64_t host, size_t skip, size_t n)
+{
+	int ret = 0;
+
+	if (r->len && (!host || host != r->host + r->len)) {
+		ret = queue_io(req, img, iov, iovcnt, r->skip, r->len, r->host);
+		r->len = 0;
+	}
+	if (host) {
+		if (!r->len) {
+			r->host = host;
+			r->skip = skip;
+		}
+		r->len += n;
+	}
+	return ret;
+}
+
+static int run_end(struct vd_req *req, struct vd_image *img, const struct iovec *iov,
+		   int iovcnt, struct run *r, int ret)
+{
+	if (ret == 0 && r->len) {
+		ret = queue_io(req, img, iov, iovcnt, r->skip, r->len, r->host);
+	}
+	return ret;
+}
+
 /* Reads guest bytes [off, off+len) of 'img' into the request's buffer at
  * 'skip', cluster by cluster, merging host-contiguous pieces into one I/O
  * and falling through to the backing chain (which may be shorter: zeros
@@ -543,8 +579,8 @@ static struct vd_req *req_new(struct vd_ctx *ctx, struct vd_image *img, vd_cb cb
 static int read_range(struct vd_req *req, struct vd_image *img, const struct iovec *iov,
 		      int iovcnt, size_t skip, uint64_t off, size_t len)
 {
-	uint64_t run_host = 0;
-	size_t run_skip = 0, run_len = 0, done = 0;
+	struct run run = {0};
+	size_t done = 0;
 	int ret = 0;
 
 	while (done < len && ret == 0) {
@@ -559,30 +595,17 @@ static int read_range(struct vd_req *req, struct vd_image *img, const struct iov
 		n = n < len - done ? n : len - done;
 		n = n < img->hdr.size_bytes - goff ? n : img->hdr.size_bytes - goff;
 		ret = map_for_read(img, goff, &host, &back);
-		if (ret < 0) {
-			break;
+		if (ret == 0) {
+			ret = run_add(req, img, iov, iovcnt, &run, host, skip + done, n);
 		}
-		if (run_len && (!host || host != run_host + run_len)) {
-			ret = queue_io(req, img, iov, iovcnt, run_skip, run_len, run_host);
-			run_len = 0;
-		}
-		if (host) {
-			if (!run_len) {
-				run_host = host;
-				run_skip = skip + done;
-			}
-			run_len += n;
-		} else if (back) {
+		if (ret == 0 && !host && back) {
 			ret = read_range(req, img->backing, iov, iovcnt, skip + done, goff, n);
-		} else {
+		} else if (ret == 0 && !host) {
 			iov_memset(iov, iovcnt, skip + done, n);
 		}
 		done += n;
 	}
-	if (ret == 0 && run_len) {
-		ret = queue_io(req, img, iov, iovcnt, run_skip, run_len, run_host);
-	}
-	return ret;
+	return run_end(req, img, iov, iovcnt, &run, ret);
 }
 
 /* Walks a write cluster by cluster, allocating, and merges host-contiguous
@@ -592,8 +615,8 @@ static int write_range(struct vd_req *req, const struct iovec *iov, int iovcnt, 
 		       size_t len)
 {
 	struct vd_image *img = req->img;
-	uint64_t run_host = 0;
-	size_t run_skip = 0, run_len = 0, skip = 0;
+	struct run run = {0};
+	size_t skip = 0;
 	int ret = 0;
 
 	while (skip < len && ret == 0) {
@@ -602,26 +625,12 @@ static int write_range(struct vd_req *req, const struct iovec *iov, int iovcnt, 
 
 		n = n < len - skip ? n : len - skip;
 		ret = map_for_write(req, iov, iovcnt, skip, goff, n, &host);
-		if (ret < 0) {
-			break;
-		}
-		if (run_len && (!host || host != run_host + run_len)) {
-			ret = queue_io(req, img, iov, iovcnt, run_skip, run_len, run_host);
-			run_len = 0;
-		}
-		if (host) {
-			if (!run_len) {
-				run_host = host;
-				run_skip = skip;
-			}
-			run_len += n;
+		if (ret == 0) {
+			ret = run_add(req, img, iov, iovcnt, &run, host, skip, n);
 		}
 		skip += n;
 	}
-	if (ret == 0 && run_len) {
-		ret = queue_io(req, img, iov, iovcnt, run_skip, run_len, run_host);
-	}
-	return ret;
+	return run_end(req, img, iov, iovcnt, &run, ret);
 }
 
 static int check_range(struct vd_image *img, uint64_t off, uint64_t len)

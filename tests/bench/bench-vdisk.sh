@@ -5,10 +5,11 @@
 # qcow2 image (64 KiB clusters) and on a raw file, and fio (io_uring,
 # O_DIRECT) on a raw file as the limit.
 #
-# qemu-img bench can only step through the image; "random" here is a stride
-# of 4 KiB x 104729 (a prime) modulo the power-of-two image size, which
-# visits every 4 KiB block once in a scattered order.  vdisk bench uses the
-# same stride, fio uses true random offsets.
+# qemu-img bench can only step through the image; "random" for it is a
+# stride of 4 KiB x 104729 (a prime) modulo the power-of-two image size,
+# which visits every 4 KiB block once in a scattered order.  vdisk runs that
+# same stride (compared with qemu-img) and, with --pattern rand, uniformly
+# random offsets (compared with fio's randread/randwrite).
 #
 # Usage: tests/bench/bench-vdisk.sh [BUILD_DIR]   (env: BENCH_DIR, SIZE_MB)
 set -euo pipefail
@@ -36,7 +37,8 @@ run_bench() {
 	[ "$write" = 1 ] && args+=(-w)
 	sync
 	echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
-	if [ "$tool" = vdisk ]; then
+	if [ "$tool" = vdisk ] || [ "$tool" = vdisk-rand ]; then
+		[ "$tool" = vdisk-rand ] && args+=(--pattern rand)
 		s=$("$vdisk" bench -c "$count" -d "$depth" -s "$bs" -S "$step" -t none "${args[@]}" "$file" | secs)
 	else
 		local fmt=qcow2
@@ -76,8 +78,8 @@ filled_images() {
 
 rows=()
 row() {
-	# name vdisk qcow2 raw fio
-	rows+=("$1|$2|$3|$4|$5")
+	# name vdisk(stride or sequential) vdisk(random) qcow2 raw fio
+	rows+=("$1|$2|$3|$4|$5|$6")
 }
 
 echo "bench: $size_mb MiB images in $dir ($(stat -f -c %T "$dir")), $(nproc) cores" >&2
@@ -86,6 +88,7 @@ echo "bench: 4K random read, depth 1" >&2
 c=20000
 row "4K random read, QD1, allocated" \
 	"$(run_bench vdisk "$dir/img.vd" $c 1 4096 0 $stride)" \
+	"$(run_bench vdisk-rand "$dir/img.vd" $c 1 4096 0 $stride)" \
 	"$(run_bench qemu "$dir/img.qcow2" $c 1 4096 0 $stride)" \
 	"$(run_bench qemu "$dir/img.raw" $c 1 4096 0 $stride)" \
 	"$(run_fio "$dir/img.raw" $c 1 4k randread)"
@@ -93,12 +96,14 @@ echo "bench: 4K random read, depth 32" >&2
 c=100000
 row "4K random read, QD32, allocated" \
 	"$(run_bench vdisk "$dir/img.vd" $c 32 4096 0 $stride)" \
+	"$(run_bench vdisk-rand "$dir/img.vd" $c 32 4096 0 $stride)" \
 	"$(run_bench qemu "$dir/img.qcow2" $c 32 4096 0 $stride)" \
 	"$(run_bench qemu "$dir/img.raw" $c 32 4096 0 $stride)" \
 	"$(run_fio "$dir/img.raw" $c 32 4k randread)"
 echo "bench: 4K random write, depth 32, allocated" >&2
 row "4K random write, QD32, allocated" \
 	"$(run_bench vdisk "$dir/img.vd" $c 32 4096 1 $stride)" \
+	"$(run_bench vdisk-rand "$dir/img.vd" $c 32 4096 1 $stride)" \
 	"$(run_bench qemu "$dir/img.qcow2" $c 32 4096 1 $stride)" \
 	"$(run_bench qemu "$dir/img.raw" $c 32 4096 1 $stride)" \
 	"$(run_fio "$dir/img.raw" $c 32 4k randwrite)"
@@ -109,9 +114,11 @@ fresh_images
 v=$(run_bench vdisk "$dir/img.vd" $c 32 4096 1 $stride)
 q=$(run_bench qemu "$dir/img.qcow2" $c 32 4096 1 $stride)
 r=$(run_bench qemu "$dir/img.raw" $c 32 4096 1 $stride)
-rm -f "$dir/img.raw"
+rm -f "$dir/img.vd" "$dir/img.raw"
+"$vdisk" create -c 64K "$dir/img.vd" "$size" >/dev/null
+vr=$(run_bench vdisk-rand "$dir/img.vd" $c 32 4096 1 $stride)
 truncate -s "$size" "$dir/img.raw"
-row "4K random write, QD32, fresh" "$v" "$q" "$r" "$(run_fio "$dir/img.raw" $c 32 4k randwrite)"
+row "4K random write, QD32, fresh" "$v" "$vr" "$q" "$r" "$(run_fio "$dir/img.raw" $c 32 4k randwrite)"
 
 echo "bench: 1M sequential write, depth 4, fresh" >&2
 c=$((size >> 20))
@@ -121,11 +128,14 @@ q=$(run_bench qemu "$dir/img.qcow2" $c 4 1048576 1 1048576)
 r=$(run_bench qemu "$dir/img.raw" $c 4 1048576 1 1048576)
 rm -f "$dir/img.raw"
 truncate -s "$size" "$dir/img.raw"
-row "1M sequential write, QD4, fresh" "$v" "$q" "$r" "$(run_fio "$dir/img.raw" $c 4 1m write)"
+row "1M sequential write, QD4, fresh" "$v" "$v" "$q" "$r" "$(run_fio "$dir/img.raw" $c 4 1m write)"
 
-printf '\n| workload | vdisk ops/s | qcow2 ops/s | raw (qemu-img) ops/s | raw (fio) ops/s | vdisk / fio | vdisk / qcow2 |\n'
-printf '|---|---:|---:|---:|---:|---:|---:|\n'
+printf '\n| workload | vdisk (stride/seq) | vdisk (random) | qcow2 (qemu-img) | raw (qemu-img) | raw (fio, random) | vdisk/qcow2 | vdisk/fio |\n'
+printf '|---|---:|---:|---:|---:|---:|---:|---:|\n'
 for r in "${rows[@]}"; do
-	IFS='|' read -r name v q raw f <<<"$r"
-	python3 -c "print('| $name | $v | $q | $raw | $f | %.2fx | %.2fx |' % ($v / $f, $v / $q))"
+	IFS='|' read -r name v vr q raw f <<<"$r"
+	python3 -c "print('| $name | $v | $vr | $q | $raw | $f | %.2fx | %.2fx |' % ($v / $q, $vr / $f))"
 done
+echo
+echo "ops/s. vdisk/qcow2: the same stride (or sequence) through vdisk bench and qemu-img bench;"
+echo "vdisk/fio: uniformly random offsets through vdisk bench --pattern rand and fio."

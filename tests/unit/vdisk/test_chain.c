@@ -15,23 +15,11 @@
 
 #include <cmocka.h>
 
+#include "testutil.h"
 #include "vdisk.h"
 
 #define MiB (1u << 20)
 
-static struct vd_image *opn(const char *path, unsigned flags)
-{
-	struct vd_open_opts oo;
-	struct vd_image *img = NULL;
-	struct errmsg err = {{0}};
-
-	vd_open_opts_init(&oo);
-	oo.flags = flags;
-	if (vd_open(path, &oo, &img, &err) != 0) {
-		fail_msg("open %s: %s", path, err.msg);
-	}
-	return img;
-}
 
 static void mk(const char *path, uint64_t size, uint32_t cluster, const char *backing)
 {
@@ -48,41 +36,9 @@ static void mk(const char *path, uint64_t size, uint32_t cluster, const char *ba
 	}
 }
 
-static void put(struct vd_image *img, uint64_t off, uint32_t len, uint8_t v)
-{
-	uint8_t *buf = malloc(len);
 
-	memset(buf, v, len);
-	assert_int_equal(vd_pwrite(img, buf, len, off), 0);
-	free(buf);
-}
 
-static void expect(struct vd_image *img, uint64_t off, uint32_t len, uint8_t v)
-{
-	uint8_t *buf = malloc(len);
 
-	assert_int_equal(vd_pread(img, buf, len, off), 0);
-	for (uint32_t i = 0; i < len; i++) {
-		if (buf[i] != v) {
-			fail_msg("%s: byte %u at 0x%llx is 0x%02x, want 0x%02x", vd_path(img), i,
-				 (unsigned long long)off, buf[i], v);
-		}
-	}
-	free(buf);
-}
-
-static void say(void *arg, const char *sentence)
-{
-	print_message("check %s: %s\n", (const char *)arg, sentence);
-}
-
-static void clean(struct vd_image *img)
-{
-	struct vd_check_result r;
-
-	assert_int_equal(vd_check(img, 0, &r, say, (void *)vd_path(img), NULL), 0);
-	assert_int_equal(r.corruptions + r.leaks, 0);
-}
 
 /* base.vd: 8 MiB with 0x11 in the first 4 MiB */
 static void make_template(void)
@@ -90,8 +46,8 @@ static void make_template(void)
 	struct vd_image *t;
 
 	mk("base.vd", 8 * MiB, 0, NULL);
-	t = opn("base.vd", VD_OPEN_RDWR);
-	put(t, 0, 4 * MiB, 0x11);
+	t = tu_open("base.vd", VD_OPEN_RDWR);
+	tu_put(t, 0, 4 * MiB, 0x11);
 	assert_int_equal(vd_close(t), 0);
 }
 
@@ -103,15 +59,15 @@ static void test_clone_reads_through_and_copies_up(void **state)
 
 	make_template();
 	mk("clone.vd", 0, 4096, "base.vd");   /* size from the template, smaller clusters */
-	c = opn("clone.vd", VD_OPEN_RDWR);
+	c = tu_open("clone.vd", VD_OPEN_RDWR);
 	assert_int_equal(vd_size_bytes(c), 8 * MiB);
 	assert_string_equal(vd_backing_path(c), "base.vd");
-	expect(c, 0, 4 * MiB, 0x11);
-	expect(c, 4 * MiB, 4 * MiB, 0);
-	put(c, MiB + 512, 512, 0x22);          /* partial: rest copied from base */
-	expect(c, MiB, 512, 0x11);
-	expect(c, MiB + 512, 512, 0x22);
-	expect(c, MiB + 1024, 3072, 0x11);
+	tu_expect(c, 0, 4 * MiB, 0x11);
+	tu_expect(c, 4 * MiB, 4 * MiB, 0);
+	tu_put(c, MiB + 512, 512, 0x22);          /* partial: rest copied from base */
+	tu_expect(c, MiB, 512, 0x11);
+	tu_expect(c, MiB + 512, 512, 0x22);
+	tu_expect(c, MiB + 1024, 3072, 0x11);
 	assert_int_equal(vd_map(c, 0, &e), 0);
 	assert_int_equal(e.state, VD_EXTENT_BACKING);
 	assert_int_equal(e.length, MiB);
@@ -126,10 +82,10 @@ static void test_clone_reads_through_and_copies_up(void **state)
 	oo.flags = VD_OPEN_RDWR;
 	assert_int_equal(vd_open("base.vd", &oo, &t, &err), -EBUSY);
 	assert_non_null(strstr(err.msg, "in use by process"));
-	clean(c);
+	tu_clean(c);
 	assert_int_equal(vd_close(c), 0);
-	t = opn("base.vd", 0);
-	expect(t, MiB, 4096, 0x11);
+	t = tu_open("base.vd", 0);
+	tu_expect(t, MiB, 4096, 0x11);
 	assert_int_equal(vd_close(t), 0);
 }
 
@@ -139,15 +95,15 @@ static void test_discard_on_a_clone_hides_the_template(void **state)
 
 	make_template();
 	mk("clone.vd", 0, 0, "base.vd");
-	c = opn("clone.vd", VD_OPEN_RDWR);
+	c = tu_open("clone.vd", VD_OPEN_RDWR);
 	assert_int_equal(vd_discard(c, 0, MiB), 0);
 	assert_int_equal(vd_write_zeroes(c, 2 * MiB + 4096, 8192), 0);
-	expect(c, 0, MiB, 0);
-	expect(c, MiB, MiB, 0x11);
-	expect(c, 2 * MiB, 4096, 0x11);
-	expect(c, 2 * MiB + 4096, 8192, 0);
-	expect(c, 2 * MiB + 12288, 4096, 0x11);
-	clean(c);
+	tu_expect(c, 0, MiB, 0);
+	tu_expect(c, MiB, MiB, 0x11);
+	tu_expect(c, 2 * MiB, 4096, 0x11);
+	tu_expect(c, 2 * MiB + 4096, 8192, 0);
+	tu_expect(c, 2 * MiB + 12288, 4096, 0x11);
+	tu_clean(c);
 	assert_int_equal(vd_close(c), 0);
 }
 
@@ -157,17 +113,17 @@ static void test_chains_of_three_and_commit(void **state)
 
 	make_template();
 	mk("mid.vd", 0, 0, "base.vd");
-	m = opn("mid.vd", VD_OPEN_RDWR);
-	put(m, 2 * MiB, MiB, 0x33);
+	m = tu_open("mid.vd", VD_OPEN_RDWR);
+	tu_put(m, 2 * MiB, MiB, 0x33);
 	assert_int_equal(vd_close(m), 0);
 	mk("top.vd", 0, 0, "mid.vd");
-	c = opn("top.vd", VD_OPEN_RDWR);
-	put(c, 6 * MiB, 65536, 0x44);
+	c = tu_open("top.vd", VD_OPEN_RDWR);
+	tu_put(c, 6 * MiB, 65536, 0x44);
 	assert_int_equal(vd_write_zeroes(c, 0, 65536), 0);
-	expect(c, 0, 65536, 0);
-	expect(c, 65536, MiB, 0x11);
-	expect(c, 2 * MiB, MiB, 0x33);
-	expect(c, 6 * MiB, 65536, 0x44);
+	tu_expect(c, 0, 65536, 0);
+	tu_expect(c, 65536, MiB, 0x11);
+	tu_expect(c, 2 * MiB, MiB, 0x33);
+	tu_expect(c, 6 * MiB, 65536, 0x44);
 	/* commit top into mid: mid now holds it, top reads through */
 	assert_int_equal(vd_commit(c, NULL), 0);
 	struct vd_info info;
@@ -175,15 +131,15 @@ static void test_chains_of_three_and_commit(void **state)
 	assert_int_equal(vd_get_info(c, &info), 0);
 	assert_int_equal(info.allocated_bytes, 0);
 	assert_int_equal(info.chain_depth, 2);
-	expect(c, 0, 65536, 0);
-	expect(c, 6 * MiB, 65536, 0x44);
-	clean(c);
+	tu_expect(c, 0, 65536, 0);
+	tu_expect(c, 6 * MiB, 65536, 0x44);
+	tu_clean(c);
 	assert_int_equal(vd_close(c), 0);
-	m = opn("mid.vd", 0);
-	expect(m, 6 * MiB, 65536, 0x44);
-	expect(m, 0, 65536, 0);
-	expect(m, 65536, 4096, 0x11);
-	clean(m);
+	m = tu_open("mid.vd", 0);
+	tu_expect(m, 6 * MiB, 65536, 0x44);
+	tu_expect(m, 0, 65536, 0);
+	tu_expect(m, 65536, 4096, 0x11);
+	tu_clean(m);
 	assert_int_equal(vd_close(m), 0);
 }
 
@@ -193,35 +149,35 @@ static void test_rebase_and_flatten_keep_the_guest_view(void **state)
 
 	make_template();
 	mk("other.vd", 8 * MiB, 0, NULL);
-	o = opn("other.vd", VD_OPEN_RDWR);
-	put(o, 0, MiB, 0x11);      /* same as base in the first MiB only */
-	put(o, 5 * MiB, MiB, 0x55);
+	o = tu_open("other.vd", VD_OPEN_RDWR);
+	tu_put(o, 0, MiB, 0x11);      /* same as base in the first MiB only */
+	tu_put(o, 5 * MiB, MiB, 0x55);
 	assert_int_equal(vd_close(o), 0);
 	mk("clone.vd", 0, 0, "base.vd");
-	c = opn("clone.vd", VD_OPEN_RDWR);
-	put(c, 7 * MiB, 4096, 0x77);
+	c = tu_open("clone.vd", VD_OPEN_RDWR);
+	tu_put(c, 7 * MiB, 4096, 0x77);
 	assert_int_equal(vd_rebase(c, "other.vd", false, NULL), 0);
 	assert_string_equal(vd_backing_path(c), "other.vd");
-	expect(c, 0, 4 * MiB, 0x11);
-	expect(c, 4 * MiB, MiB, 0);
-	expect(c, 5 * MiB, MiB, 0);       /* other's 0x55 copied over by zeros */
-	expect(c, 7 * MiB, 4096, 0x77);
-	clean(c);
+	tu_expect(c, 0, 4 * MiB, 0x11);
+	tu_expect(c, 4 * MiB, MiB, 0);
+	tu_expect(c, 5 * MiB, MiB, 0);       /* other's 0x55 copied over by zeros */
+	tu_expect(c, 7 * MiB, 4096, 0x77);
+	tu_clean(c);
 	/* unsafe: only the pointer changes, so other's data now shows */
 	assert_int_equal(vd_close(c), 0);
 	mk("clone2.vd", 0, 0, "base.vd");
-	c = opn("clone2.vd", VD_OPEN_RDWR);
+	c = tu_open("clone2.vd", VD_OPEN_RDWR);
 	assert_int_equal(vd_rebase(c, "other.vd", true, NULL), 0);
-	expect(c, 5 * MiB, MiB, 0x55);
-	expect(c, 2 * MiB, MiB, 0);
+	tu_expect(c, 5 * MiB, MiB, 0x55);
+	tu_expect(c, 2 * MiB, MiB, 0);
 	assert_int_equal(vd_flatten(c, NULL), 0);
 	assert_null(vd_backing_path(c));
 	assert_int_equal(vd_close(c), 0);
 	unlink("other.vd");
-	c = opn("clone2.vd", 0);
-	expect(c, 0, MiB, 0x11);
-	expect(c, 5 * MiB, MiB, 0x55);
-	clean(c);
+	c = tu_open("clone2.vd", 0);
+	tu_expect(c, 0, MiB, 0x11);
+	tu_expect(c, 5 * MiB, MiB, 0x55);
+	tu_clean(c);
 	assert_int_equal(vd_close(c), 0);
 }
 
@@ -250,17 +206,17 @@ static void test_resize_grows_and_refuses_to_drop_data(void **state)
 	struct errmsg err = {{0}};
 
 	mk("r.vd", 16 * MiB, 4096, NULL);   /* 4K clusters: one L1 cluster covers 1 GiB */
-	img = opn("r.vd", VD_OPEN_RDWR);
-	put(img, 15 * MiB, MiB, 0x66);
+	img = tu_open("r.vd", VD_OPEN_RDWR);
+	tu_put(img, 15 * MiB, MiB, 0x66);
 	assert_int_equal(vd_resize(img, 4096ull * MiB, false, &err), 0);   /* moves the L1 */
 	assert_int_equal(vd_size_bytes(img), 4096ull * MiB);
-	expect(img, 15 * MiB, MiB, 0x66);
-	expect(img, 3000ull * MiB, MiB, 0);
-	put(img, 4095ull * MiB, MiB, 0x67);
-	clean(img);
+	tu_expect(img, 15 * MiB, MiB, 0x66);
+	tu_expect(img, 3000ull * MiB, MiB, 0);
+	tu_put(img, 4095ull * MiB, MiB, 0x67);
+	tu_clean(img);
 	assert_int_equal(vd_close(img), 0);
-	img = opn("r.vd", VD_OPEN_RDWR);
-	expect(img, 4095ull * MiB, MiB, 0x67);
+	img = tu_open("r.vd", VD_OPEN_RDWR);
+	tu_expect(img, 4095ull * MiB, MiB, 0x67);
 	assert_int_equal(vd_resize(img, 8 * MiB, false, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "--shrink"));
 	assert_int_equal(vd_resize(img, 8 * MiB, true, &err), -ENOTEMPTY);
@@ -268,11 +224,11 @@ static void test_resize_grows_and_refuses_to_drop_data(void **state)
 	assert_int_equal(vd_discard(img, 8 * MiB, 4088ull * MiB), 0);
 	assert_int_equal(vd_resize(img, 8 * MiB, true, &err), 0);
 	assert_int_equal(vd_size_bytes(img), 8 * MiB);
-	clean(img);
+	tu_clean(img);
 	assert_int_equal(vd_close(img), 0);
-	img = opn("r.vd", 0);
+	img = tu_open("r.vd", 0);
 	assert_int_equal(vd_size_bytes(img), 8 * MiB);
-	clean(img);
+	tu_clean(img);
 	assert_int_equal(vd_close(img), 0);
 }
 

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "testutil.h"
 #include "vdisk.h"
 
 static const char *path = "snap-test.vd";
@@ -23,13 +24,7 @@ static const char *path = "snap-test.vd";
 
 static struct vd_image *open_rw(void)
 {
-	struct vd_open_opts oo;
-	struct vd_image *img = NULL;
-
-	vd_open_opts_init(&oo);
-	oo.flags = VD_OPEN_RDWR;
-	assert_int_equal(vd_open(path, &oo, &img, NULL), 0);
-	return img;
+	return tu_open(path, VD_OPEN_RDWR);
 }
 
 static struct vd_image *fresh(uint64_t size)
@@ -43,62 +38,33 @@ static struct vd_image *fresh(uint64_t size)
 	return open_rw();
 }
 
-static void put(struct vd_image *img, uint64_t off, uint32_t len, uint8_t v)
-{
-	uint8_t *buf = malloc(len);
 
-	memset(buf, v, len);
-	assert_int_equal(vd_pwrite(img, buf, len, off), 0);
-	free(buf);
-}
 
-static void expect(struct vd_image *img, uint64_t off, uint32_t len, uint8_t v)
-{
-	uint8_t *buf = malloc(len);
-
-	assert_int_equal(vd_pread(img, buf, len, off), 0);
-	for (uint32_t i = 0; i < len; i++) {
-		if (buf[i] != v) {
-			fail_msg("byte %u at 0x%llx is 0x%02x, want 0x%02x", i,
-				 (unsigned long long)off, buf[i], v);
-		}
-	}
-	free(buf);
-}
-
-static void clean(struct vd_image *img)
-{
-	struct vd_check_result r;
-
-	assert_int_equal(vd_check(img, 0, &r, NULL, NULL, NULL), 0);
-	assert_int_equal(r.corruptions, 0);
-	assert_int_equal(r.leaks, 0);
-}
 
 static void test_revert_brings_back_the_data(void **state)
 {
 	struct vd_image *img = fresh(64 * MiB);
 
-	put(img, 0, 4 * MiB, 0xaa);
+	tu_put(img, 0, 4 * MiB, 0xaa);
 	assert_int_equal(vd_snapshot_create(img, "base", NULL), 0);
-	clean(img);
-	put(img, MiB, 64 * 1024, 0xbb);     /* copies one data cluster */
-	put(img, 32 * MiB, 4096, 0xcc);     /* allocates a new one */
-	put(img, 2 * MiB + 512, 512, 0xdd); /* partial copy-on-write */
-	expect(img, MiB, 64 * 1024, 0xbb);
-	expect(img, 2 * MiB, 512, 0xaa);
-	expect(img, 2 * MiB + 512, 512, 0xdd);
-	clean(img);
+	tu_clean(img);
+	tu_put(img, MiB, 64 * 1024, 0xbb);     /* copies one data cluster */
+	tu_put(img, 32 * MiB, 4096, 0xcc);     /* allocates a new one */
+	tu_put(img, 2 * MiB + 512, 512, 0xdd); /* partial copy-on-write */
+	tu_expect(img, MiB, 64 * 1024, 0xbb);
+	tu_expect(img, 2 * MiB, 512, 0xaa);
+	tu_expect(img, 2 * MiB + 512, 512, 0xdd);
+	tu_clean(img);
 	assert_int_equal(vd_snapshot_revert(img, "base", NULL), 0);
-	clean(img);
-	expect(img, 0, 4 * MiB, 0xaa);
-	expect(img, 32 * MiB, 4096, 0);
+	tu_clean(img);
+	tu_expect(img, 0, 4 * MiB, 0xaa);
+	tu_expect(img, 32 * MiB, 4096, 0);
 	/* the snapshot stays, and writes after a revert copy again */
 	assert_int_equal(vd_snapshot_count(img), 1);
-	put(img, 0, 4096, 0xee);
+	tu_put(img, 0, 4096, 0xee);
 	assert_int_equal(vd_snapshot_revert(img, "base", NULL), 0);
-	expect(img, 0, 4096, 0xaa);
-	clean(img);
+	tu_expect(img, 0, 4096, 0xaa);
+	tu_clean(img);
 	assert_int_equal(vd_close(img), 0);
 }
 
@@ -123,12 +89,12 @@ static void test_diff_lists_the_written_clusters(void **state)
 	struct vd_image *img = fresh(2048 * MiB);
 	struct extents e = {0};
 
-	put(img, 0, MiB, 1);
+	tu_put(img, 0, MiB, 1);
 	assert_int_equal(vd_snapshot_create(img, "s1", NULL), 0);
-	put(img, 128 * 1024, 4096, 2);          /* cluster 2 */
-	put(img, 1536 * MiB, 3 * 65536, 3);     /* 3 clusters in another L2 table */
+	tu_put(img, 128 * 1024, 4096, 2);          /* cluster 2 */
+	tu_put(img, 1536 * MiB, 3 * 65536, 3);     /* 3 clusters in another L2 table */
 	assert_int_equal(vd_snapshot_create(img, "s2", NULL), 0);
-	put(img, 64 * MiB, 512, 4);
+	tu_put(img, 64 * MiB, 512, 4);
 	assert_int_equal(vd_snapshot_diff(img, "s1", "s2", collect, &e, NULL), 0);
 	assert_int_equal(e.n, 2);
 	assert_int_equal(e.off[0], 128 * 1024);
@@ -160,9 +126,9 @@ static void test_delete_frees_exactly_what_no_one_else_holds(void **state)
 	struct vd_snapshot_info si;
 	uint64_t before, after;
 
-	put(img, 0, 8 * MiB, 1);
+	tu_put(img, 0, 8 * MiB, 1);
 	assert_int_equal(vd_snapshot_create(img, "old", NULL), 0);
-	put(img, 0, 4 * MiB, 2);  /* the snapshot alone holds 4 MiB now */
+	tu_put(img, 0, 4 * MiB, 2);  /* the snapshot alone holds 4 MiB now */
 	assert_int_equal(vd_snapshot_get(img, 0, &si), 0);
 	assert_string_equal(si.name, "old");
 	assert_int_equal(si.referenced_bytes, 8 * MiB);
@@ -172,9 +138,9 @@ static void test_delete_frees_exactly_what_no_one_else_holds(void **state)
 	before = disk_bytes();
 	img = open_rw();
 	assert_int_equal(vd_snapshot_delete(img, "old", NULL), 0);
-	clean(img);
-	expect(img, 0, 4 * MiB, 2);
-	expect(img, 4 * MiB, 4 * MiB, 1);
+	tu_clean(img);
+	tu_expect(img, 0, 4 * MiB, 2);
+	tu_expect(img, 4 * MiB, 4 * MiB, 1);
 	assert_int_equal(vd_snapshot_count(img), 0);
 	assert_int_equal(vd_close(img), 0);
 	after = disk_bytes();
@@ -188,29 +154,29 @@ static void test_chains_of_snapshots_stay_independent(void **state)
 	char name[8];
 
 	for (int i = 0; i < 5; i++) {
-		put(img, (uint64_t)i * MiB, MiB, 0x10 + i);
-		put(img, 0, 4096, 0x20 + i);
+		tu_put(img, (uint64_t)i * MiB, MiB, 0x10 + i);
+		tu_put(img, 0, 4096, 0x20 + i);
 		snprintf(name, sizeof(name), "s%d", i);
 		assert_int_equal(vd_snapshot_create(img, name, NULL), 0);
 	}
 	assert_int_equal(vd_snapshot_delete(img, "s1", NULL), 0);
 	assert_int_equal(vd_snapshot_delete(img, "s3", NULL), 0);
-	clean(img);
+	tu_clean(img);
 	assert_int_equal(vd_snapshot_revert(img, "s2", NULL), 0);
-	expect(img, 0, 4096, 0x22);
-	expect(img, 2 * MiB, MiB, 0x12);
-	expect(img, 3 * MiB, MiB, 0);
+	tu_expect(img, 0, 4096, 0x22);
+	tu_expect(img, 2 * MiB, MiB, 0x12);
+	tu_expect(img, 3 * MiB, MiB, 0);
 	assert_int_equal(vd_snapshot_revert(img, "s0", NULL), 0);
-	expect(img, 0, 4096, 0x20);
-	expect(img, MiB, MiB, 0);
-	clean(img);
+	tu_expect(img, 0, 4096, 0x20);
+	tu_expect(img, MiB, MiB, 0);
+	tu_clean(img);
 	assert_int_equal(vd_close(img), 0);
 	img = open_rw();
 	assert_int_equal(vd_snapshot_count(img), 3);
 	assert_int_equal(vd_snapshot_revert(img, "s4", NULL), 0);
-	expect(img, 4 * MiB, MiB, 0x14);
-	expect(img, 0, 4096, 0x24);
-	clean(img);
+	tu_expect(img, 4 * MiB, MiB, 0x14);
+	tu_expect(img, 0, 4096, 0x24);
+	tu_clean(img);
 	assert_int_equal(vd_close(img), 0);
 }
 
