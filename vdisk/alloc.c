@@ -388,6 +388,60 @@ void vd_freemap_fini(struct vd_image *img)
 	img->pending_free = NULL;
 }
 
+/* The refcount table covers four times the guest clusters, so snapshots
+ * and copies can at least triple the file; resize grows it to keep that. */
+uint64_t vd_reftable_cover(uint64_t guest_clusters, uint64_t l1_entries)
+{
+	return 4 * (guest_clusters + l1_entries) + 64;
+}
+
+/* Moves the refcount table to new, larger clusters at the end of the file,
+ * in one transaction with the header switch.  The new table is in place
+ * before the refcounts of its own clusters are set, so they may lie beyond
+ * what the old one covered. */
+int vd_reftable_grow(struct vd_image *img, uint64_t cover_clusters)
+{
+	struct vd_mblock *old = img->rt_blk, *nb;
+	uint64_t entries = (cover_clusters + img->rb_entries - 1) / img->rb_entries;
+	uint64_t n = (entries * 8 + img->cluster_bytes - 1) >> img->cluster_bits, first;
+	uint64_t old_first = vd_off_cluster(img, img->hdr.refcount_table_offset);
+	uint64_t old_n = img->hdr.refcount_table_clusters;
+	int ret;
+
+	if (entries <= old->bytes / 8) {
+		return 0;
+	}
+	if (n > UINT32_MAX / img->cluster_bytes) {
+		return -EFBIG;
+	}
+	ret = vd_journal_commit(img);
+	if (ret == 0) {
+		ret = take_end(img, n, &first);
+	}
+	if (ret < 0) {
+		return ret;
+	}
+	nb = vd_mblock_new_pinned(img, vd_cluster_off(img, first), n * img->cluster_bytes);
+	if (!nb) {
+		return -ENOMEM;
+	}
+	memcpy(nb->data, old->data, old->bytes);
+	img->rt_blk = nb;
+	img->hdr.refcount_table_offset = vd_cluster_off(img, first);
+	img->hdr.refcount_table_clusters = n;
+	vd_header_changed(img);
+	for (uint64_t c = first; c < first + n && ret == 0; c++) {
+		ret = vd_refcount_set(img, c, 1);
+	}
+	for (uint64_t c = old_first; c < old_first + old_n && ret == 0; c++) {
+		ret = vd_cluster_unref(img, c);
+	}
+	if (ret == 0) {
+		ret = vd_journal_commit(img);
+	}
+	return ret == 0 ? vd_mblock_release(img, old) : ret;
+}
+
 /* Marks clusters the metadata references as in use, whatever their stored
  * refcounts say (check --repair, before it corrects them). */
 int vd_freemap_reserve_used(struct vd_image *img, const uint32_t *refs, uint64_t n)

@@ -107,16 +107,17 @@ int vd_backing_open(struct vd_image *img, struct errmsg *err)
 			       err);
 }
 
-/* Reads guest bytes of a backing image, zeros past its end. */
+/* Reads guest bytes of a backing image ('img' NULL: none), zeros past its
+ * end: a shorter backing image reads as zeros beyond it. */
 int vd_backing_read(struct vd_image *img, uint64_t off, void *buf, size_t len)
 {
-	if (off >= img->hdr.size_bytes) {
-		return 0;
+	size_t have = 0;
+
+	if (img && off < img->hdr.size_bytes) {
+		have = len < img->hdr.size_bytes - off ? len : img->hdr.size_bytes - off;
 	}
-	if (len > img->hdr.size_bytes - off) {
-		len = img->hdr.size_bytes - off;
-	}
-	return vd_pread(img, buf, len, off);
+	memset((uint8_t *)buf + have, 0, len - have);
+	return have ? vd_pread(img, buf, have, off) : 0;
 }
 
 /* Stores 'name' (NULL: none) in cluster 0, through the journal. */
@@ -200,13 +201,28 @@ int vd_commit(struct vd_image *img, struct errmsg *err)
 		errmsg_set(err, "%s: opened read-only", img->path);
 		return -EROFS;
 	}
+	if (img->nsnaps) {
+		/* Emptying the disk would leave its snapshots reading through a
+		 * backing image that now holds other data. */
+		errmsg_set(err, "%s: has snapshots, which a commit would change; delete them first",
+			   img->path);
+		return -EBUSY;
+	}
 	buf = vd_aligned_alloc(buf_bytes);
 	if (!buf) {
 		return -ENOMEM;
 	}
 	ret = reopen_backing(img, VD_OPEN_RDWR | (img->open_flags & VD_OPEN_BUFFERED), err);
 	if (ret == 0 && img->backing->hdr.size_bytes < img->hdr.size_bytes) {
+		uint64_t old_size = img->backing->hdr.size_bytes;
+
 		ret = vd_resize(img->backing, img->hdr.size_bytes, false, err);
+		/* The clone read zeros past the old end; a backing image with a
+		 * backing image of its own would now read that one's data. */
+		if (ret == 0 && img->backing->backing) {
+			ret = vd_write_zeroes(img->backing, old_size,
+					      img->hdr.size_bytes - old_size);
+		}
 	}
 	while (ret == 0 && off < img->hdr.size_bytes) {
 		struct vd_extent e;
@@ -244,7 +260,9 @@ int vd_commit(struct vd_image *img, struct errmsg *err)
 }
 
 /* Copies into 'img' every cluster it does not hold whose contents differ
- * between the current chain and 'nb' (NULL: zeros). */
+ * between the current chain (none: zeros) and 'nb' (NULL: zeros).  Copies
+ * are real data writes, never ZERO entries: those would read through to
+ * the new backing image once the name switches. */
 static int copy_differences(struct vd_image *img, struct vd_image *nb, uint8_t *a, uint8_t *b)
 {
 	uint64_t off = 0;
@@ -254,7 +272,7 @@ static int copy_differences(struct vd_image *img, struct vd_image *nb, uint8_t *
 		struct vd_extent e;
 
 		ret = vd_map(img, off, &e);
-		if (ret < 0 || e.state != VD_EXTENT_BACKING) {
+		if (ret < 0 || (e.state != VD_EXTENT_BACKING && e.state != VD_EXTENT_UNALLOCATED)) {
 			off = e.offset + e.length;
 			continue;
 		}
@@ -263,10 +281,8 @@ static int copy_differences(struct vd_image *img, struct vd_image *nb, uint8_t *
 			size_t n = img->cluster_bytes - (p & (img->cluster_bytes - 1));
 
 			n = n < e.offset + e.length - p ? n : e.offset + e.length - p;
-			memset(b, 0, n);
 			ret = vd_backing_read(img->backing, p, a, n);
-			if (ret == 0 && nb) {
-				memset(b, 0, n);
+			if (ret == 0) {
 				ret = vd_backing_read(nb, p, b, n);
 			}
 			if (ret == 0 && memcmp(a, b, n) != 0) {
@@ -306,7 +322,16 @@ int vd_rebase(struct vd_image *img, const char *backing_path, bool unsafe, struc
 			return ret;
 		}
 	}
-	if (!unsafe && img->backing) {
+	if (!unsafe && img->nsnaps) {
+		/* Snapshots read through the backing chain too, and only the
+		 * disk's clusters get copied: their contents would change. */
+		vd_close(nb);
+		errmsg_set(err, "%s: has snapshots, whose contents a rebase would change; delete "
+			   "them first (or rebase -u if the new backing file has the same data)",
+			   img->path);
+		return -EBUSY;
+	}
+	if (!unsafe) {
 		a = vd_aligned_alloc(img->cluster_bytes);
 		b = vd_aligned_alloc(img->cluster_bytes);
 		ret = a && b ? copy_differences(img, nb, a, b) : -ENOMEM;
@@ -457,6 +482,9 @@ int vd_resize(struct vd_image *img, uint64_t size_bytes, bool shrink, struct err
 		}
 	}
 	ret = vd_journal_commit(img);
+	if (ret == 0 && size_bytes > img->hdr.size_bytes) {
+		ret = vd_reftable_grow(img, vd_reftable_cover(clusters, l1));
+	}
 	if (ret == 0 && l1 != img->hdr.l1_entries && l1 > 0) {
 		ret = resize_l1(img, l1);
 	}

@@ -107,7 +107,7 @@ static int bad_l2_entry(struct checker *ck, uint64_t l2off, uint32_t j, uint32_t
 
 /* Through the cache: an open writer's newest tables may not be on disk. */
 static int walk_l2(struct checker *ck, uint64_t l2off, uint32_t l1i, uint8_t *buf,
-		   bool in_snapshot)
+		   bool in_snapshot, uint64_t guest_clusters)
 {
 	struct vd_image *img = ck->img;
 	struct vd_mblock *blk;
@@ -133,7 +133,7 @@ static int walk_l2(struct checker *ck, uint64_t l2off, uint32_t l1i, uint8_t *bu
 		if ((e & VD_L2_RESERVED_MASK) || ((e & VD_L2_ZERO) && off)) {
 			say(ck, "ERROR %s: invalid entry 0x%016" PRIx64, from, e);
 			ret = bad_l2_entry(ck, l2off, j, l1i, in_snapshot);
-		} else if (off && (uint64_t)l1i * img->l2_entries + j >= img->guest_clusters) {
+		} else if (off && (uint64_t)l1i * img->l2_entries + j >= guest_clusters) {
 			say(ck, "ERROR %s: maps a cluster beyond the virtual size", from);
 			ret = bad_l2_entry(ck, l2off, j, l1i, in_snapshot);
 		} else if (off && !add_ref(ck, off, K_DATA, from)) {
@@ -185,7 +185,10 @@ static int walk_l1(struct checker *ck, const struct vd_snap *snap)
 			continue;
 		}
 		if (ck->refs[off >> img->cluster_bits] == 1) {
-			ret = walk_l2(ck, off, i, buf, snap != NULL);
+			ret = walk_l2(ck, off, i, buf, snap != NULL,
+				      snap ? (snap->size_bytes + img->cluster_bytes - 1) >>
+						     img->cluster_bits
+					   : img->guest_clusters);
 		}
 	}
 	free(buf);

@@ -18,9 +18,6 @@
 
 #define DEFAULT_JOURNAL_BYTES (1u << 20)
 #define MIN_JOURNAL_CLUSTERS 8u
-/* The refcount table covers four times the guest clusters, so snapshots
- * and copies can at least triple the file before it would have to grow. */
-#define REFTABLE_COVER_FACTOR 4u
 
 struct layout {
 	uint64_t cluster_bytes, n_guest, l1_entries, journal_bytes;
@@ -63,10 +60,19 @@ static int plan(const struct vd_create_opts *o, struct layout *l, const char *pa
 		errmsg_set(err, "%s: size too large for cluster size %" PRIu64, path, c);
 		return -EFBIG;
 	}
-	l->journal_bytes = o->journal_bytes ? div_up(o->journal_bytes, c) * c
-					    : (DEFAULT_JOURNAL_BYTES > MIN_JOURNAL_CLUSTERS * c
-						       ? DEFAULT_JOURNAL_BYTES
-						       : MIN_JOURNAL_CLUSTERS * c);
+	l->journal_bytes = o->journal_bytes;
+	if (!l->journal_bytes) {
+		/* 1 MiB, at least 8 clusters, and room for a snapshot of every
+		 * L1 entry (VD_JOURNAL_BYTES_PER_L1). */
+		l->journal_bytes = DEFAULT_JOURNAL_BYTES;
+		if (l->journal_bytes < MIN_JOURNAL_CLUSTERS * c) {
+			l->journal_bytes = MIN_JOURNAL_CLUSTERS * c;
+		}
+		if (l->journal_bytes < l->l1_entries * VD_JOURNAL_BYTES_PER_L1) {
+			l->journal_bytes = l->l1_entries * VD_JOURNAL_BYTES_PER_L1;
+		}
+	}
+	l->journal_bytes = div_up(l->journal_bytes, c) * c;
 	if (l->journal_bytes < MIN_JOURNAL_CLUSTERS * c || l->journal_bytes > UINT32_MAX / 2) {
 		errmsg_set(err, "%s: journal must be %" PRIu64 " bytes (8 clusters) to 2 GiB",
 			   path, MIN_JOURNAL_CLUSTERS * c);
@@ -74,8 +80,7 @@ static int plan(const struct vd_create_opts *o, struct layout *l, const char *pa
 	}
 	l->prealloc = o->prealloc != VD_PREALLOC_OFF;
 	l->l1_clusters = div_up(l->l1_entries * 8, c);
-	l->rt_clusters = div_up(div_up(REFTABLE_COVER_FACTOR * (l->n_guest + l->l1_entries) + 64,
-				       rbe) * 8, c);
+	l->rt_clusters = div_up(div_up(vd_reftable_cover(l->n_guest, l->l1_entries), rbe) * 8, c);
 	base = 1 + l->journal_bytes / c + l->l1_clusters + l->rt_clusters;
 	if (l->prealloc) {
 		base += l->l1_entries + l->n_guest;

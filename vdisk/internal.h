@@ -51,6 +51,9 @@ uint32_t vd_crc32c(uint32_t crc, const void *buf, size_t len);
  * 'jdirty' has one bit per 8 bytes changed since the last commit; those runs
  * become journal records. */
 #define VD_JCHUNK_BYTES 8u
+/* Journal bytes per L1 entry a disk needs so that one snapshot or revert
+ * transaction fits in half the journal (see snapshot.c). */
+#define VD_JOURNAL_BYTES_PER_L1 128u
 
 struct vd_mblock {
 	uint64_t offset;        /* host offset of the block */
@@ -200,6 +203,8 @@ int vd_freemap_build(struct vd_image *img);
 void vd_freemap_fini(struct vd_image *img);
 int vd_freemap_reserve_used(struct vd_image *img, const uint32_t *refs, uint64_t n);
 int vd_release_pending_free(struct vd_image *img);
+int vd_reftable_grow(struct vd_image *img, uint64_t cover_clusters);
+uint64_t vd_reftable_cover(uint64_t guest_clusters, uint64_t l1_entries);
 int vd_file_grow(struct vd_image *img, uint64_t end_clusters);
 
 /* chain.c */

@@ -57,7 +57,7 @@ static int parse_entry(struct vd_image *img, const uint8_t *p, uint32_t room,
 	memcpy(&d, p, sizeof(d));
 	nb = le32toh(d.name_bytes);
 	if (nb == 0 || nb > VD_SNAP_NAME_MAX || entry_bytes(nb) > room ||
-	    (le32toh(d.flags) & ~VD_SNAP_KNOWN_FLAGS)) {
+	    (le32toh(d.flags) & ~VD_SNAP_KNOWN_FLAGS) || memchr(p + sizeof(d), 0, nb)) {
 		return -EUCLEAN;
 	}
 	s->l1_offset = le64toh(d.l1_offset);
@@ -200,6 +200,14 @@ static int add_snap(struct vd_image *img, const struct vd_snap *s)
 	return 0;
 }
 
+/* A snapshot or revert changes up to one L1 entry and one L2 refcount per
+ * L1 entry in one transaction (docs/vdisk-format.md: about 56 bytes of
+ * records each), which must fit in half the journal. */
+static bool journal_fits(const struct vd_image *img)
+{
+	return (uint64_t)img->hdr.l1_entries * VD_JOURNAL_BYTES_PER_L1 <= img->hdr.journal_bytes;
+}
+
 static uint64_t next_id(const struct vd_image *img)
 {
 	uint64_t id = 1;
@@ -266,6 +274,12 @@ int vd_snapshot_create(struct vd_image *img, const char *name, struct errmsg *er
 	if (find(img, name, img->path, NULL) >= 0) {
 		errmsg_set(err, "%s: snapshot '%s' exists", img->path, name);
 		return -EEXIST;
+	}
+	if (!journal_fits(img)) {
+		errmsg_set(err, "%s: the journal (%u bytes) is too small for a snapshot of a disk "
+			   "with %u L1 entries; convert to a new image", img->path,
+			   img->hdr.journal_bytes, img->hdr.l1_entries);
+		return -EFBIG;
 	}
 	ret = vd_journal_commit(img);
 	if (ret == 0) {
@@ -441,6 +455,11 @@ int vd_snapshot_revert(struct vd_image *img, const char *name, struct errmsg *er
 	    img->snaps[idx].size_bytes != img->hdr.size_bytes) {
 		errmsg_set(err, "%s: snapshot '%s' has another virtual size", img->path, name);
 		return -EOPNOTSUPP;
+	}
+	if (!journal_fits(img)) {
+		errmsg_set(err, "%s: the journal (%u bytes) is too small to revert a disk with %u "
+			   "L1 entries", img->path, img->hdr.journal_bytes, img->hdr.l1_entries);
+		return -EFBIG;
 	}
 	ret = vd_journal_commit(img);
 	if (ret == 0) {

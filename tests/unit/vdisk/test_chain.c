@@ -232,6 +232,89 @@ static void test_resize_grows_and_refuses_to_drop_data(void **state)
 	assert_int_equal(vd_close(img), 0);
 }
 
+/* Review finding: a safe rebase of a standalone image onto a backing file
+ * copied nothing, so the new backing file's data showed through. */
+static void test_safe_rebase_from_none_keeps_zeros(void **state)
+{
+	struct vd_image *c, *o;
+
+	mk("other.vd", 8 * MiB, 0, NULL);
+	o = tu_open("other.vd", VD_OPEN_RDWR);
+	tu_put(o, 0, 2 * MiB, 0x55);
+	assert_int_equal(vd_close(o), 0);
+	mk("alone.vd", 8 * MiB, 0, NULL);
+	c = tu_open("alone.vd", VD_OPEN_RDWR);
+	tu_put(c, MiB, 4096, 0x12);
+	assert_int_equal(vd_rebase(c, "other.vd", false, NULL), 0);
+	tu_expect(c, 0, MiB, 0);
+	tu_expect(c, MiB, 4096, 0x12);
+	tu_expect(c, MiB + 4096, MiB - 4096, 0);
+	tu_clean(c);
+	assert_int_equal(vd_close(c), 0);
+}
+
+/* Review finding: flattening a clone larger than its backing image left
+ * stale bytes where the backing image ends. */
+static void test_flatten_of_a_clone_larger_than_its_template(void **state)
+{
+	struct vd_image *c;
+
+	make_template();                     /* 8 MiB, 0x11 in the first 4 */
+	mk("big.vd", 16 * MiB, 0, "base.vd");
+	c = tu_open("big.vd", VD_OPEN_RDWR);
+	tu_put(c, 12 * MiB, 4096, 0x13);
+	assert_int_equal(vd_flatten(c, NULL), 0);
+	tu_expect(c, 0, 4 * MiB, 0x11);
+	tu_expect(c, 4 * MiB, 8 * MiB, 0);
+	tu_expect(c, 12 * MiB, 4096, 0x13);
+	tu_expect(c, 12 * MiB + 4096, 4 * MiB - 4096, 0);
+	tu_clean(c);
+	assert_int_equal(vd_close(c), 0);
+}
+
+/* Review finding: commit, rebase and flatten changed what the clone's
+ * snapshots read; they are refused while snapshots exist. */
+static void test_chain_operations_refuse_images_with_snapshots(void **state)
+{
+	struct vd_image *c;
+	struct errmsg err = {{0}};
+
+	make_template();
+	mk("clone.vd", 0, 0, "base.vd");
+	c = tu_open("clone.vd", VD_OPEN_RDWR);
+	assert_int_equal(vd_snapshot_create(c, "s", NULL), 0);
+	assert_int_equal(vd_commit(c, &err), -EBUSY);
+	assert_non_null(strstr(err.msg, "snapshots"));
+	assert_int_equal(vd_flatten(c, &err), -EBUSY);
+	assert_int_equal(vd_rebase(c, NULL, false, &err), -EBUSY);
+	assert_string_equal(vd_backing_path(c), "base.vd");
+	tu_expect(c, 0, MiB, 0x11);
+	assert_int_equal(vd_close(c), 0);
+}
+
+/* Review finding: committing into a smaller backing image that has its own
+ * backing image exposed the grandparent's data past the old end. */
+static void test_commit_into_a_smaller_backing_image_keeps_zeros(void **state)
+{
+	struct vd_image *c, *g;
+
+	mk("grand.vd", 16 * MiB, 0, NULL);
+	g = tu_open("grand.vd", VD_OPEN_RDWR);
+	tu_put(g, 0, 16 * MiB, 0x21);
+	assert_int_equal(vd_close(g), 0);
+	mk("small.vd", 8 * MiB, 0, "grand.vd");
+	mk("top.vd", 16 * MiB, 0, "small.vd");
+	c = tu_open("top.vd", VD_OPEN_RDWR);
+	tu_expect(c, 10 * MiB, MiB, 0);
+	tu_put(c, 0, 4096, 0x22);
+	assert_int_equal(vd_commit(c, NULL), 0);
+	tu_expect(c, 0, 4096, 0x22);
+	tu_expect(c, 4096, 4096, 0x21);
+	tu_expect(c, 8 * MiB, 8 * MiB, 0);
+	tu_clean(c);
+	assert_int_equal(vd_close(c), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -241,6 +324,10 @@ int main(void)
 		cmocka_unit_test(test_rebase_and_flatten_keep_the_guest_view),
 		cmocka_unit_test(test_missing_backing_file_is_a_clear_error),
 		cmocka_unit_test(test_resize_grows_and_refuses_to_drop_data),
+		cmocka_unit_test(test_safe_rebase_from_none_keeps_zeros),
+		cmocka_unit_test(test_flatten_of_a_clone_larger_than_its_template),
+		cmocka_unit_test(test_chain_operations_refuse_images_with_snapshots),
+		cmocka_unit_test(test_commit_into_a_smaller_backing_image_keeps_zeros),
 	};
 
 	return cmocka_run_group_tests_name("vdisk_chain", tests, NULL, NULL);

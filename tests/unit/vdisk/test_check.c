@@ -182,6 +182,39 @@ static void test_read_only_check_writes_nothing(void **state)
 	unlink(path);
 }
 
+/* Review finding: the refcount table never grew, so an image resized far
+ * past its creation size failed writes once the file outgrew it. */
+static void test_resize_grows_the_refcount_table(void **state)
+{
+	struct vd_create_opts o;
+	struct vd_image *img;
+	uint32_t before;
+	uint8_t buf[4096];
+
+	unlink(path);
+	vd_create_opts_init(&o);
+	o.size_bytes = 4 << 20;
+	o.cluster_bytes = 4096;
+	assert_int_equal(vd_create(path, &o, NULL), 0);
+	img = open_rw();
+	before = img->hdr.refcount_table_clusters;
+	assert_int_equal(vd_resize(img, 64ull << 30, false, NULL), 0);
+	assert_true(img->hdr.refcount_table_clusters > before);
+	/* it covers four times the new guest clusters */
+	assert_true((uint64_t)img->hdr.refcount_table_clusters * 512 * 2048 >= 4 * (16ull << 20));
+	memset(buf, 0x5c, sizeof(buf));
+	assert_int_equal(vd_pwrite(img, buf, sizeof(buf), (64ull << 30) - 4096), 0);
+	assert_int_equal(vd_close(img), 0);
+	img = open_rw();
+	struct vd_check_result r = run(img, 0);
+
+	assert_int_equal(r.corruptions + r.leaks, 0);
+	assert_int_equal(vd_pread(img, buf, sizeof(buf), (64ull << 30) - 4096), 0);
+	assert_int_equal(buf[100], 0x5c);
+	assert_int_equal(vd_close(img), 0);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -189,6 +222,7 @@ int main(void)
 		cmocka_unit_test(test_refcount_below_references_is_corruption),
 		cmocka_unit_test(test_bad_l2_entries_are_unmapped_by_repair),
 		cmocka_unit_test(test_read_only_check_writes_nothing),
+		cmocka_unit_test(test_resize_grows_the_refcount_table),
 	};
 
 	return cmocka_run_group_tests_name("vdisk_check", tests, NULL, NULL);

@@ -204,6 +204,25 @@ static void test_snapshot_names_are_checked(void **state)
 	unlink(path);
 }
 
+/* Review finding: check measured a snapshot's L2 entries against the
+ * disk's current size, so a shrink made a valid snapshot look corrupt. */
+static void test_check_accepts_snapshots_larger_than_the_disk(void **state)
+{
+	struct vd_image *img = fresh(16 * MiB);
+
+	tu_put(img, 12 * MiB, MiB, 0x31);
+	assert_int_equal(vd_snapshot_create(img, "big", NULL), 0);
+	assert_int_equal(vd_discard(img, 8 * MiB, 8 * MiB), 0);
+	assert_int_equal(vd_resize(img, 8 * MiB, true, NULL), 0);
+	tu_clean(img);
+	assert_int_equal(vd_close(img), 0);
+	img = open_rw();
+	tu_clean(img);
+	assert_int_equal(vd_snapshot_delete(img, "big", NULL), 0);
+	tu_clean(img);
+	assert_int_equal(vd_close(img), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -212,6 +231,7 @@ int main(void)
 		cmocka_unit_test(test_delete_frees_exactly_what_no_one_else_holds),
 		cmocka_unit_test(test_chains_of_snapshots_stay_independent),
 		cmocka_unit_test(test_snapshot_names_are_checked),
+		cmocka_unit_test(test_check_accepts_snapshots_larger_than_the_disk),
 	};
 
 	return cmocka_run_group_tests_name("vdisk_snapshot", tests, NULL, NULL);
