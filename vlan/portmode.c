@@ -260,17 +260,22 @@ bool vlan_port_is_member(const struct vlan_port *port, uint16_t vid)
 
 /* --- Ingress --- */
 
-/* The VID of the first tag from 'tags[first]' on, looking through one
- * priority tag so that nothing hides a VID behind it. */
+/* The VID of the first tag from 'tags[first]' on that carries one, looking
+ * through every priority tag: stacked priority tags must not hide a VID
+ * (Linux strips them one by one).  When the parsed tags run out and yet
+ * another tag follows, the VID is unknown: VLAN_VID_RESERVED, which no set
+ * contains, so filters refuse the frame. */
 static uint16_t inner_vid(const struct vlan_frame *f, unsigned int first)
 {
-	if (first >= f->n_tags) {
-		return 0;
+	for (unsigned int i = first; i < f->n_tags; i++) {
+		if (f->tags[i].vid != 0) {
+			return f->tags[i].vid;
+		}
 	}
-	if (f->tags[first].vid != 0 || first + 1 >= f->n_tags) {
-		return f->tags[first].vid;
+	if (f->n_tags == VLAN_MAX_TAGS && vlan_tpid_is_vlan(f->ethertype)) {
+		return VLAN_VID_RESERVED;
 	}
-	return f->tags[first + 1].vid;
+	return 0;
 }
 
 static enum vlan_ingress_action ingress_drop(struct vlan_ingress *out, enum vlan_drop reason)
