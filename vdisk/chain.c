@@ -100,7 +100,7 @@ int vd_backing_open(struct vd_image *img, struct errmsg *err)
 	/* An image behind test ops (the crash harness) may still have a real
 	 * backing file: it is only read. */
 	ret = read_name(img, err);
-	if (ret < 0) {
+	if (ret < 0 || (img->open_flags & VD_OPEN_NO_BACKING)) {
 		return ret;
 	}
 	return open_backing_as(img, img->open_flags & (VD_OPEN_BUFFERED | VD_OPEN_FORCE_SHARE),

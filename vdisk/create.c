@@ -270,6 +270,11 @@ int vd_create_with_ops(const char *path, const struct vd_create_opts *opts,
 	struct layout l;
 	int ret = o.backing_path ? check_backing(path, &o, err) : 0;
 
+	if (ret == 0 && o.backing_path && o.prealloc != VD_PREALLOC_OFF) {
+		/* Mapped clusters would hide the backing image entirely. */
+		errmsg_set(err, "%s: preallocation cannot be combined with a backing file", path);
+		ret = -EINVAL;
+	}
 	opts = &o;
 	if (ret == 0) {
 		ret = plan(opts, &l, path, err);

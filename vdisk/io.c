@@ -408,8 +408,9 @@ static int read_cluster_now(struct vd_image *img, uint64_t e, uint64_t goff, voi
 		return vd_file_pread(&img->file, buf, img->cluster_bytes, off);
 	}
 	memset(buf, 0, img->cluster_bytes);
-	if (e == 0 && img->backing) {
-		return vd_backing_read(img->backing, goff, buf, img->cluster_bytes);
+	if (e == 0 && img->backing_name) {
+		return img->backing ? vd_backing_read(img->backing, goff, buf, img->cluster_bytes)
+				    : -ENOLINK;
 	}
 	return 0;
 }
@@ -471,7 +472,7 @@ static int map_for_write(struct vd_req *req, const struct iovec *iov, int iovcnt
 	*hostp = vd_cluster_off(img, c) + in_off;
 	/* Rule 6: a partial write keeps the rest of the cluster as the guest
 	 * saw it: shared data, or the backing chain's. */
-	if ((off || (e == 0 && img->backing)) && n < img->cluster_bytes) {
+	if ((off || (e == 0 && img->backing_name)) && n < img->cluster_bytes) {
 		ret = write_merged(req, iov, iovcnt, skip, e, goff, n, c);
 		*hostp = 0;
 	}
@@ -497,12 +498,12 @@ static int map_for_read(struct vd_image *img, uint64_t goff, uint64_t *hostp, bo
 	int ret = vd_l2_lookup(img, g, false, &l2, &idx);
 
 	*hostp = 0;
-	*backp = img->backing != NULL;
+	*backp = img->backing_name != NULL;
 	if (ret < 0 || !l2) {
 		return ret;
 	}
 	e = vd_get64(l2, idx);
-	*backp = e == 0 && img->backing;
+	*backp = e == 0 && img->backing_name;
 	vd_mblock_put(l2);
 	ret = check_entry(img, e);
 	if (ret == 0 && (e & VD_L2_OFFSET_MASK)) {
@@ -599,7 +600,10 @@ static int read_range(struct vd_req *req, struct vd_image *img, const struct iov
 			ret = run_add(req, img, iov, iovcnt, &run, host, skip + done, n);
 		}
 		if (ret == 0 && !host && back) {
-			ret = read_range(req, img->backing, iov, iovcnt, skip + done, goff, n);
+			/* VD_OPEN_NO_BACKING: no data to give, and zeros would lie. */
+			ret = img->backing ? read_range(req, img->backing, iov, iovcnt, skip + done,
+							goff, n)
+					   : -ENOLINK;
 		} else if (ret == 0 && !host) {
 			iov_memset(iov, iovcnt, skip + done, n);
 		}
@@ -764,7 +768,7 @@ int vd_unmap_clusters(struct vd_image *img, uint64_t off, uint64_t len, bool to_
 {
 	uint64_t first = (off + img->cluster_bytes - 1) >> img->cluster_bits;
 	uint64_t end = (off + len) >> img->cluster_bits;
-	uint64_t want = img->backing && !to_backing ? VD_L2_ZERO : 0;
+	uint64_t want = img->backing_name && !to_backing ? VD_L2_ZERO : 0;
 	int ret = 0;
 
 	/* The last, partial cluster of the disk counts as whole. */
@@ -1079,7 +1083,7 @@ int vd_map(struct vd_image *img, uint64_t off, struct vd_extent *ext)
 		host = e & VD_L2_OFFSET_MASK;
 		s = host ? VD_EXTENT_DATA
 			 : (e & VD_L2_ZERO) ? VD_EXTENT_ZERO
-			 : img->backing     ? VD_EXTENT_BACKING
+			 : img->backing_name ? VD_EXTENT_BACKING
 					    : VD_EXTENT_UNALLOCATED;
 		if (pos == off) {
 			state = s;

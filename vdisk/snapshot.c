@@ -524,23 +524,23 @@ static int account(struct vd_image *img, const struct vd_snap *s, uint64_t *uniq
 			continue;
 		}
 		ret = vd_refcount_get(img, vd_off_cluster(img, off), &tref);
-		if (ret == 0) {
-			ret = vd_mblock_get(img, off, &l2);
+		if (ret < 0 || (ret = vd_mblock_get(img, off, &l2)) < 0) {
+			break;
 		}
 		unique += tref == 1;
 		for (uint32_t j = 0; j < img->l2_entries && ret == 0; j++) {
 			uint64_t d = vd_get64(l2, j) & VD_L2_OFFSET_MASK;
-			uint16_t dref;
+			uint16_t dref = 0;
 
 			if (!d) {
 				continue;
 			}
 			refd++;
 			ret = vd_refcount_get(img, vd_off_cluster(img, d), &dref);
-			unique += tref == 1 && dref == 1;
+			unique += ret == 0 && tref == 1 && dref == 1;
 		}
+		vd_mblock_put(l2);
 		if (ret == 0) {
-			vd_mblock_put(l2);
 			ret = vd_cache_trim(img);
 		}
 	}
@@ -646,12 +646,21 @@ int vd_snapshot_diff(struct vd_image *img, const char *from, const char *to, vd_
 {
 	uint64_t *a = NULL, *b = NULL, *ta, *tb;
 	uint32_t na, nb;
+	/* Up to the larger side: a snapshot may be larger than a shrunk disk. */
 	struct diff_run run = {.fn = fn, .arg = arg, .limit = img->hdr.size_bytes};
 	uint64_t span = (uint64_t)img->l2_entries << img->cluster_bits;
 	int ret = l1_of(img, from, &a, &na, err);
 
 	if (ret == 0) {
 		ret = l1_of(img, to, &b, &nb, err);
+	}
+	for (uint32_t i = 0; ret == 0 && i < img->nsnaps; i++) {
+		const struct vd_snap *s = &img->snaps[i];
+
+		if (!(s->flags & VD_SNAP_DELETING) && s->size_bytes > run.limit &&
+		    (strcmp(s->name, from) == 0 || (to && strcmp(s->name, to) == 0))) {
+			run.limit = s->size_bytes;
+		}
 	}
 	ta = vd_aligned_alloc(img->cluster_bytes);
 	tb = vd_aligned_alloc(img->cluster_bytes);

@@ -61,6 +61,10 @@ int vd_create(const char *path, const struct vd_create_opts *opts, struct errmsg
 /* Read without taking the shared lock, even while a writer has the image
  * (like qemu-img -U): what is read may be stale or inconsistent. */
 #define VD_OPEN_FORCE_SHARE 0x4
+/* Do not open the backing chain (to repair a clone whose backing file
+ * moved, with vd_rebase unsafe): reads that would fall through to it fail
+ * with -ENOLINK instead of returning wrong data. */
+#define VD_OPEN_NO_BACKING 0x8
 
 struct vd_open_opts {
 	unsigned flags;

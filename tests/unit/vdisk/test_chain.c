@@ -315,6 +315,28 @@ static void test_commit_into_a_smaller_backing_image_keeps_zeros(void **state)
 	assert_int_equal(vd_close(c), 0);
 }
 
+/* CLI finding: a clone whose template moved could not be repaired with an
+ * unsafe rebase, because opening it opened the (missing) chain. */
+static void test_unsafe_rebase_repairs_a_moved_template(void **state)
+{
+	struct vd_image *c;
+	uint8_t buf[4096];
+
+	make_template();
+	mk("clone.vd", 0, 0, "base.vd");
+	assert_int_equal(rename("base.vd", "moved.vd"), 0);
+	c = tu_open("clone.vd", VD_OPEN_RDWR | VD_OPEN_NO_BACKING);
+	/* nothing to read through: an error, never silent zeros */
+	assert_int_equal(vd_pread(c, buf, sizeof(buf), 0), -ENOLINK);
+	assert_int_equal(vd_pwrite(c, buf, 512, 0), -ENOLINK);
+	assert_int_equal(vd_rebase(c, "moved.vd", true, NULL), 0);
+	assert_int_equal(vd_close(c), 0);
+	c = tu_open("clone.vd", 0);
+	tu_expect(c, 0, MiB, 0x11);
+	assert_int_equal(vd_close(c), 0);
+	unlink("moved.vd");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -328,6 +350,7 @@ int main(void)
 		cmocka_unit_test(test_flatten_of_a_clone_larger_than_its_template),
 		cmocka_unit_test(test_chain_operations_refuse_images_with_snapshots),
 		cmocka_unit_test(test_commit_into_a_smaller_backing_image_keeps_zeros),
+		cmocka_unit_test(test_unsafe_rebase_repairs_a_moved_template),
 	};
 
 	return cmocka_run_group_tests_name("vdisk_chain", tests, NULL, NULL);

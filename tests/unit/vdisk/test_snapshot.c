@@ -218,6 +218,13 @@ static void test_check_accepts_snapshots_larger_than_the_disk(void **state)
 	assert_int_equal(vd_close(img), 0);
 	img = open_rw();
 	tu_clean(img);
+	/* CLI finding: the diff stopped at the disk's current (smaller) size */
+	struct extents e = {0};
+
+	assert_int_equal(vd_snapshot_diff(img, "big", NULL, collect, &e, NULL), 0);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(e.off[0], 12 * MiB);
+	assert_int_equal(e.len[0], MiB);
 	assert_int_equal(vd_snapshot_delete(img, "big", NULL), 0);
 	tu_clean(img);
 	assert_int_equal(vd_close(img), 0);
