@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cliutil.h"
+#include "qcow2.h"
 #include "vdisk-cmds.h"
 #include "vdisk.h"
 
@@ -40,13 +41,15 @@ enum {
 /* qemu-io's default fill byte, so scripts written for it carry over. */
 #define DEFAULT_PATTERN 0xcd
 
-/* The byte every vdisk image starts with; anything else converts as raw. */
+/* The bytes every vdisk image starts with; anything else but qcow2 (by its
+ * own magic) converts as raw. */
 static const char vdisk_magic[8] = {'V', 'D', 'I', 'S', 'K', 'I', 'M', 'G'};
 
 enum image_format {
 	FMT_AUTO,
 	FMT_RAW,
 	FMT_VDISK,
+	FMT_QCOW2, /* convert's IN only */
 };
 
 static void *buf_alloc(size_t bytes)
@@ -133,8 +136,10 @@ static int parse_format(const char *cmd, const char *str, enum image_format *fmt
 		*fmtp = FMT_RAW;
 	} else if (!strcmp(str, "vdisk")) {
 		*fmtp = FMT_VDISK;
+	} else if (!strcmp(str, "qcow2")) {
+		*fmtp = FMT_QCOW2;
 	} else {
-		cli_usage_error(cmd, "unknown format '%s' (raw or vdisk)", str);
+		cli_usage_error(cmd, "unknown format '%s' (raw, vdisk or qcow2)", str);
 		return -EINVAL;
 	}
 	return 0;
@@ -160,10 +165,16 @@ static int want_args(const char *cmd, int argc, char **argv, int nargs, const ch
 
 static const char create_help[] =
     "Usage: vdisk create [-q] [-c CLUSTER] [--preallocation=MODE] [-o OPTIONS] FILE SIZE\n"
+    "       vdisk create [-q] [-c CLUSTER] [-o OPTIONS] -b BACKING [-F vdisk] FILE [SIZE]\n"
     "\n"
     "Creates the vdisk image FILE with a virtual size of SIZE bytes; FILE must\n"
     "not exist.  Sizes take a suffix K, M, G or T (powers of 1024).\n"
     "\n"
+    "  -b, --backing=BACKING       make FILE a linked clone of the vdisk image\n"
+    "                              BACKING: it reads through to BACKING until\n"
+    "                              written; SIZE defaults to BACKING's.  A relative\n"
+    "                              BACKING is taken from FILE's directory\n"
+    "  -F FORMAT                   format of BACKING; must be vdisk\n"
     "  -c, --cluster-size=CLUSTER  allocation unit, a power of 2 from 4K to 2M\n"
     "                              (default 64K)\n"
     "      --preallocation=MODE    off (default): allocate nothing;\n"
@@ -247,6 +258,7 @@ static int create_parse_o(const char *list, struct vd_create_opts *vo)
 static int create_parse(int argc, char **argv, struct vd_create_opts *vo, bool *quietp)
 {
 	static const struct option longopts[] = {
+	    {"backing", required_argument, NULL, 'b'},
 	    {"cluster-size", required_argument, NULL, 'c'},
 	    {"preallocation", required_argument, NULL, OPT_PREALLOC},
 	    {"quiet", no_argument, NULL, 'q'},
@@ -258,10 +270,24 @@ static int create_parse(int argc, char **argv, struct vd_create_opts *vo, bool *
 
 	optind = 0;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":c:o:f:qh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":b:F:c:o:f:qh", longopts, NULL)) != -1) {
 		int ret = 0;
 
 		switch (c) {
+		case 'b':
+			vo->backing_path = optarg;
+			if (!optarg[0]) {
+				cli_usage_error("create", "the backing file name is empty");
+				ret = -EINVAL;
+			}
+			break;
+		case 'F':
+			if (strcmp(optarg, "vdisk")) {
+				cli_usage_error("create", "unsupported backing format '%s' (only "
+							  "vdisk)", optarg);
+				ret = -EINVAL;
+			}
+			break;
 		case 'c':
 			ret = parse_u32_size("cluster size", optarg, &vo->cluster_bytes);
 			break;
@@ -292,6 +318,15 @@ static int create_parse(int argc, char **argv, struct vd_create_opts *vo, bool *
 			return ret;
 		}
 	}
+	/* Preallocated clusters would hide the backing file's data. */
+	if (vo->backing_path && vo->prealloc != VD_PREALLOC_OFF) {
+		cli_usage_error("create", "a linked clone (-b) cannot be preallocated");
+		return -EINVAL;
+	}
+	/* A clone's size defaults to its backing file's (size 0). */
+	if (vo->backing_path && argc - optind == 1) {
+		return 0;
+	}
 	if (want_args("create", argc, argv, 2, "FILE and SIZE") < 0) {
 		return -EINVAL;
 	}
@@ -312,10 +347,18 @@ int vdisk_cmd_create(int argc, char **argv)
 		return ret > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 	}
 	path = argv[optind];
+	/* The Formatting line shows the size the clone will get; if the
+	 * backing file cannot be opened, vd_create() says why. */
+	if (vo.backing_path && vo.size_bytes == 0 &&
+	    vdisk_backing_size(path, vo.backing_path, &vo.size_bytes) < 0) {
+		quiet = true;
+	}
 	if (!quiet) {
-		printf("Formatting '%s', fmt=vdisk size=%" PRIu64
-		       " cluster_size=%u preallocation=%s",
-		       path, vo.size_bytes,
+		printf("Formatting '%s', fmt=vdisk size=%" PRIu64, path, vo.size_bytes);
+		if (vo.backing_path) {
+			printf(" backing_file=%s", vo.backing_path);
+		}
+		printf(" cluster_size=%u preallocation=%s",
 		       vo.cluster_bytes ? vo.cluster_bytes : VD_DEFAULT_CLUSTER_BYTES,
 		       prealloc_names[vo.prealloc]);
 		if (vo.journal_bytes) {
@@ -340,6 +383,7 @@ int vdisk_cmd_create(int argc, char **argv)
 struct report_opts {
 	bool json;
 	bool repair;
+	bool force_share; /* -U: VD_OPEN_FORCE_SHARE */
 };
 
 static int report_parse(const char *cmd, const char *help, bool allow_repair, int argc, char **argv,
@@ -349,6 +393,7 @@ static int report_parse(const char *cmd, const char *help, bool allow_repair, in
 	    {"json", no_argument, NULL, OPT_JSON},
 	    {"output", required_argument, NULL, 'O'},
 	    {"repair", no_argument, NULL, OPT_REPAIR},
+	    {"force-share", no_argument, NULL, 'U'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -356,12 +401,15 @@ static int report_parse(const char *cmd, const char *help, bool allow_repair, in
 
 	optind = 0;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":f:rh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":f:rUh", longopts, NULL)) != -1) {
 		enum image_format fmt = FMT_AUTO;
 
 		switch (c) {
 		case OPT_JSON:
 			ro->json = true;
+			break;
+		case 'U':
+			ro->force_share = true;
 			break;
 		case 'O':
 			/* qemu-img's spelling: --output=json|human */
@@ -398,7 +446,18 @@ static int report_parse(const char *cmd, const char *help, bool allow_repair, in
 			return -EINVAL;
 		}
 	}
+	/* As qemu-img: sharing an image with its writer is only safe for
+	 * reading. */
+	if (ro->force_share && ro->repair) {
+		cli_usage_error(cmd, "-U (--force-share) cannot be used with --repair");
+		return -EINVAL;
+	}
 	return want_args(cmd, argc, argv, 1, "FILE");
+}
+
+static unsigned report_open_flags(const struct report_opts *ro)
+{
+	return ro->force_share ? VD_OPEN_FORCE_SHARE : 0;
 }
 
 /*
@@ -406,13 +465,15 @@ static int report_parse(const char *cmd, const char *help, bool allow_repair, in
  */
 
 static const char info_help[] =
-    "Usage: vdisk info [--json] FILE\n"
+    "Usage: vdisk info [--json] [-U] FILE\n"
     "\n"
-    "Shows the virtual size, cluster size, space use, state and feature bits of\n"
-    "the vdisk image FILE.  Opens it read-only: a journal left by a crash is\n"
-    "replayed in memory, never into the file.\n"
+    "Shows the virtual size, cluster size, backing file, space use, state,\n"
+    "feature bits and snapshots of the vdisk image FILE.  Opens it read-only: a\n"
+    "journal left by a crash is replayed in memory, never into the file.\n"
     "\n"
     "      --json            print one JSON object (also --output=json)\n"
+    "  -U, --force-share     open FILE even while a writer has it (what is read\n"
+    "                        may be stale or inconsistent)\n"
     "  -h, --help            show this help\n";
 
 static void print_size_line(const char *label, uint64_t bytes)
@@ -437,9 +498,11 @@ static void print_features(const char *label, uint64_t bits, uint64_t known)
 	printf("\n");
 }
 
-static void info_print_text(const char *path, const struct vd_info *in)
+static int info_print_text(struct vd_image *img, const char *path, const struct vd_info *in)
 {
 	char human[CLI_HUMAN_SIZE_LEN];
+	struct errmsg err;
+	int ret;
 
 	printf("image: %s\n", path);
 	printf("file format: vdisk\n");
@@ -447,6 +510,11 @@ static void info_print_text(const char *path, const struct vd_info *in)
 	print_size_line("virtual size", in->size_bytes);
 	printf("disk size: %s\n", cli_human_size(in->disk_bytes, human, sizeof(human)));
 	printf("cluster_size: %u\n", in->cluster_bytes);
+	if (in->backing_path) {
+		printf("backing file: %s\n", in->backing_path);
+		printf("backing file format: vdisk\n");
+		printf("backing file chain depth: %u\n", in->chain_depth);
+	}
 	print_size_line("allocated size", in->allocated_bytes);
 	print_size_line("metadata size", in->metadata_bytes);
 	print_size_line("file length", in->file_bytes);
@@ -455,13 +523,27 @@ static void info_print_text(const char *path, const struct vd_info *in)
 	print_features("incompatible features", in->incompat_features, VD_INCOMPAT_KNOWN);
 	print_features("compatible features", in->compat_features, VD_COMPAT_KNOWN);
 	print_features("autoclear features", in->autoclear_features, VD_AUTOCLEAR_KNOWN);
+	errmsg_clear(&err);
+	ret = vdisk_snapshots_print(img, path, &err);
+	if (ret < 0) {
+		image_error(&err, path, ret);
+	}
+	return ret;
 }
 
-static int info_print_json(const char *path, const struct vd_info *in)
+static int info_print_json(struct vd_image *img, const char *path, const struct vd_info *in)
 {
-	struct json_object *o = json_object_new_object();
+	struct json_object *o, *snapshots;
+	struct errmsg err;
 	int ret;
 
+	errmsg_clear(&err);
+	ret = vdisk_snapshots_json(img, path, &snapshots, &err);
+	if (ret < 0) {
+		image_error(&err, path, ret);
+		return ret;
+	}
+	o = json_object_new_object();
 	json_object_object_add(o, "filename", json_object_new_string(path));
 	json_object_object_add(o, "format", json_object_new_string("vdisk"));
 	json_object_object_add(o, "format_version", json_object_new_int64(in->version));
@@ -479,6 +561,11 @@ static int info_print_json(const char *path, const struct vd_info *in)
 			       json_object_new_uint64(in->compat_features));
 	json_object_object_add(o, "autoclear_features",
 			       json_object_new_uint64(in->autoclear_features));
+	/* null rather than absent, so scripts need not test for the key */
+	json_object_object_add(o, "backing_file",
+			       in->backing_path ? json_object_new_string(in->backing_path) : NULL);
+	json_object_object_add(o, "chain_depth", json_object_new_int64(in->chain_depth));
+	json_object_object_add(o, "snapshots", snapshots);
 	ret = cli_json_print(stdout, o);
 	json_object_put(o);
 	return ret;
@@ -497,7 +584,7 @@ int vdisk_cmd_info(int argc, char **argv)
 		return ret > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 	}
 	path = argv[optind];
-	if (open_image(path, 0, &img) < 0) {
+	if (open_image(path, report_open_flags(&ro), &img) < 0) {
 		return CLI_EXIT_FAILURE;
 	}
 	memset(&in, 0, sizeof(in));
@@ -505,9 +592,9 @@ int vdisk_cmd_info(int argc, char **argv)
 	if (ret < 0) {
 		cli_error("%s: cannot read the image's information: %s", path, strerror(-ret));
 	} else if (ro.json) {
-		ret = info_print_json(path, &in);
+		ret = info_print_json(img, path, &in);
 	} else {
-		info_print_text(path, &in);
+		ret = info_print_text(img, path, &in);
 	}
 	vd_close(img);
 	return ret < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
@@ -518,15 +605,18 @@ int vdisk_cmd_info(int argc, char **argv)
  */
 
 static const char map_help[] =
-    "Usage: vdisk map [--json] FILE\n"
+    "Usage: vdisk map [--json] [-U] FILE\n"
     "\n"
     "Lists the guest ranges of the vdisk image FILE with their state: data (held\n"
-    "in the file, at the offset shown), zero (reads as zeros, no space used) or\n"
-    "unallocated (never written, reads as zeros).  Neighbouring ranges of one\n"
+    "in the file, at the offset shown), zero (reads as zeros, no space used),\n"
+    "unallocated (never written, reads as zeros) or backing (never written in a\n"
+    "linked clone, reads from its backing chain).  Neighbouring ranges of one\n"
     "state are merged, data ones only where their host offsets continue.\n"
     "\n"
     "      --json            print a JSON array, one object per range, like\n"
     "                        qemu-img map --output=json (also --output=json)\n"
+    "  -U, --force-share     open FILE even while a writer has it (what is read\n"
+    "                        may be stale or inconsistent)\n"
     "  -h, --help            show this help\n";
 
 static const char *const extent_names[] = {
@@ -649,7 +739,7 @@ int vdisk_cmd_map(int argc, char **argv)
 		return ret > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 	}
 	path = argv[optind];
-	if (open_image(path, 0, &img) < 0) {
+	if (open_image(path, report_open_flags(&ro), &img) < 0) {
 		return CLI_EXIT_FAILURE;
 	}
 	mp.json = ro.json;
@@ -670,7 +760,7 @@ int vdisk_cmd_map(int argc, char **argv)
 #define CHECK_EXIT_LEAKS 3
 
 static const char check_help[] =
-    "Usage: vdisk check [--repair] [--json] FILE\n"
+    "Usage: vdisk check [--repair | -U] [--json] FILE\n"
     "\n"
     "Checks the metadata of the vdisk image FILE: references outside the file,\n"
     "overlapping references, wrong or leaked refcounts, corrupt table entries.\n"
@@ -681,6 +771,8 @@ static const char check_help[] =
     "                        reads as zeros); opens FILE read-write and checks\n"
     "                        again afterwards\n"
     "      --json            print one JSON object (also --output=json)\n"
+    "  -U, --force-share     check FILE even while a writer has it (what is read\n"
+    "                        may be stale: expect false alarms); not with --repair\n"
     "  -h, --help            show this help\n"
     "\n"
     "Exit status: 0 no errors, 1 the check could not run, 2 corruption found\n"
@@ -809,7 +901,7 @@ int vdisk_cmd_check(int argc, char **argv)
 		return ret > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 	}
 	path = argv[optind];
-	if (open_image(path, ro.repair ? VD_OPEN_RDWR : 0, &img) < 0) {
+	if (open_image(path, ro.repair ? VD_OPEN_RDWR : report_open_flags(&ro), &img) < 0) {
 		return CLI_EXIT_FAILURE;
 	}
 	cs.json = ro.json;
@@ -831,12 +923,13 @@ static const char convert_help[] =
     "Usage: vdisk convert [-p] [-f FMT] [-O FMT] [-c CLUSTER] [-S SIZE] IN OUT\n"
     "\n"
     "Copies the image IN to a new image OUT, keeping it thin: ranges IN does not\n"
-    "hold (holes of a raw file, unallocated or zero ranges of a vdisk image) and\n"
-    "blocks of zeros are not written, so they stay holes (raw) or unallocated\n"
-    "(vdisk) in OUT.  A vdisk OUT must not exist; a raw OUT is overwritten.\n"
+    "hold (holes of a raw file, unallocated or zero ranges of a vdisk or qcow2\n"
+    "image) and blocks of zeros are not written, so they stay holes (raw) or\n"
+    "unallocated (vdisk) in OUT.  A vdisk OUT must not exist; a raw OUT is\n"
+    "overwritten.  A qcow2 IN is read with its backing chain.\n"
     "\n"
-    "  -f FMT               format of IN, raw or vdisk (default: vdisk if IN\n"
-    "                       starts with the vdisk magic, else raw)\n"
+    "  -f FMT               format of IN, raw, vdisk or qcow2 (default: by IN's\n"
+    "                       magic, else raw)\n"
     "  -O FMT               format of OUT, raw or vdisk (default vdisk)\n"
     "  -c, --cluster-size=CLUSTER\n"
     "                       cluster size of a vdisk OUT (default 64K)\n"
@@ -861,6 +954,7 @@ struct source {
 	int fd;		      /* raw */
 	bool seek_data;	      /* raw: SEEK_DATA/SEEK_HOLE work here */
 	struct vd_image *img; /* vdisk */
+	struct qcow2 *qcow2;  /* qcow2, with its backing chain */
 };
 
 /* Where it writes to. */
@@ -898,6 +992,9 @@ static int detect_format(const char *path, enum image_format *fmtp)
 	close(fd);
 	*fmtp =
 	    n == sizeof(magic) && !memcmp(magic, vdisk_magic, sizeof(magic)) ? FMT_VDISK : FMT_RAW;
+	if (n > 0 && qcow2_probe(magic, (size_t)n)) {
+		*fmtp = FMT_QCOW2;
+	}
 	return 0;
 }
 
@@ -924,8 +1021,60 @@ static int fd_size(int fd, const char *path, uint64_t *sizep)
 	return 0;
 }
 
+/* A qcow2 IN: the reader checks the whole image and its chain at open, so
+ * what it refuses is refused before OUT exists. */
+static int qcow2_source_open(struct source *src)
+{
+	struct errmsg err;
+	int ret;
+
+	errmsg_clear(&err);
+	ret = qcow2_open(src->path, &src->qcow2, &err);
+	if (ret < 0) {
+		image_error(&err, src->path, ret);
+		return ret;
+	}
+	src->size = qcow2_size_bytes(src->qcow2);
+	return 0;
+}
+
+static int qcow2_source_extent(struct source *src, uint64_t off, uint64_t max, uint64_t *lenp,
+			       bool *datap)
+{
+	struct qcow2_extent e;
+	struct errmsg err;
+	int ret;
+
+	errmsg_clear(&err);
+	ret = qcow2_map(src->qcow2, off, max, &e, &err);
+	if (ret < 0) {
+		image_error(&err, src->path, ret);
+		return ret;
+	}
+	*lenp = e.length < max ? e.length : max;
+	/* Zero clusters and what no file of the chain holds stay unwritten. */
+	*datap = e.state == QCOW2_DATA || e.state == QCOW2_BACKING;
+	return 0;
+}
+
+static int qcow2_source_read(struct source *src, void *buf, size_t len, uint64_t off)
+{
+	struct errmsg err;
+	int ret;
+
+	errmsg_clear(&err);
+	ret = qcow2_pread(src->qcow2, buf, len, off, &err);
+	if (ret < 0) {
+		image_error(&err, src->path, ret);
+	}
+	return ret;
+}
+
 static int source_open(struct source *src)
 {
+	if (src->fmt == FMT_QCOW2) {
+		return qcow2_source_open(src);
+	}
 	if (src->fmt == FMT_VDISK) {
 		if (open_image(src->path, VD_OPEN_BUFFERED, &src->img) < 0) {
 			return -EIO;
@@ -947,6 +1096,7 @@ static void source_close(struct source *src)
 	if (src->img) {
 		vd_close(src->img);
 	}
+	qcow2_close(src->qcow2);
 	if (src->fd >= 0) {
 		close(src->fd);
 	}
@@ -1022,6 +1172,8 @@ static int source_extent(struct source *src, uint64_t off, uint64_t max, uint64_
 	}
 	if (src->fmt == FMT_VDISK) {
 		ret = vdisk_extent(src, off, max, &len, datap);
+	} else if (src->fmt == FMT_QCOW2) {
+		ret = qcow2_source_extent(src, off, max, &len, datap);
 	} else {
 		ret = raw_extent(src, off, max, &len, datap);
 	}
@@ -1090,6 +1242,9 @@ static int source_read(struct source *src, void *buf, size_t len, uint64_t off)
 {
 	int ret;
 
+	if (src->fmt == FMT_QCOW2) {
+		return qcow2_source_read(src, buf, len, off);
+	}
 	if (src->fmt == FMT_VDISK) {
 		ret = vd_pread(src->img, buf, len, off);
 	} else {
@@ -1370,6 +1525,10 @@ static int convert_parse(int argc, char **argv, struct convert_opts *co)
 			return -EINVAL;
 		}
 	}
+	if (co->out_fmt == FMT_QCOW2) {
+		cli_usage_error("convert", "qcow2 is read, not written: OUT is raw or vdisk");
+		return -EINVAL;
+	}
 	if (co->cluster_bytes && co->out_fmt != FMT_VDISK) {
 		cli_usage_error("convert", "-c applies only to a vdisk output");
 		return -EINVAL;
@@ -1419,7 +1578,7 @@ int vdisk_cmd_convert(int argc, char **argv)
  */
 
 static const char io_help[] =
-    "Usage: vdisk io [-r] [-q] [-t CACHE] [-f FMT] [-c CMD]... FILE\n"
+    "Usage: vdisk io [-r [-U]] [-q] [-t CACHE] [-f FMT] [-c CMD]... FILE\n"
     "\n"
     "Runs I/O commands on the vdisk image FILE, like qemu-io: each -c in order,\n"
     "or, without -c, one per line from standard input.  The first command that\n"
@@ -1428,6 +1587,8 @@ static const char io_help[] =
     "\n"
     "  -c, --cmd=CMD        run CMD (repeatable)\n"
     "  -r, --read-only      open read-only even for writing commands (they fail)\n"
+    "  -U, --force-share    with a read-only open: open FILE even while a writer\n"
+    "                       has it (what is read may be stale)\n"
     "  -t, --cache=CACHE    writeback (default, page cache) or none (O_DIRECT)\n"
     "  -n, --nocache        same as -t none\n"
     "  -f FMT               accepted for qemu-io habits; must be vdisk\n"
@@ -1799,6 +1960,7 @@ struct io_opts {
 	int ncmds;
 	bool read_only;
 	bool quiet;
+	bool force_share;
 	unsigned cache_flags;
 };
 
@@ -1820,6 +1982,7 @@ static int io_parse_opts(int argc, char **argv, struct io_opts *io)
 	static const struct option longopts[] = {
 	    {"cmd", required_argument, NULL, 'c'},
 	    {"read-only", no_argument, NULL, 'r'},
+	    {"force-share", no_argument, NULL, 'U'},
 	    {"cache", required_argument, NULL, 't'},
 	    {"nocache", no_argument, NULL, 'n'},
 	    {"quiet", no_argument, NULL, 'q'},
@@ -1831,13 +1994,16 @@ static int io_parse_opts(int argc, char **argv, struct io_opts *io)
 
 	optind = 0;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":c:rt:nf:qh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:rUt:nf:qh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			io->cmds[io->ncmds++] = optarg;
 			break;
 		case 'r':
 			io->read_only = true;
+			break;
+		case 'U':
+			io->force_share = true;
 			break;
 		case 't':
 			if (parse_cache("io", optarg, &io->cache_flags) < 0) {
@@ -1849,7 +2015,7 @@ static int io_parse_opts(int argc, char **argv, struct io_opts *io)
 			break;
 		case 'f':
 			if (parse_format("io", optarg, &fmt) < 0 || fmt != FMT_VDISK) {
-				if (fmt == FMT_RAW) {
+				if (fmt != FMT_AUTO) {
 					cli_usage_error("io", "only vdisk images are supported");
 				}
 				return -EINVAL;
@@ -1865,6 +2031,12 @@ static int io_parse_opts(int argc, char **argv, struct io_opts *io)
 			cli_getopt_error("io", c, argv);
 			return -EINVAL;
 		}
+	}
+	/* As qemu-io: sharing an image with its writer is only safe for
+	 * reading. */
+	if (io->force_share && !io->read_only && !io_only_reads(io->cmds, io->ncmds)) {
+		cli_usage_error("io", "-U (--force-share) needs a read-only open (-r)");
+		return -EINVAL;
 	}
 	return want_args("io", argc, argv, 1, "FILE");
 }
@@ -1908,7 +2080,10 @@ int vdisk_cmd_io(int argc, char **argv)
 		cli_error("%s", strerror(ENOMEM));
 		goto out_free;
 	}
-	if (open_image(st.path, io.cache_flags | (st.read_only ? 0 : VD_OPEN_RDWR), &st.img) < 0) {
+	if (open_image(st.path,
+		       io.cache_flags | (st.read_only ? 0 : VD_OPEN_RDWR) |
+			   (io.force_share ? VD_OPEN_FORCE_SHARE : 0),
+		       &st.img) < 0) {
 		goto out_free;
 	}
 	st.size = vd_size_bytes(st.img);

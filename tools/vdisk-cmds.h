@@ -1,9 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /* vdisk-cmds.h: the subcommands of the vdisk tool.  vdisk.c picks one by
  * name and hands it the rest of the command line, argv[0] being the
- * command's name; each returns the process exit status. */
+ * command's name; each returns the process exit status.  Those that change
+ * an image's snapshots or chain live in vdisk-snap.c, the rest in
+ * vdisk-cmds.c. */
 #ifndef VDISK_CMDS_H
 #define VDISK_CMDS_H
+
+#include <stdint.h>
+
+#include "errmsg.h"
+
+struct json_object;
+struct vd_image;
 
 int vdisk_cmd_create(int argc, char **argv);
 int vdisk_cmd_info(int argc, char **argv);
@@ -12,5 +21,26 @@ int vdisk_cmd_check(int argc, char **argv);
 int vdisk_cmd_convert(int argc, char **argv);
 int vdisk_cmd_io(int argc, char **argv);
 int vdisk_cmd_bench(int argc, char **argv);
+int vdisk_cmd_snapshot(int argc, char **argv);
+int vdisk_cmd_commit(int argc, char **argv);
+int vdisk_cmd_rebase(int argc, char **argv);
+int vdisk_cmd_flatten(int argc, char **argv);
+int vdisk_cmd_resize(int argc, char **argv);
+
+/* Shared by info and snapshot list (vdisk-snap.c).  Each returns 0, or a
+ * negative errno with a sentence naming 'path' in 'err' (NULL allowed). */
+
+/* Prints qemu-img's "Snapshot list:" table of 'img', nothing if it has no
+ * snapshots. */
+int vdisk_snapshots_print(struct vd_image *img, const char *path, struct errmsg *err);
+/* Stores in '*arrayp' a new JSON array with one object per snapshot; the
+ * caller puts it. */
+int vdisk_snapshots_json(struct vd_image *img, const char *path, struct json_object **arrayp,
+			 struct errmsg *err);
+
+/* For create -b without a size: the virtual size of 'backing' as the new
+ * image 'path' will see it (a relative name is taken from the directory of
+ * 'path').  Prints nothing; on failure vd_create() will explain. */
+int vdisk_backing_size(const char *path, const char *backing, uint64_t *sizep);
 
 #endif

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* vdisk.c: entry point of the vdisk tool, the qemu-img of vdisk images.
  * Finds the subcommand named on the command line and runs it; the commands
- * themselves live in vdisk-cmds.c, shared helpers in cliutil.c.  The manual
- * is docs/man/vdisk.1.md. */
+ * themselves live in vdisk-cmds.c and (snapshots, backing chains, resize)
+ * vdisk-snap.c, shared helpers in cliutil.c.  The manual is
+ * docs/man/vdisk.1.md. */
 #include <stdio.h>
 #include <string.h>
 
@@ -23,6 +24,11 @@ static const struct command commands[] = {
     {"convert", vdisk_cmd_convert, "copy between raw and vdisk images, keeping holes"},
     {"io", vdisk_cmd_io, "run read, write, discard and flush commands on an image"},
     {"bench", vdisk_cmd_bench, "measure I/O throughput with many requests in flight"},
+    {"snapshot", vdisk_cmd_snapshot, "create, list, revert, delete and compare snapshots"},
+    {"commit", vdisk_cmd_commit, "write a linked clone's data into its backing file"},
+    {"rebase", vdisk_cmd_rebase, "change an image's backing file"},
+    {"flatten", vdisk_cmd_flatten, "copy in what the backing chain provides, drop it"},
+    {"resize", vdisk_cmd_resize, "change an image's virtual size"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
