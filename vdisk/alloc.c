@@ -66,6 +66,23 @@ static void set_free(struct vd_image *img, uint64_t c, bool free_, bool unknown)
 static int rb_locate(struct vd_image *img, uint64_t cluster, bool create,
 		     struct vd_mblock **rbp, uint32_t *idxp);
 
+static bool in_region(const struct vd_image *img, uint64_t c, uint64_t off, uint64_t bytes)
+{
+	uint64_t first = off >> img->cluster_bits;
+
+	return c >= first && c < first + ((bytes + img->cluster_bytes - 1) >> img->cluster_bits);
+}
+
+/* The header cluster, journal, active L1 and refcount table: whatever a
+ * (corrupt) refcount says, these are never free (found by fuzzing). */
+static bool fixed_metadata(const struct vd_image *img, uint64_t c)
+{
+	return c == 0 || in_region(img, c, img->hdr.journal_offset, img->hdr.journal_bytes) ||
+	       in_region(img, c, img->hdr.l1_offset, img->hdr.l1_entries * 8ull) ||
+	       in_region(img, c, img->hdr.refcount_table_offset,
+			 (uint64_t)img->hdr.refcount_table_clusters * img->cluster_bytes);
+}
+
 int vd_file_grow(struct vd_image *img, uint64_t end_clusters)
 {
 	uint64_t want = vd_cluster_off(img, end_clusters), grow;
@@ -110,7 +127,7 @@ static int take_end(struct vd_image *img, uint64_t n, uint64_t *firstp)
 static int pick_cluster(struct vd_image *img, uint64_t *clusterp)
 {
 	for (uint64_t c = img->free_hint; c < img->end_clusters; c++) {
-		if (!is_free(img, c)) {
+		if (!is_free(img, c) || fixed_metadata(img, c)) {
 			continue;
 		}
 		if (bit_get(img->freemap, 2 * c + 1)) {
@@ -267,7 +284,7 @@ int vd_cluster_unref(struct vd_image *img, uint64_t cluster)
 	if (ret < 0) {
 		return ret;
 	}
-	if (ref == 0) {
+	if (ref == 0 || (ref == 1 && fixed_metadata(img, cluster))) {
 		return -EUCLEAN;
 	}
 	ret = vd_refcount_set(img, cluster, ref - 1);
@@ -315,7 +332,9 @@ int vd_release_pending_free(struct vd_image *img)
 		}
 		unknown = vd_file_punch(&img->file, vd_cluster_off(img, first),
 					vd_cluster_off(img, n)) < 0;
-		for (uint64_t c = first; c < first + n; c++) {
+		/* A cluster past the image's end was freed through a corrupt
+		 * reference: there is nothing there to reuse. */
+		for (uint64_t c = first; c < first + n && c < img->end_clusters; c++) {
 			set_free(img, c, true, unknown);
 		}
 		if (first < img->free_hint) {

@@ -189,6 +189,11 @@ int vd_mblock_get(struct vd_image *img, uint64_t offset, struct vd_mblock **blkp
 	struct vd_mblock *blk = lookup(img, offset);
 	int ret;
 
+	/* A table pointing at the header, an L1 or the refcount table: only a
+	 * corrupt image does that (found by fuzzing). */
+	if (blk && (blk->pinned || blk->bytes != img->cluster_bytes)) {
+		return -EUCLEAN;
+	}
 	if (!blk) {
 		ret = evict(img, img->cluster_bytes);
 		if (ret < 0) {
@@ -240,9 +245,14 @@ void vd_mblock_put(struct vd_mblock *blk)
 int vd_mblock_pinned(struct vd_image *img, uint64_t offset, uint32_t bytes,
 		     struct vd_mblock **blkp)
 {
-	struct vd_mblock *blk = alloc_block(img, offset, bytes, true);
+	struct vd_mblock *blk;
 	int ret;
 
+	if (lookup(img, offset)) {
+		/* Two tables in one place: a corrupt image. */
+		return -EUCLEAN;
+	}
+	blk = alloc_block(img, offset, bytes, true);
 	if (!blk) {
 		return -ENOMEM;
 	}
@@ -307,12 +317,14 @@ int vd_mblock_release(struct vd_image *img, struct vd_mblock *blk)
 	return ret;
 }
 
-/* Forgets a freed cluster's cached contents: nothing may write them back. */
+/* Forgets a freed cluster's cached contents: nothing may write them back.
+ * A block still in use by this operation stays (only a corrupt image frees
+ * a cluster that is also a table being walked, as the fuzzer found). */
 void vd_mblock_drop(struct vd_image *img, uint64_t offset)
 {
 	struct vd_mblock *blk = lookup(img, offset);
 
-	if (blk && !blk->pinned) {
+	if (blk && !blk->pinned && !blk->refs) {
 		unlink_block(img, blk);
 		free_block(blk);
 	}

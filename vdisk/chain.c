@@ -412,10 +412,10 @@ static int resize_l1(struct vd_image *img, uint32_t n)
 		}
 		/* Clusters a smaller L1 no longer uses hold only zero entries;
 		 * they go with the header change, in one transaction. */
+		img->hdr.l1_entries = n;
 		for (uint64_t c = need; c < have && ret == 0; c++) {
 			ret = vd_cluster_unref(img, vd_off_cluster(img, img->hdr.l1_offset) + c);
 		}
-		img->hdr.l1_entries = n;
 		return ret;
 	}
 	ret = vd_cluster_alloc_run(img, need, &first);
@@ -427,12 +427,14 @@ static int resize_l1(struct vd_image *img, uint32_t n)
 		return -ENOMEM;
 	}
 	memcpy(nb->data, old->data, img->hdr.l1_entries * 8ull);
-	for (uint64_t c = 0; c < have && ret == 0; c++) {
-		ret = vd_cluster_unref(img, vd_off_cluster(img, img->hdr.l1_offset) + c);
-	}
+	/* The header moves first: the old clusters are then no longer the
+	 * L1, which vd_cluster_unref refuses to free. */
 	img->l1_blk = nb;
 	img->hdr.l1_offset = vd_cluster_off(img, first);
 	img->hdr.l1_entries = n;
+	for (uint64_t c = 0; c < have && ret == 0; c++) {
+		ret = vd_cluster_unref(img, vd_off_cluster(img, old->offset) + c);
+	}
 	/* The header switch goes in the same transaction as the move. */
 	vd_header_changed(img);
 	if (ret == 0) {

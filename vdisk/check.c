@@ -152,7 +152,7 @@ static int walk_l1(struct checker *ck, const struct vd_snap *snap)
 	struct vd_image *img = ck->img;
 	uint8_t *buf = vd_aligned_alloc(img->cluster_bytes);
 	uint32_t n = snap ? snap->l1_entries : img->hdr.l1_entries;
-	uint64_t *copy = snap ? vd_aligned_alloc((n * 8 + 511) & ~511u) : NULL;
+	uint64_t *copy = snap ? vd_aligned_alloc(((uint64_t)n * 8 + 511) & ~511ull) : NULL;
 	char from[300];
 	int ret = 0;
 
@@ -161,7 +161,7 @@ static int walk_l1(struct checker *ck, const struct vd_snap *snap)
 		return -ENOMEM;
 	}
 	if (snap) {
-		ret = vd_meta_read(img, copy, (n * 8 + 511) & ~511u, snap->l1_offset);
+		ret = vd_meta_read(img, copy, ((uint64_t)n * 8 + 511) & ~511ull, snap->l1_offset);
 	}
 	for (uint32_t i = 0; i < n && ret == 0; i++) {
 		uint64_t e = snap ? le64toh(copy[i]) : vd_get64(img->l1_blk, i);

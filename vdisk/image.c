@@ -135,7 +135,7 @@ static int header_validate(const struct vd_disk_header *h, const struct vd_disk_
 		return -EUCLEAN;
 	}
 	need_l1 = div_up(div_up(h->size_bytes, cb), cb / 8);
-	if (h->l1_entries < need_l1) {
+	if (h->l1_entries < need_l1 || h->l1_entries > (UINT32_MAX - 511) / 8) {
 		errmsg_set(err, "%s: l1_entries (offset 44) is %" PRIu32 ", the size needs %" PRIu64,
 			   path, h->l1_entries, need_l1);
 		return -EUCLEAN;

@@ -219,6 +219,7 @@ void vd_snapshots_free(struct vd_image *img);
 int vd_l2_unref(struct vd_image *img, uint64_t l2off);
 
 /* io.c */
+int vd_check_l2_entry(struct vd_image *img, uint64_t e);
 int vd_unmap_clusters(struct vd_image *img, uint64_t off, uint64_t len, bool to_backing);
 int vd_l2_lookup(struct vd_image *img, uint64_t guest_cluster, bool alloc_table,
 		 struct vd_mblock **l2p, uint32_t *idxp);

@@ -290,7 +290,7 @@ static int queue_io(struct vd_req *req, struct vd_image *img, const struct iovec
 	return 0;
 }
 
-static int check_entry(struct vd_image *img, uint64_t e)
+int vd_check_l2_entry(struct vd_image *img, uint64_t e)
 {
 	uint64_t off = e & VD_L2_OFFSET_MASK;
 
@@ -324,9 +324,10 @@ static int l2_copy_up(struct vd_image *img, uint32_t i, struct vd_mblock *old,
 	}
 	memcpy(nb->data, old->data, img->cluster_bytes);
 	for (uint32_t j = 0; j < img->l2_entries && ret == 0; j++) {
-		uint64_t off = vd_get64(old, j) & VD_L2_OFFSET_MASK;
+		uint64_t e = vd_get64(old, j), off = e & VD_L2_OFFSET_MASK;
 
-		if (off) {
+		ret = vd_check_l2_entry(img, e);
+		if (ret == 0 && off) {
 			ret = vd_refcount_add(img, vd_off_cluster(img, off), 1);
 		}
 	}
@@ -457,7 +458,7 @@ static int map_for_write(struct vd_req *req, const struct iovec *iov, int iovcnt
 	}
 	e = vd_get64(l2, idx);
 	off = e & VD_L2_OFFSET_MASK;
-	ret = check_entry(img, e);
+	ret = vd_check_l2_entry(img, e);
 	if (ret == 0 && off) {
 		ret = vd_refcount_get(img, vd_off_cluster(img, off), &ref);
 	}
@@ -505,7 +506,7 @@ static int map_for_read(struct vd_image *img, uint64_t goff, uint64_t *hostp, bo
 	e = vd_get64(l2, idx);
 	*backp = e == 0 && img->backing_name;
 	vd_mblock_put(l2);
-	ret = check_entry(img, e);
+	ret = vd_check_l2_entry(img, e);
 	if (ret == 0 && (e & VD_L2_OFFSET_MASK)) {
 		*hostp = (e & VD_L2_OFFSET_MASK) + (goff & (img->cluster_bytes - 1));
 	}
@@ -791,7 +792,7 @@ int vd_unmap_clusters(struct vd_image *img, uint64_t off, uint64_t len, bool to_
 		if (e == want) {
 			continue;
 		}
-		ret = check_entry(img, e);
+		ret = vd_check_l2_entry(img, e);
 		if (ret == 0) {
 			ret = vd_l2_lookup(img, g, true, &l2, &idx);
 		}
@@ -1075,7 +1076,7 @@ int vd_map(struct vd_image *img, uint64_t off, struct vd_extent *ext)
 		if (l2) {
 			e = vd_get64(l2, idx);
 			vd_mblock_put(l2);
-			ret = check_entry(img, e);
+			ret = vd_check_l2_entry(img, e);
 			if (ret < 0) {
 				break;
 			}

@@ -66,9 +66,11 @@ static int parse_entry(struct vd_image *img, const uint8_t *p, uint32_t room,
 	s->id = le64toh(d.id);
 	s->date_ns = le64toh(d.date_ns);
 	s->size_bytes = le64toh(d.size_bytes);
+	/* Written so that nothing wraps (found by fuzzing). */
 	if ((s->l1_offset & (img->cluster_bytes - 1)) || !s->l1_offset ||
-	    s->l1_entries == 0 || s->l1_entries > UINT32_MAX / 8 ||
-	    s->l1_offset + (uint64_t)s->l1_entries * 8 > img->file_bytes) {
+	    s->l1_entries == 0 || s->l1_entries > (UINT32_MAX - 511) / 8 ||
+	    s->l1_offset > img->file_bytes ||
+	    (uint64_t)s->l1_entries * 8 > img->file_bytes - s->l1_offset) {
 		return -EUCLEAN;
 	}
 	s->name = strndup((const char *)p + sizeof(d), nb);
@@ -89,7 +91,9 @@ int vd_snapshots_load(struct vd_image *img, struct errmsg *err)
 		return 0;
 	}
 	if ((img->hdr.snapshot_table_offset & (img->cluster_bytes - 1)) ||
-	    img->hdr.snapshot_table_offset + bytes > img->file_bytes ||
+	    img->hdr.snapshot_table_offset > img->file_bytes ||
+	    bytes > img->file_bytes - img->hdr.snapshot_table_offset ||
+	    bytes > UINT32_MAX - 511 ||
 	    img->hdr.snapshot_count > bytes / sizeof(struct vd_disk_snapshot)) {
 		errmsg_set(err, "%s: snapshot table at 0x%" PRIx64 " (offset 96) is out of the file",
 			   img->path, img->hdr.snapshot_table_offset);
@@ -322,9 +326,10 @@ int vd_l2_unref(struct vd_image *img, uint64_t l2off)
 	}
 	ret = vd_mblock_get(img, l2off, &l2);
 	for (uint32_t j = 0; j < img->l2_entries && ret == 0; j++) {
-		uint64_t off = vd_get64(l2, j) & VD_L2_OFFSET_MASK;
+		uint64_t e = vd_get64(l2, j), off = e & VD_L2_OFFSET_MASK;
 
-		if (off) {
+		ret = vd_check_l2_entry(img, e);
+		if (ret == 0 && off) {
 			ret = vd_cluster_unref(img, vd_off_cluster(img, off));
 		}
 	}
