@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Installs what is needed, builds, and runs the demo on the embedded default
 # datastore (demo/datastore1 inside the checkout): create a thin image, write
-# to it, show info and map, check it, and convert it to raw and back.
+# to it, show info and map, check it, take a snapshot, change the disk, show
+# the diff and revert, make a linked clone, and convert to raw and back.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -29,6 +30,21 @@ step "$vdisk" io -c 'read -P 0xab 0 512k' -c 'read -P 0x00 512k 256k' \
 step "$vdisk" info "$ds/vm1.vd"
 step "$vdisk" map "$ds/vm1.vd"
 step "$vdisk" check "$ds/vm1.vd"
+# Snapshots: take one, change the disk, see what changed, go back.
+step "$vdisk" snapshot create "$ds/vm1.vd" before-upgrade
+step "$vdisk" io -c 'write -P 0xee 0 128k' -c 'write -P 0x77 2G 64k' "$ds/vm1.vd"
+step "$vdisk" snapshot diff "$ds/vm1.vd" before-upgrade
+step "$vdisk" snapshot list "$ds/vm1.vd"
+step "$vdisk" snapshot revert "$ds/vm1.vd" before-upgrade
+step "$vdisk" io -c 'read -P 0xab 0 128k' -c 'read -P 0x00 2G 64k' "$ds/vm1.vd"
+
+# A linked clone of the image as a template: reads fall through, writes
+# stay in the clone.
+step "$vdisk" create -b vm1.vd "$ds/vm2.vd"
+step "$vdisk" io -c 'write -P 0x42 1M 64k' -c 'read -P 0xab 0 128k' "$ds/vm2.vd"
+step "$vdisk" info "$ds/vm2.vd"
+step "$vdisk" io -c 'read -P 0x00 1M 64k' "$ds/vm1.vd"
+
 step "$vdisk" convert -O raw "$ds/vm1.vd" "$ds/vm1.raw"
 step du -h --apparent-size "$ds/vm1.raw"
 step du -h "$ds/vm1.raw"
