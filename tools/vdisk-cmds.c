@@ -75,7 +75,8 @@ static void image_error(const struct errmsg *err, const char *path, int ret)
 	}
 }
 
-static int open_image(const char *path, unsigned flags, struct vd_image **imgp)
+/* Opens an image, printing the one-line error on failure (vdisk-snap.c too). */
+int vdisk_open_image(const char *path, unsigned flags, struct vd_image **imgp)
 {
 	struct vd_open_opts opts;
 	struct errmsg err;
@@ -584,7 +585,7 @@ int vdisk_cmd_info(int argc, char **argv)
 		return ret > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 	}
 	path = argv[optind];
-	if (open_image(path, report_open_flags(&ro), &img) < 0) {
+	if (vdisk_open_image(path, report_open_flags(&ro), &img) < 0) {
 		return CLI_EXIT_FAILURE;
 	}
 	memset(&in, 0, sizeof(in));
@@ -739,7 +740,7 @@ int vdisk_cmd_map(int argc, char **argv)
 		return ret > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 	}
 	path = argv[optind];
-	if (open_image(path, report_open_flags(&ro), &img) < 0) {
+	if (vdisk_open_image(path, report_open_flags(&ro), &img) < 0) {
 		return CLI_EXIT_FAILURE;
 	}
 	mp.json = ro.json;
@@ -901,7 +902,7 @@ int vdisk_cmd_check(int argc, char **argv)
 		return ret > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 	}
 	path = argv[optind];
-	if (open_image(path, ro.repair ? VD_OPEN_RDWR : report_open_flags(&ro), &img) < 0) {
+	if (vdisk_open_image(path, ro.repair ? VD_OPEN_RDWR : report_open_flags(&ro), &img) < 0) {
 		return CLI_EXIT_FAILURE;
 	}
 	cs.json = ro.json;
@@ -1076,7 +1077,7 @@ static int source_open(struct source *src)
 		return qcow2_source_open(src);
 	}
 	if (src->fmt == FMT_VDISK) {
-		if (open_image(src->path, VD_OPEN_BUFFERED, &src->img) < 0) {
+		if (vdisk_open_image(src->path, VD_OPEN_BUFFERED, &src->img) < 0) {
 			return -EIO;
 		}
 		src->size = vd_size_bytes(src->img);
@@ -1275,7 +1276,7 @@ static int dest_open(struct dest *dst, uint32_t cluster_bytes)
 			return ret;
 		}
 		dst->created = true;
-		return open_image(dst->path, VD_OPEN_RDWR | VD_OPEN_BUFFERED, &dst->img);
+		return vdisk_open_image(dst->path, VD_OPEN_RDWR | VD_OPEN_BUFFERED, &dst->img);
 	}
 	/* Truncating first turns every byte into a hole, so only data need be
 	 * written; a device keeps its old bytes, so there zeros are written. */
@@ -2080,7 +2081,7 @@ int vdisk_cmd_io(int argc, char **argv)
 		cli_error("%s", strerror(ENOMEM));
 		goto out_free;
 	}
-	if (open_image(st.path,
+	if (vdisk_open_image(st.path,
 		       io.cache_flags | (st.read_only ? 0 : VD_OPEN_RDWR) |
 			   (io.force_share ? VD_OPEN_FORCE_SHARE : 0),
 		       &st.img) < 0) {
@@ -2531,7 +2532,7 @@ int vdisk_cmd_bench(int argc, char **argv)
 		return ret > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 	}
 	b.path = argv[optind];
-	if (open_image(b.path, bo.cache_flags | (bo.write ? VD_OPEN_RDWR : 0), &b.img) < 0) {
+	if (vdisk_open_image(b.path, bo.cache_flags | (bo.write ? VD_OPEN_RDWR : 0), &b.img) < 0) {
 		return CLI_EXIT_FAILURE;
 	}
 	ret = bench_run(&b);

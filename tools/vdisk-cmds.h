@@ -43,4 +43,8 @@ int vdisk_snapshots_json(struct vd_image *img, const char *path, struct json_obj
  * 'path').  Prints nothing; on failure vd_create() will explain. */
 int vdisk_backing_size(const char *path, const char *backing, uint64_t *sizep);
 
+/* Opens 'path' with vd_open 'flags'; on failure prints one `vdisk:` line
+ * naming the file and returns the negative errno. */
+int vdisk_open_image(const char *path, unsigned flags, struct vd_image **imgp);
+
 #endif

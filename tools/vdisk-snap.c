@@ -58,21 +58,6 @@ struct cmd_spec {
 	const char *arg_names[2]; /* the required operands, for "missing ..." */
 };
 
-static int open_image(const char *path, unsigned flags, struct vd_image **imgp)
-{
-	struct vd_open_opts opts;
-	struct errmsg err;
-	int ret;
-
-	vd_open_opts_init(&opts);
-	opts.flags = flags;
-	errmsg_clear(&err);
-	ret = vd_open(path, &opts, imgp, &err);
-	if (ret < 0) {
-		cli_error_ret(&err, path, ret);
-	}
-	return ret;
-}
 
 /* Opens 'path', runs 'op' on it and closes it.  A failed close fails the
  * command: after a change, it means the change may not be durable. */
@@ -82,7 +67,7 @@ static int run_op(const char *path, unsigned flags, image_op op, const struct cm
 	struct errmsg err;
 	int ret, ret2;
 
-	if (open_image(path, flags, &img) < 0) {
+	if (vdisk_open_image(path, flags, &img) < 0) {
 		return CLI_EXIT_FAILURE;
 	}
 	errmsg_clear(&err);
