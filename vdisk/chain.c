@@ -80,7 +80,16 @@ static int open_backing_as(struct vd_image *img, unsigned flags, struct errmsg *
 	vd_open_opts_init(&oo);
 	oo.flags = flags;
 	oo.cache_bytes = img->cache_limit_bytes;
-	ret = vd_open_depth(path, &oo, img->depth + 1, &img->backing, &inner);
+	void *arg = img->file.ops && img->file.ops->backing
+			    ? img->file.ops->backing(img->file.ops_arg, img->backing_name)
+			    : NULL;
+
+	if (arg) {
+		ret = vd_open_ops_depth(path, &oo, img->file.ops, arg, img->depth + 1,
+					&img->backing, &inner);
+	} else {
+		ret = vd_open_depth(path, &oo, img->depth + 1, &img->backing, &inner);
+	}
 	if (ret < 0) {
 		errmsg_set(err, "%s: cannot open backing file: %s", img->path,
 			   inner.msg[0] ? inner.msg : strerror(-ret));

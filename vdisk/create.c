@@ -231,7 +231,8 @@ static int write_layout(struct vd_file *f, const struct vd_create_opts *o,
 }
 
 /* A clone's backing image must open as a vdisk; its size is the default. */
-static int check_backing(const char *path, struct vd_create_opts *o, struct errmsg *err)
+static int check_backing(const char *path, struct vd_create_opts *o,
+			 const struct vd_file_ops *ops, void *ops_arg, struct errmsg *err)
 {
 	struct vd_open_opts oo;
 	struct vd_image *b;
@@ -250,7 +251,13 @@ static int check_backing(const char *path, struct vd_create_opts *o, struct errm
 	}
 	vd_open_opts_init(&oo);
 	oo.flags = VD_OPEN_FORCE_SHARE;
-	ret = vd_open(resolved, &oo, &b, &inner);
+	void *arg = ops && ops->backing ? ops->backing(ops_arg, o->backing_path) : NULL;
+
+	if (arg) {
+		ret = vd_open_with_ops(resolved, &oo, ops, arg, &b, &inner);
+	} else {
+		ret = vd_open(resolved, &oo, &b, &inner);
+	}
 	free(resolved);
 	if (ret < 0) {
 		errmsg_set(err, "%s: cannot use backing file: %s", path, inner.msg);
@@ -268,7 +275,7 @@ int vd_create_with_ops(const char *path, const struct vd_create_opts *opts,
 	struct vd_file f = {.fd = -1, .ops = ops, .ops_arg = ops_arg, .align_bytes = 1};
 	struct vd_create_opts o = *opts;
 	struct layout l;
-	int ret = o.backing_path ? check_backing(path, &o, err) : 0;
+	int ret = o.backing_path ? check_backing(path, &o, ops, ops_arg, err) : 0;
 
 	if (ret == 0 && o.backing_path && o.prealloc != VD_PREALLOC_OFF) {
 		/* Mapped clusters would hide the backing image entirely. */

@@ -492,6 +492,13 @@ int vd_open_with_ops(const char *path, const struct vd_open_opts *opts,
 	return open_common(path, opts, ops, ops_arg, 0, imagep, err);
 }
 
+int vd_open_ops_depth(const char *path, const struct vd_open_opts *opts,
+		      const struct vd_file_ops *ops, void *ops_arg, unsigned depth,
+		      struct vd_image **imagep, struct errmsg *err)
+{
+	return open_common(path, opts, ops, ops_arg, depth, imagep, err);
+}
+
 int vd_open_depth(const char *path, const struct vd_open_opts *opts, unsigned depth,
 		  struct vd_image **imagep, struct errmsg *err)
 {

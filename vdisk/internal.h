@@ -26,6 +26,10 @@ struct vd_file_ops {
 	int (*punch)(void *arg, uint64_t off, uint64_t len);
 	int (*truncate)(void *arg, uint64_t size);
 	int (*size)(void *arg, uint64_t *sizep);
+	/* Optional: the ops argument of the backing file 'name' names, so
+	 * that a backing chain can live behind the same ops (the crash
+	 * harness records commits into it); NULL: a real file. */
+	void *(*backing)(void *arg, const char *name);
 };
 
 struct vd_file {
@@ -150,6 +154,9 @@ int vd_open_with_ops(const char *path, const struct vd_open_opts *opts,
 		     struct errmsg *err);
 int vd_open_depth(const char *path, const struct vd_open_opts *opts, unsigned depth,
 		  struct vd_image **imagep, struct errmsg *err);
+int vd_open_ops_depth(const char *path, const struct vd_open_opts *opts,
+		      const struct vd_file_ops *ops, void *ops_arg, unsigned depth,
+		      struct vd_image **imagep, struct errmsg *err);
 int vd_create_with_ops(const char *path, const struct vd_create_opts *opts,
 		       const struct vd_file_ops *ops, void *ops_arg, struct errmsg *err);
 

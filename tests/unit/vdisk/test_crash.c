@@ -26,6 +26,7 @@ enum op_type { OP_WRITE, OP_SYNC, OP_PUNCH, OP_TRUNC };
 
 struct op {
 	enum op_type type;
+	int file;                /* which file, when two share a log */
 	uint64_t off, len;
 	uint8_t *data;
 };
@@ -36,6 +37,9 @@ struct mfile {
 	bool record;
 	struct op *ops;
 	size_t nops, cap_ops;
+	int id;
+	struct mfile *log;       /* the file whose ops array records this one's */
+	struct mfile *backing;   /* what the image's backing name opens */
 };
 
 static void mf_reserve(struct mfile *f, uint64_t size)
@@ -82,7 +86,7 @@ static void mf_apply(struct mfile *f, const struct op *op)
 static void mf_do(struct mfile *f, enum op_type type, uint64_t off, uint64_t len,
 		  const void *data)
 {
-	struct op op = {.type = type, .off = off, .len = len};
+	struct op op = {.type = type, .file = f->id, .off = off, .len = len};
 
 	if (data) {
 		op.data = malloc(len);
@@ -94,6 +98,7 @@ static void mf_do(struct mfile *f, enum op_type type, uint64_t off, uint64_t len
 		free(op.data);
 		return;
 	}
+	f = f->log ? f->log : f;
 	if (f->nops == f->cap_ops) {
 		f->cap_ops = f->cap_ops ? f->cap_ops * 2 : 1024;
 		f->ops = realloc(f->ops, f->cap_ops * sizeof(*f->ops));
@@ -144,9 +149,15 @@ static int mf_size(void *arg, uint64_t *sizep)
 	return 0;
 }
 
+static void *mf_backing(void *arg, const char *name)
+{
+	return ((struct mfile *)arg)->backing;
+}
+
 static const struct vd_file_ops mf_ops = {
 	.pread = mf_pread, .pwrite = mf_pwrite, .sync = mf_sync,
 	.punch = mf_punch, .truncate = mf_truncate, .size = mf_size,
+	.backing = mf_backing,
 };
 
 /* The guest model: one byte value per sector (every byte of a sector holds
@@ -526,11 +537,203 @@ static void test_crash_in_a_linked_clone_keeps_template_data(void **state)
 	unlink(TEMPLATE);
 }
 
+/* Commit: a clone (file 0) and its backing image (file 1) live in memory
+ * and share one log of operations; a flush only makes its own file's
+ * writes durable.  Crash states combine both files cut at the same point.
+ * Commit copies the clone's data down, flushes the backing image, then
+ * empties the clone: whatever the crash point, the guest's disk must read
+ * as before, with every flushed write, and both images must check clean. */
+static void copy_file(struct mfile *dst, const struct mfile *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	mf_reserve(dst, src->size + 1);
+	memcpy(dst->data, src->data, src->size);
+	dst->size = src->size;
+}
+
+static void verify_pair(struct run *r, const struct mfile *top, const struct mfile *base,
+			size_t k, bool writable)
+{
+	struct mfile t, b;
+	struct vd_open_opts oo;
+	struct vd_image *img = NULL;
+	struct vd_check_result res;
+	struct errmsg err = {{0}};
+	const struct epoch *e = epoch_at(r, k);
+	uint8_t *disk = malloc(DISK_BYTES);
+	uint64_t (*ok)[4] = allowed_values(r, e, k);
+
+	copy_file(&t, top);
+	copy_file(&b, base);
+	b.id = 1;
+	t.backing = &b;
+	vd_open_opts_init(&oo);
+	oo.flags = writable ? VD_OPEN_RDWR : 0;
+	if (vd_open_with_ops("top", &oo, &mf_ops, &t, &img, &err) != 0) {
+		fail_msg("commit crash point %zu: open failed: %s", k, err.msg);
+	}
+	for (struct vd_image *i = img; i; i = i->backing) {
+		assert_int_equal(vd_check(i, 0, &res, NULL, NULL, &err), 0);
+		if (res.corruptions || res.leaks) {
+			fail_msg("commit crash point %zu: %s has %llu corruptions, %llu leaks", k,
+				 i == img ? "the clone" : "the backing image",
+				 (unsigned long long)res.corruptions, (unsigned long long)res.leaks);
+		}
+	}
+	assert_int_equal(vd_pread(img, disk, DISK_BYTES, 0), 0);
+	for (uint32_t s = 0; s < NSECT; s++) {
+		uint8_t v = disk[s * 512];
+
+		if (!(ok[s][v / 64] & (1ull << (v % 64))) || disk[s * 512 + 511] != v) {
+			fail_msg("commit crash point %zu (%s): sector %u reads 0x%02x, flushed 0x%02x",
+				 k, writable ? "rw" : "ro", s, v, e->durable[s]);
+		}
+	}
+	assert_int_equal(vd_close(img), 0);
+	free(ok);
+	free(disk);
+	free(t.data);
+	free(b.data);
+	r->states++;
+}
+
+static void commit_workload(struct run *r, struct mfile *base, struct mfile *initial_base)
+{
+	struct vd_create_opts co;
+	struct vd_open_opts oo;
+	struct vd_image *img;
+	uint8_t *buf = malloc(DISK_BYTES / 2);
+	uint8_t value = 0x80;
+
+	vd_create_opts_init(&co);
+	co.size_bytes = DISK_BYTES;
+	co.cluster_bytes = CLUSTER;
+	co.journal_bytes = 8 * CLUSTER;
+	base->id = 1;
+	assert_int_equal(vd_create_with_ops("base", &co, &mf_ops, base, NULL), 0);
+	vd_open_opts_init(&oo);
+	oo.flags = VD_OPEN_RDWR;
+	assert_int_equal(vd_open_with_ops("base", &oo, &mf_ops, base, &img, NULL), 0);
+	for (uint32_t s = 0; s < NSECT / 2; s++) {
+		memset(buf + s * 512, template_value(s), 512);
+	}
+	assert_int_equal(vd_pwrite(img, buf, DISK_BYTES / 2, 0), 0);
+	assert_int_equal(vd_close(img), 0);
+	for (uint32_t s = 0; s < NSECT; s++) {
+		r->model[s] = template_value(s);
+	}
+	r->file.backing = base;
+	co.backing_path = "base";
+	assert_int_equal(vd_create_with_ops("top", &co, &mf_ops, &r->file, NULL), 0);
+	copy_file(&r->initial, &r->file);
+	copy_file(initial_base, base);
+	r->file.record = base->record = true;
+	base->log = &r->file;
+	oo.cache_bytes = 6 * CLUSTER;
+	assert_int_equal(vd_open_with_ops("top", &oo, &mf_ops, &r->file, &img, NULL), 0);
+	r->open_op = r->file.nops;
+	note_flush(r);
+	for (int i = 0; i < 60; i++) {
+		uint32_t sect = rnd(NSECT), nsect = 1 + rnd(3 * CLUSTER / 512);
+
+		nsect = sect + nsect > NSECT ? NSECT - sect : nsect;
+		if (i == 40) {
+			assert_int_equal(vd_commit(img, NULL), 0);
+			note_flush(r);
+		} else if (rnd(8) == 0) {
+			assert_int_equal(vd_flush(img), 0);
+			note_flush(r);
+		} else if (rnd(8) == 0) {
+			note_write(r, sect, nsect, 0);
+			assert_int_equal(vd_write_zeroes(img, sect * 512ull, nsect * 512ull), 0);
+		} else {
+			value = value == 255 ? 0x80 : value + 1;
+			memset(buf, value, nsect * 512);
+			note_write(r, sect, nsect, value);
+			assert_int_equal(vd_pwrite(img, buf, nsect * 512, sect * 512ull), 0);
+		}
+	}
+	assert_int_equal(vd_close(img), 0);
+	note_flush(r);
+	free(buf);
+}
+
+/* Applies, to 'dst' (a copy of the durable state), the unflushed ops of
+ * file 'id' in [from, k) that 'variant' keeps: all, none, a random subset,
+ * or a random subset in reverse. */
+static void apply_tail(struct run *r, struct mfile *dst, int id, size_t from, size_t k,
+		       int variant)
+{
+	size_t n = k - from;
+	bool *pick = calloc(n + 1, sizeof(bool));
+
+	for (size_t i = 0; i < n; i++) {
+		pick[i] = r->file.ops[from + i].file == id &&
+			  (variant == 0 || (variant >= 2 && rnd(2)));
+	}
+	for (size_t j = 0; j < n; j++) {
+		size_t i = variant == 3 ? n - 1 - j : j;
+
+		if (pick[i]) {
+			mf_apply(dst, &r->file.ops[from + i]);
+		}
+	}
+	free(pick);
+}
+
+static void test_crash_during_commit_keeps_the_disk(void **state)
+{
+	struct run *r = calloc(1, sizeof(*r));
+	struct mfile base = {0}, initial_base = {0}, dur[2];
+	size_t sync_end[2] = {0, 0};
+
+	commit_workload(r, &base, &initial_base);
+	copy_file(&dur[0], &r->initial);
+	copy_file(&dur[1], &initial_base);
+	for (size_t k = 0; k <= r->file.nops; k++) {
+		if (k > 0 && r->file.ops[k - 1].type == OP_SYNC) {
+			int f = r->file.ops[k - 1].file;
+
+			for (size_t i = sync_end[f]; i < k; i++) {
+				if (r->file.ops[i].file == f) {
+					mf_apply(&dur[f], &r->file.ops[i]);
+				}
+			}
+			sync_end[f] = k;
+		}
+		if (k < r->open_op) {
+			continue;
+		}
+		for (int variant = 0; variant < 4; variant++) {
+			struct mfile t, b;
+
+			copy_file(&t, &dur[0]);
+			copy_file(&b, &dur[1]);
+			apply_tail(r, &t, 0, sync_end[0], k, variant);
+			apply_tail(r, &b, 1, sync_end[1], k, variant);
+			verify_pair(r, &t, &b, k, variant != 1);
+			free(t.data);
+			free(b.data);
+		}
+	}
+	printf("crash harness (commit of a linked clone): %zu recorded operations on two "
+	       "files, %llu crash states opened and verified\n",
+	       r->file.nops - r->open_op, (unsigned long long)r->states);
+	assert_true(r->states > 300);
+	free(dur[0].data);
+	free(dur[1].data);
+	free(base.data);
+	free(initial_base.data);
+	free_run(r);
+	free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_crash_at_every_point_opens_clean_with_flushed_data),
 		cmocka_unit_test(test_crash_in_a_linked_clone_keeps_template_data),
+		cmocka_unit_test(test_crash_during_commit_keeps_the_disk),
 	};
 
 	return cmocka_run_group_tests_name("vdisk_crash", tests, NULL, NULL);
