@@ -162,7 +162,9 @@ static int write_table(struct vd_image *img, struct vd_mblock **blkp)
 		memcpy(blk->data + pos + sizeof(d), s->name, strlen(s->name));
 		pos += entry_bytes(strlen(s->name));
 	}
-	for (uint64_t c = 0; c < old_n && old_off; c++) {
+	/* With no snapshots there is no old table, whatever stale offset a
+	 * damaged header holds: freeing it could free guest data (fuzzing). */
+	for (uint64_t c = 0; c < old_n && old_off && img->hdr.snapshot_count; c++) {
 		ret = vd_cluster_unref(img, vd_off_cluster(img, old_off) + c);
 		if (ret < 0) {
 			return ret;
@@ -650,7 +652,7 @@ int vd_snapshot_diff(struct vd_image *img, const char *from, const char *to, vd_
 		     void *arg, struct errmsg *err)
 {
 	uint64_t *a = NULL, *b = NULL, *ta, *tb;
-	uint32_t na, nb;
+	uint32_t na = 0, nb = 0;
 	/* Up to the larger side: a snapshot may be larger than a shrunk disk. */
 	struct diff_run run = {.fn = fn, .arg = arg, .limit = img->hdr.size_bytes};
 	uint64_t span = (uint64_t)img->l2_entries << img->cluster_bits;

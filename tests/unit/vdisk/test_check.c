@@ -215,6 +215,32 @@ static void test_resize_grows_the_refcount_table(void **state)
 	unlink(path);
 }
 
+/* Fuzzer finding: a damaged header with snapshot_count 0 but a stale
+ * table offset pointing at guest data made the next snapshot free that data
+ * as the "old table". */
+static void test_stale_snapshot_table_offset_frees_nothing(void **state)
+{
+	struct vd_image *img = fresh();
+	struct vd_extent e;
+	uint8_t buf[512];
+
+	assert_int_equal(vd_map(img, 0, &e), 0);
+	img->hdr.snapshot_table_offset = e.host_offset;
+	img->hdr.snapshot_table_bytes = 4096;
+	img->hdr.snapshot_count = 0;
+	vd_header_changed(img);
+	assert_int_equal(vd_close(img), 0);
+	img = open_rw();
+	assert_int_equal(vd_snapshot_create(img, "s", NULL), 0);
+	assert_int_equal(vd_close(img), 0);
+	img = open_rw();
+	assert_int_equal(vd_pread(img, buf, sizeof(buf), 0), 0);
+	assert_int_equal(buf[0], 0x42);
+	assert_int_equal(buf[511], 0x42);
+	assert_int_equal(vd_close(img), 0);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -223,6 +249,7 @@ int main(void)
 		cmocka_unit_test(test_bad_l2_entries_are_unmapped_by_repair),
 		cmocka_unit_test(test_read_only_check_writes_nothing),
 		cmocka_unit_test(test_resize_grows_the_refcount_table),
+		cmocka_unit_test(test_stale_snapshot_table_offset_frees_nothing),
 	};
 
 	return cmocka_run_group_tests_name("vdisk_check", tests, NULL, NULL);
