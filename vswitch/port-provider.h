@@ -24,23 +24,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vswitch-dp.h"
+
 struct errmsg;
 struct rte_mbuf;
 struct rte_mempool;
 
-/* A port's own counters, as its device sees them (the switch's view per
- * port and VLAN is struct vsw_counters in vswitch.h). */
-struct vsw_port_stats {
-	uint64_t rx_packets;
-	uint64_t rx_bytes;
-	uint64_t rx_dropped; /* lost before rx_burst returned them: no mbufs,
-			      * a guest ring the datapath did not drain */
-	uint64_t rx_errors;  /* malformed descriptors, oversized frames */
-	uint64_t tx_packets;
-	uint64_t tx_bytes;
-	uint64_t tx_dropped; /* given to tx_burst but not sent */
-	uint64_t tx_errors;
-};
+/* A port's own counters (struct vsw_port_stats) are declared in
+ * vswitch-dp.h, which shows them to the control thread. */
 
 /* What the datapath asks a provider to open.  Types ignore what they have
  * no use for. */
@@ -56,6 +47,18 @@ struct vsw_port_params {
 	const uint8_t *mac;     /* 6 bytes for devices with an address of their
 				 * own (tap); NULL: the device's choice */
 	struct rte_mempool *mempool; /* where rx_burst takes its mbufs */
+
+	/* The datapath's hooks for devices whose state changes on a thread of
+	 * their own (a guest connecting to a vhost-user socket).  'quiesce'
+	 * returns once no datapath thread is inside rx_burst/tx_burst of any
+	 * port, so a provider can retire an old device handle before reusing
+	 * its number; 'changed' tells the datapath to ask wait_fd() and
+	 * link_up() again.  Both may be NULL for types that never need them;
+	 * neither may be called from a context the datapath could be waiting
+	 * on. */
+	void (*quiesce)(void *hook_ctx);
+	void (*changed)(void *hook_ctx);
+	void *hook_ctx;
 };
 
 /* The base of every open port: providers embed it as the first member of
@@ -67,8 +70,9 @@ struct vsw_portdev {
 };
 
 struct vsw_port_class {
-	/* The type tag, as in vsw_port_opts.type: "vhost-user-server",
-	 * "vhost-user-client", "tap", "uplink". */
+	/* The type tag, as in vsw_port_opts.type and in vswitchctl: "vhost-user"
+	 * (the switch listens), "vhost-user-client" (the switch connects),
+	 * "host" (a tap device), "uplink". */
 	const char *type;
 
 	/* Opens a port of this type and stores it, with 'pclass', n_rxq and
@@ -118,5 +122,20 @@ struct vsw_port_class {
 	 * sleeps, so that no frame arriving in between is missed. */
 	int (*rx_notify)(struct vsw_portdev *dev, uint16_t queue, bool enable);
 };
+
+/* Queues a vhost-user port offers at most (virtio-net queue pairs). */
+#define VSW_PORT_MAX_QUEUES 8
+/* The largest MTU a port takes: jumbo frames of 9000 bytes of payload. */
+#define VSW_PORT_MTU_MAX 9000u
+#define VSW_PORT_MTU_DEFAULT 1500u
+
+/* The providers built with DPDK (port-vhost.c, port-tap.c, port-uplink.c). */
+extern const struct vsw_port_class vsw_port_class_vhost_server;
+extern const struct vsw_port_class vsw_port_class_vhost_client;
+extern const struct vsw_port_class vsw_port_class_host;
+extern const struct vsw_port_class vsw_port_class_uplink;
+
+/* The class whose type tag is 'type', or NULL. */
+const struct vsw_port_class *vsw_port_class_find(const char *type);
 
 #endif

@@ -1,0 +1,404 @@
+/* SPDX-License-Identifier: MIT */
+/* port-vhost.c: vhost-user ports on DPDK's rte_vhost, with its built-in
+ * virtio-net backend doing the ring work.  Two types share this code:
+ * "vhost-user", where the switch listens on the socket and QEMU connects,
+ * and "vhost-user-client", where QEMU listens and the switch connects and
+ * keeps reconnecting every second (rte_vhost's reconnect thread), so that
+ * either side can restart without the other noticing more than a pause.
+ *
+ * A guest appears and goes on rte_vhost's own thread (new_device,
+ * destroy_device).  The port publishes the device id ('vid') in an atomic
+ * the datapath reads once per burst.  destroy_device only withdraws it: it
+ * runs with the device's queue locks held, so waiting there for a datapath
+ * that may be spinning on one of those locks would deadlock.  new_device
+ * holds no lock and waits for the datapath to pass between bursts (the
+ * 'quiesce' hook) before publishing, so a burst that read an old id has
+ * finished before rte_vhost can have handed that number to this device.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <linux/virtio_net.h>
+#include <rte_mbuf.h>
+#include <rte_vhost.h>
+
+#include "errmsg.h"
+#include "port-provider.h"
+#include "port-stats.h"
+
+/* A guest's transmit ring (our receive side) of queue pair q is vring
+ * 2q+1, its receive ring 2q: virtio-net's numbering. */
+#define GUEST_TX_VRING(q) ((uint16_t)(2 * (q) + 1))
+#define GUEST_RX_VRING(q) ((uint16_t)(2 * (q)))
+
+struct vhost_port {
+	struct vsw_portdev base; /* first: the datapath casts */
+	char name[64];
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	bool client;
+	atomic_int vid;            /* -1: no guest */
+	struct rte_mempool *mempool;
+	void (*quiesce)(void *hook_ctx);
+	void (*changed)(void *hook_ctx);
+	void *hook_ctx;
+	struct vsw_port_counters counters;
+	struct vhost_port *next; /* in 'ports', for the callbacks */
+};
+
+/* The callbacks get a device id, from which rte_vhost gives the socket
+ * path: this list maps it back to the port.  Short, so a list. */
+static pthread_mutex_t ports_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct vhost_port *ports;
+
+static struct vhost_port *port_by_vid(int vid)
+{
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	struct vhost_port *p;
+
+	if (rte_vhost_get_ifname(vid, path, sizeof(path)) != 0) {
+		return NULL;
+	}
+	for (p = ports; p; p = p->next) {
+		if (strcmp(p->path, path) == 0) {
+			return p;
+		}
+	}
+	return NULL;
+}
+
+static int on_new_device(int vid)
+{
+	struct vhost_port *p;
+	uint16_t i, n_vrings = rte_vhost_get_vring_num(vid);
+
+	pthread_mutex_lock(&ports_lock);
+	p = port_by_vid(vid);
+	pthread_mutex_unlock(&ports_lock);
+	/* 'p' stays: vhost_close() first unregisters the socket, which waits
+	 * for this callback to return.  The datapath's lock is taken by
+	 * quiesce() with ports_lock released, as the control thread takes
+	 * them the other way round. */
+	if (!p) {
+		return -1;
+	}
+	/* Interrupts from the guest stay off until the datapath sleeps. */
+	for (i = 0; i < n_vrings; i++) {
+		rte_vhost_enable_guest_notification(vid, i, 0);
+	}
+	if (p->quiesce) {
+		p->quiesce(p->hook_ctx);
+	}
+	atomic_store(&p->vid, vid);
+	if (p->changed) {
+		p->changed(p->hook_ctx);
+	}
+	return 0;
+}
+
+static void on_destroy_device(int vid)
+{
+	struct vhost_port *p;
+
+	pthread_mutex_lock(&ports_lock);
+	p = port_by_vid(vid);
+	if (p && atomic_load(&p->vid) == vid) {
+		atomic_store(&p->vid, -1);
+		if (p->changed) {
+			p->changed(p->hook_ctx);
+		}
+	}
+	pthread_mutex_unlock(&ports_lock);
+}
+
+static const struct rte_vhost_device_ops vhost_ops = {
+	.new_device = on_new_device,
+	.destroy_device = on_destroy_device,
+};
+
+/* What the guest may negotiate.  Offloads go, as Open vSwitch does by
+ * default: a guest's 64 KiB TSO frame or partial checksum would reach
+ * tap ports and guests that never agreed to take them.  Mergeable receive
+ * buffers, multiqueue and the control queue stay; the same set is offered
+ * on every reconnect. */
+static const uint64_t disabled_features =
+	(1ULL << VIRTIO_NET_F_CSUM) | (1ULL << VIRTIO_NET_F_GUEST_CSUM) |
+	(1ULL << VIRTIO_NET_F_HOST_TSO4) | (1ULL << VIRTIO_NET_F_HOST_TSO6) |
+	(1ULL << VIRTIO_NET_F_HOST_ECN) | (1ULL << VIRTIO_NET_F_HOST_UFO) |
+	(1ULL << VIRTIO_NET_F_GUEST_TSO4) | (1ULL << VIRTIO_NET_F_GUEST_TSO6) |
+	(1ULL << VIRTIO_NET_F_GUEST_ECN) | (1ULL << VIRTIO_NET_F_GUEST_UFO);
+
+/* A server socket path must be free: rte_vhost's bind() fails on any
+ * existing file.  A socket nobody listens on is what a killed switch
+ * leaves behind, and goes; a live one, or anything else, is refused. */
+static int claim_server_path(const char *name, const char *path, struct errmsg *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct stat st;
+	int fd, ret;
+
+	if (lstat(path, &st) != 0) {
+		return errno == ENOENT ? 0 : -errno;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		errmsg_set(err, "port %s: %s exists and is not a socket", name, path);
+		return -EEXIST;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		return -errno;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	ret = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	close(fd);
+	if (ret == 0) {
+		errmsg_set(err, "port %s: socket %s is in use by another process", name, path);
+		return -EADDRINUSE;
+	}
+	if (unlink(path) != 0 && errno != ENOENT) {
+		ret = -errno;
+		errmsg_set(err, "port %s: cannot remove stale socket %s: %s", name, path,
+			   strerror(errno));
+		return ret;
+	}
+	return 0;
+}
+
+static bool path_taken(const char *path)
+{
+	struct vhost_port *p;
+
+	for (p = ports; p; p = p->next) {
+		if (strcmp(p->path, path) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static int vhost_open(const struct vsw_port_params *params, bool client,
+		      struct vsw_portdev **devp, struct errmsg *err)
+{
+	struct vhost_port *p;
+	uint16_t queues = params->n_rxq ? params->n_rxq : 1;
+	int ret;
+
+	if (!params->path || !params->path[0]) {
+		errmsg_set(err, "port %s: a vhost-user port needs a socket path", params->name);
+		return -EINVAL;
+	}
+	if (strlen(params->path) >= sizeof(p->path)) {
+		errmsg_set(err, "port %s: socket path longer than %zu bytes", params->name,
+			   sizeof(p->path) - 1);
+		return -ENAMETOOLONG;
+	}
+	if (queues > VSW_PORT_MAX_QUEUES) {
+		errmsg_set(err, "port %s: at most %d queues", params->name, VSW_PORT_MAX_QUEUES);
+		return -EINVAL;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		return -ENOMEM;
+	}
+	p->base.n_rxq = queues;
+	p->base.n_txq = queues;
+	snprintf(p->name, sizeof(p->name), "%s", params->name);
+	memcpy(p->path, params->path, strlen(params->path) + 1);
+	p->client = client;
+	atomic_init(&p->vid, -1);
+	p->mempool = params->mempool;
+	p->quiesce = params->quiesce;
+	p->changed = params->changed;
+	p->hook_ctx = params->hook_ctx;
+
+	pthread_mutex_lock(&ports_lock);
+	if (path_taken(p->path)) {
+		pthread_mutex_unlock(&ports_lock);
+		errmsg_set(err, "port %s: socket %s is already used by another port", p->name,
+			   p->path);
+		free(p);
+		return -EADDRINUSE;
+	}
+	ret = client ? 0 : claim_server_path(p->name, p->path, err);
+	if (ret == 0) {
+		p->next = ports;
+		ports = p;
+	}
+	pthread_mutex_unlock(&ports_lock);
+	if (ret < 0) {
+		free(p);
+		return ret;
+	}
+
+	ret = rte_vhost_driver_register(p->path, client ? RTE_VHOST_USER_CLIENT : 0);
+	if (ret == 0 && rte_vhost_driver_disable_features(p->path, disabled_features) != 0) {
+		ret = -1;
+	}
+	if (ret == 0 && rte_vhost_driver_callback_register(p->path, &vhost_ops) != 0) {
+		ret = -1;
+	}
+	if (ret == 0 && rte_vhost_driver_start(p->path) != 0) {
+		ret = -1;
+	}
+	if (ret != 0) {
+		/* rte_vhost logs the reason; bind() failing is the usual one. */
+		errmsg_set(err, "port %s: cannot %s vhost-user socket %s (see the log)", p->name,
+			   client ? "connect to" : "listen on", p->path);
+		rte_vhost_driver_unregister(p->path);
+		p->base.pclass = NULL;
+		goto fail;
+	}
+	p->base.pclass = client ? &vsw_port_class_vhost_client : &vsw_port_class_vhost_server;
+	*devp = &p->base;
+	return 0;
+
+fail:
+	pthread_mutex_lock(&ports_lock);
+	for (struct vhost_port **pp = &ports; *pp; pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ports_lock);
+	free(p);
+	return -EIO;
+}
+
+static int vhost_server_open(const struct vsw_port_params *params, struct vsw_portdev **devp,
+			     struct errmsg *err)
+{
+	return vhost_open(params, false, devp, err);
+}
+
+static int vhost_client_open(const struct vsw_port_params *params, struct vsw_portdev **devp,
+			     struct errmsg *err)
+{
+	return vhost_open(params, true, devp, err);
+}
+
+static void vhost_close(struct vsw_portdev *dev)
+{
+	struct vhost_port *p = (struct vhost_port *)dev;
+
+	/* Destroys a connected device through on_destroy_device, which must
+	 * still find the port: unlink it from the list only afterwards.
+	 * rte_vhost removes a server's socket file itself. */
+	rte_vhost_driver_unregister(p->path);
+	pthread_mutex_lock(&ports_lock);
+	for (struct vhost_port **pp = &ports; *pp; pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ports_lock);
+	free(p);
+}
+
+static uint16_t vhost_rx_burst(struct vsw_portdev *dev, uint16_t queue, struct rte_mbuf **pkts,
+			       uint16_t n_max)
+{
+	struct vhost_port *p = (struct vhost_port *)dev;
+	int vid = atomic_load_explicit(&p->vid, memory_order_acquire);
+	uint16_t n;
+
+	if (vid < 0 || GUEST_TX_VRING(queue) >= rte_vhost_get_vring_num(vid)) {
+		return 0;
+	}
+	n = rte_vhost_dequeue_burst(vid, GUEST_TX_VRING(queue), p->mempool, pkts, n_max);
+	vsw_port_counters_rx(&p->counters, pkts, n);
+	return n;
+}
+
+static uint16_t vhost_tx_burst(struct vsw_portdev *dev, uint16_t queue, struct rte_mbuf **pkts,
+			       uint16_t n)
+{
+	struct vhost_port *p = (struct vhost_port *)dev;
+	int vid = atomic_load_explicit(&p->vid, memory_order_acquire);
+	uint16_t sent = 0;
+
+	if (vid >= 0) {
+		/* rte_vhost copies into the guest's buffers and leaves the
+		 * mbufs to us, sent or not. */
+		sent = rte_vhost_enqueue_burst(vid, GUEST_RX_VRING(queue), pkts, n);
+	}
+	vsw_port_counters_tx(&p->counters, pkts, n, sent);
+	rte_pktmbuf_free_bulk(pkts, n);
+	return sent;
+}
+
+static int vhost_get_stats(const struct vsw_portdev *dev, struct vsw_port_stats *stats)
+{
+	const struct vhost_port *p = (const struct vhost_port *)dev;
+
+	vsw_port_counters_read(&p->counters, stats);
+	return 0;
+}
+
+static bool vhost_link_up(const struct vsw_portdev *dev)
+{
+	const struct vhost_port *p = (const struct vhost_port *)dev;
+
+	return atomic_load(&((struct vhost_port *)p)->vid) >= 0;
+}
+
+static int vhost_wait_fd(struct vsw_portdev *dev, uint16_t queue)
+{
+	struct vhost_port *p = (struct vhost_port *)dev;
+	struct rte_vhost_vring vring;
+	int vid = atomic_load(&p->vid);
+
+	if (vid < 0 || GUEST_TX_VRING(queue) >= rte_vhost_get_vring_num(vid)) {
+		return -EAGAIN;
+	}
+	if (rte_vhost_get_vhost_vring(vid, GUEST_TX_VRING(queue), &vring) != 0 ||
+	    vring.kickfd < 0) {
+		return -EAGAIN;
+	}
+	return vring.kickfd;
+}
+
+static int vhost_rx_notify(struct vsw_portdev *dev, uint16_t queue, bool enable)
+{
+	struct vhost_port *p = (struct vhost_port *)dev;
+	int vid = atomic_load(&p->vid);
+
+	if (vid < 0 || GUEST_TX_VRING(queue) >= rte_vhost_get_vring_num(vid)) {
+		return -EAGAIN;
+	}
+	return rte_vhost_enable_guest_notification(vid, GUEST_TX_VRING(queue), enable) == 0
+		       ? 0
+		       : -EIO;
+}
+
+const struct vsw_port_class vsw_port_class_vhost_server = {
+	.type = "vhost-user",
+	.open = vhost_server_open,
+	.close = vhost_close,
+	.rx_burst = vhost_rx_burst,
+	.tx_burst = vhost_tx_burst,
+	.get_stats = vhost_get_stats,
+	.link_up = vhost_link_up,
+	.wait_fd = vhost_wait_fd,
+	.rx_notify = vhost_rx_notify,
+};
+
+const struct vsw_port_class vsw_port_class_vhost_client = {
+	.type = "vhost-user-client",
+	.open = vhost_client_open,
+	.close = vhost_close,
+	.rx_burst = vhost_rx_burst,
+	.tx_burst = vhost_tx_burst,
+	.get_stats = vhost_get_stats,
+	.link_up = vhost_link_up,
+	.wait_fd = vhost_wait_fd,
+	.rx_notify = vhost_rx_notify,
+};
