@@ -5,6 +5,7 @@
  * the libraries answer "invalid params"; everything else "failed". */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -473,9 +474,11 @@ static struct json_object *port_json(struct vsw_dp *dp, const struct vsw_dp_brid
 	if (!config) {
 		json_object_object_add(o, "link", json_object_new_string(info.link_up ? "up"
 										      : "down"));
-		if (info.capturing) {
+		if (info.capture_file) {
 			struct json_object *cap = json_object_new_object();
 
+			json_object_object_add(cap, "running",
+					       json_object_new_boolean(info.capturing));
 			json_object_object_add(cap, "file",
 					       json_object_new_string(info.capture_file));
 			json_object_object_add(cap, "packets",
@@ -828,6 +831,8 @@ static int m_capture(struct call *c)
 
 static int m_capture_stop(struct call *c)
 {
+	struct vsw_dp_port_info info;
+	char file[PATH_MAX] = "";
 	const char *port;
 	uint64_t frames;
 	int ret;
@@ -835,9 +840,15 @@ static int m_capture_stop(struct call *c)
 	if ((ret = get_name(c, "port", true, &port)) < 0) {
 		return ret;
 	}
+	vsw_dp_lock(c->dp);
+	if (vsw_dp_port_info(c->dp, port, &info) == 0 && info.capture_file) {
+		snprintf(file, sizeof(file), "%s", info.capture_file);
+	}
+	vsw_dp_unlock(c->dp);
 	ret = vsw_dp_capture_stop(c->dp, port, &frames, c->err);
 	if (ret == 0) {
 		json_object_object_add(c->result, "packets", json_object_new_int64((int64_t)frames));
+		json_object_object_add(c->result, "file", json_object_new_string(file));
 	}
 	return ret;
 }

@@ -69,6 +69,8 @@ struct dp_port {
 	char cap_file[PATH_MAX];
 	uint64_t cap_max;         /* 0: no limit */
 	uint64_t cap_deadline_ms; /* 0: none */
+	bool cap_done;            /* ended by itself, not yet collected */
+	uint64_t cap_done_frames;
 	struct dp_port *next;     /* dp->ports */
 };
 
@@ -177,11 +179,13 @@ static void capture_frame(struct dp_port *p, const struct rte_mbuf *m, uint64_t 
 	vsw_pcap_writev(p->cap, now_us, iov, n);
 }
 
+/* Ends a capture that reached its count or time; capture_stop() still
+ * reports it once, so a client that waited learns how many it got. */
 static void capture_end(struct dp_port *p)
 {
-	vsw_pcap_close(p->cap);
+	p->cap_done_frames = vsw_pcap_frames(p->cap);
+	p->cap_done = vsw_pcap_close(p->cap) == 0;
 	p->cap = NULL;
-	p->cap_file[0] = '\0';
 }
 
 static void capture_burst(struct dp_port *p, struct rte_mbuf **pkts, uint16_t n)
@@ -939,6 +943,7 @@ int vsw_dp_capture_start(struct vsw_dp *dp, const char *port, const char *file,
 		errmsg_set(err, "port %s is already being captured to %s", port, p->cap_file);
 		ret = -EBUSY;
 	} else {
+		p->cap_done = false;
 		ret = vsw_pcap_open(file, 0, &p->cap, err);
 	}
 	if (ret == 0) {
@@ -962,10 +967,7 @@ int vsw_dp_capture_stop(struct vsw_dp *dp, const char *port, uint64_t *framesp,
 	if (!p) {
 		errmsg_set(err, "no port named %s", port);
 		ret = -ENODEV;
-	} else if (!p->cap) {
-		errmsg_set(err, "port %s is not being captured", port);
-		ret = -ENOENT;
-	} else {
+	} else if (p->cap) {
 		frames = vsw_pcap_frames(p->cap);
 		ret = vsw_pcap_close(p->cap);
 		p->cap = NULL;
@@ -973,7 +975,14 @@ int vsw_dp_capture_stop(struct vsw_dp *dp, const char *port, uint64_t *framesp,
 			errmsg_set(err, "capture of %s to %s: %s", port, p->cap_file,
 				   strerror(-ret));
 		}
-		p->cap_file[0] = '\0';
+	} else if (p->cap_done) {
+		frames = p->cap_done_frames;
+	} else {
+		errmsg_set(err, "port %s is not being captured", port);
+		ret = -ENOENT;
+	}
+	if (p) {
+		p->cap_done = false;
 	}
 	vsw_dp_unlock(dp);
 	if (ret == 0 && framesp) {
@@ -1032,8 +1041,8 @@ int vsw_dp_port_info(struct vsw_dp *dp, const char *port, struct vsw_dp_port_inf
 	info->mac_limit = p->mac_limit;
 	info->link_up = p->dev->pclass->link_up(p->dev);
 	info->capturing = p->cap != NULL;
-	info->captured = p->cap ? vsw_pcap_frames(p->cap) : 0;
-	info->capture_file = p->cap ? p->cap_file : NULL;
+	info->captured = p->cap ? vsw_pcap_frames(p->cap) : p->cap_done_frames;
+	info->capture_file = p->cap || p->cap_done ? p->cap_file : NULL;
 	p->dev->pclass->get_stats(p->dev, &info->device);
 	return 0;
 }

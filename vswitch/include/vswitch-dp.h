@@ -75,7 +75,8 @@ int vsw_dp_port_set_mac_limit(struct vsw_dp *dp, const char *port, uint32_t mac_
  * vsw_dp_capture_stop().  -EBUSY if the port already captures. */
 int vsw_dp_capture_start(struct vsw_dp *dp, const char *port, const char *file,
 			 uint64_t max_frames, uint32_t seconds, struct errmsg *err);
-/* Stops it and reports the frames written; -ENOENT if none runs. */
+/* Stops it and reports the frames written; for a capture that already
+ * ended by itself, reports it (once).  -ENOENT if there is neither. */
 int vsw_dp_capture_stop(struct vsw_dp *dp, const char *port, uint64_t *framesp,
 			struct errmsg *err);
 
@@ -122,9 +123,10 @@ struct vsw_dp_port_info {
 	uint32_t mtu_bytes;
 	uint32_t mac_limit;
 	bool link_up;
-	bool capturing;
-	uint64_t captured;          /* frames written by the running capture */
-	const char *capture_file;   /* NULL if none */
+	bool capturing;             /* a capture runs */
+	uint64_t captured;          /* frames written by the running capture,
+				     * or by one that ended by itself */
+	const char *capture_file;   /* NULL if neither */
 	struct vsw_port_stats device;
 };
 /* Strings borrowed until the lock is released. */
