@@ -343,7 +343,7 @@ static int m_add_port(struct call *c)
 	if ((ret = get_uint(c, "queues", 1, 8, &v)) < 0) {
 		return ret;
 	}
-	cfg.queues = ret ? (uint16_t)v : 1;
+	cfg.queues = ret ? (uint16_t)v : 8;
 	if ((ret = get_uint(c, "mtu", 68, 9000, &v)) < 0) {
 		return ret;
 	}

@@ -746,7 +746,7 @@ static struct dp_port *new_port(const struct vsw_dp_port_config *cfg)
 	snprintf(p->name, sizeof(p->name), "%s", cfg->name);
 	snprintf(p->type, sizeof(p->type), "%s", cfg->type);
 	snprintf(p->path, sizeof(p->path), "%s", cfg->path ? cfg->path : "");
-	p->queues = cfg->queues ? cfg->queues : 1;
+	p->queues = cfg->queues ? cfg->queues : VSW_PORT_MAX_QUEUES;
 	p->mtu_bytes = cfg->mtu_bytes ? cfg->mtu_bytes : VSW_PORT_MTU_DEFAULT;
 	p->mac_limit = cfg->mac_limit;
 	return p;

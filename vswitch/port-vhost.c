@@ -44,6 +44,7 @@ struct vhost_port {
 	char name[64];
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	bool client;
+	uint16_t max_queues;       /* queue pairs polled at most */
 	atomic_int vid;            /* -1: no guest */
 	struct rte_mempool *mempool;
 	void (*quiesce)(void *hook_ctx);
@@ -96,6 +97,14 @@ static int on_new_device(int vid)
 	if (p->quiesce) {
 		p->quiesce(p->hook_ctx);
 	}
+	/* Poll every queue pair the guest set up (a guest uses as many as it
+	 * has vCPUs, up to what QEMU's queues= offers), within our cap.  The
+	 * datapath may read the old count for one round: rx_burst checks the
+	 * ring exists. */
+	uint16_t pairs = n_vrings / 2 < p->max_queues ? n_vrings / 2 : p->max_queues;
+
+	p->base.n_rxq = pairs ? pairs : 1;
+	p->base.n_txq = p->base.n_rxq;
 	atomic_store(&p->vid, vid);
 	if (p->changed) {
 		p->changed(p->hook_ctx);
@@ -187,7 +196,7 @@ static int vhost_open(const struct vsw_port_params *params, bool client,
 		      struct vsw_portdev **devp, struct errmsg *err)
 {
 	struct vhost_port *p;
-	uint16_t queues = params->n_rxq ? params->n_rxq : 1;
+	uint16_t queues = params->n_rxq ? params->n_rxq : VSW_PORT_MAX_QUEUES;
 	int ret;
 
 	if (!params->path || !params->path[0]) {
@@ -207,8 +216,9 @@ static int vhost_open(const struct vsw_port_params *params, bool client,
 	if (!p) {
 		return -ENOMEM;
 	}
-	p->base.n_rxq = queues;
-	p->base.n_txq = queues;
+	p->base.n_rxq = 1; /* until a guest says how many it uses */
+	p->base.n_txq = 1;
+	p->max_queues = queues;
 	snprintf(p->name, sizeof(p->name), "%s", params->name);
 	memcpy(p->path, params->path, strlen(params->path) + 1);
 	p->client = client;

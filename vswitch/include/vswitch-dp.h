@@ -51,7 +51,8 @@ struct vsw_dp_port_config {
 	const char *type;           /* a provider: vhost-user, vhost-user-client,
 				     * host, uplink */
 	const char *path;           /* socket (vhost-user) or interface */
-	uint16_t queues;            /* vhost-user queue pairs; 0: 1 */
+	uint16_t queues;            /* vhost-user: the most queue pairs polled
+				     * (those the guest sets up); 0: 8 */
 	uint32_t mtu_bytes;         /* 0: 1500; at most 9000 */
 	uint32_t mac_limit;         /* 0: the bridge's */
 	struct vlan_port_opts vlan;

@@ -1,0 +1,311 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""vswitchd and vswitchctl without guests: control errors, persistence
+across restarts and crashes, and forwarding checked with DPDK testpmd
+(net_virtio_user) clients: flooding within a VLAN only, tags pushed on
+trunks, multiqueue receive, reconnection of client ports, pcap capture,
+and an idle datapath that sleeps.
+
+usage: test_ctl.py VSWITCHD VSWITCHCTL WORKDIR
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from switchlib import (Switch, SwitchError, Testpmd, pcap_frames,  # noqa: E402
+                       vlan_of, wait_for)
+
+VSWITCHD, VSWITCHCTL, WORKDIR = sys.argv[1:4]
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def fresh_dir(name):
+    path = os.path.join(WORKDIR, name)
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path)
+    return path
+
+
+def rpc(sw, method, params):
+    """A raw JSON-RPC call, to see the daemon's own checks and codes."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(sw.ctl_path)
+        s.sendall((json.dumps({"jsonrpc": "2.0", "id": 7, "method": method,
+                               "params": params}) + "\n").encode())
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    return json.loads(buf)
+
+
+def test_errors(d):
+    with Switch(VSWITCHD, VSWITCHCTL, d).start() as sw:
+        sw.ctl("add-br", "br0")
+        sock = os.path.join(d, "a.sock")
+        sw.ctl("add-port", "br0", "a", "--type", "vhost-user", "--socket", sock,
+               "--tag", "10")
+
+        p = sw.ctl("add-port", "br0", "b", "--type", "vhost-user", "--socket",
+                   os.path.join(d, "b.sock"), "--tag", "5000", check=False)
+        check(p.returncode == 2 and "bad VLAN id '5000'" in p.stderr,
+              "vswitchctl refuses VLAN 5000 before asking")
+        r = rpc(sw, "add-port", {"bridge": "br0", "port": "b",
+                                 "type": "vhost-user", "socket": sock + "x",
+                                 "tag": 0})
+        check(r.get("error", {}).get("code") == -32602
+              and "must be 1-4094" in r["error"]["message"],
+              "the daemon refuses VLAN 0 as invalid params")
+        r = rpc(sw, "add-port", {"bridge": "br0", "port": "b",
+                                 "type": "vhost-user", "socket": sock + "x",
+                                 "vlan_mode": "trunk", "trunks": "10,5000"})
+        check("error" in r, "the daemon refuses a trunk list with 5000")
+
+        p = sw.ctl("add-port", "nobr", "b", "--type", "host", check=False)
+        check(p.returncode == 1 and "no bridge named nobr" in p.stderr,
+              "unknown bridge: " + p.stderr.strip())
+        p = sw.ctl("del-port", "nosuch", check=False)
+        check(p.returncode == 1 and "no port named nosuch" in p.stderr,
+              "unknown port: " + p.stderr.strip())
+        p = sw.ctl("add-br", "br0", check=False)
+        check(p.returncode == 1 and "already exists" in p.stderr,
+              "duplicate bridge refused")
+        p = sw.ctl("add-port", "br0", "a", "--type", "vhost-user", "--socket",
+                   os.path.join(d, "c.sock"), check=False)
+        check(p.returncode == 1 and "already exists" in p.stderr,
+              "duplicate port name refused")
+        p = sw.ctl("add-port", "br0", "b", "--type", "vhost-user", "--socket",
+                   sock, check=False)
+        check(p.returncode == 1 and "already used by another port" in p.stderr,
+              "a socket path of another port refused")
+
+        # A socket some other process listens on.
+        live = os.path.join(d, "live.sock")
+        holder = socket.socket(socket.AF_UNIX)
+        holder.bind(live)
+        holder.listen(1)
+        p = sw.ctl("add-port", "br0", "b", "--type", "vhost-user", "--socket",
+                   live, check=False)
+        check(p.returncode == 1 and "in use by another process" in p.stderr,
+              "a live socket path refused: " + p.stderr.strip())
+        holder.close()
+        # Now nobody listens: the stale file is replaced.
+        p = sw.ctl("add-port", "br0", "b", "--type", "vhost-user", "--socket",
+                   live, check=False)
+        check(p.returncode == 0, "a stale socket file is replaced")
+        # A regular file is never removed.
+        plain = os.path.join(d, "plain")
+        open(plain, "w").close()
+        p = sw.ctl("add-port", "br0", "c", "--type", "vhost-user", "--socket",
+                   plain, check=False)
+        check(p.returncode == 1 and os.path.isfile(plain),
+              "a non-socket file at the path is refused and kept")
+
+        p = sw.ctl("del-port", "br1", "a", check=False)
+        check(p.returncode != 0, "del-port names the wrong bridge: refused")
+        p = sw.ctl("set-port", "a", "--vlan-mode", "trunk", "--trunks", "10-12")
+        show = sw.ctl_json("show")
+        a = [x for x in show["bridges"][0]["ports"] if x["name"] == "a"][0]
+        check(a["vlan_mode"] == "trunk" and a["trunks"] == "10-12"
+              and "tag" not in a, "set-port switches a port to a trunk")
+        r = rpc(sw, "no-such-method", {})
+        check(r.get("error", {}).get("code") == -32601, "unknown method")
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(sw.ctl_path)
+            s.sendall(b"{not json\n")
+            check(b"-32700" in s.recv(4096), "malformed JSON answered")
+        check(sw.ctl("version").returncode == 0, "the daemon survived all that")
+
+
+def show_config(sw):
+    """show without the run-time fields."""
+    out = sw.ctl_json("show")
+    for br in out["bridges"]:
+        for p in br["ports"]:
+            p.pop("link", None)
+            p.pop("capture", None)
+    return out
+
+
+def test_persistence(d):
+    sw = Switch(VSWITCHD, VSWITCHCTL, d).start()
+    try:
+        sw.ctl("add-br", "br0", "--mac-aging", "120")
+        sw.ctl("add-br", "br1")
+        sw.ctl("add-port", "br0", "v1", "--type", "vhost-user", "--socket",
+               os.path.join(d, "v1.sock"), "--tag", "10", "--queues", "2",
+               "--mtu", "9000")
+        sw.ctl("add-port", "br0", "v2", "--type", "vhost-user-client",
+               "--socket", os.path.join(d, "v2.sock"), "--vlan-mode",
+               "native-untagged", "--tag", "20", "--trunks", "10,30-40")
+        sw.ctl("add-port", "br1", "v3", "--type", "vhost-user", "--socket",
+               os.path.join(d, "v3.sock"), "--vlan-mode", "dot1q-tunnel",
+               "--tag", "100")
+        sw.ctl("set-port", "v1", "--mac-limit", "16")
+        sw.ctl("fdb-add", "br0", "v1", "10", "52:54:00:00:00:10")
+        before = show_config(sw)
+        fdb_before = sw.ctl_json("fdb-show", "br0")["entries"]
+
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            sw.stop(sig)
+            sw.start()
+            check(show_config(sw) == before,
+                  f"configuration restored after {signal.Signals(sig).name}")
+            fdb = sw.ctl_json("fdb-show", "br0")["entries"]
+            check([e for e in fdb if e["static"]] ==
+                  [e for e in fdb_before if e["static"]],
+                  f"static MAC restored after {signal.Signals(sig).name}")
+        sw.ctl("del-br", "br1")
+        sw.stop()
+        with open(sw.db_path) as f:
+            saved = json.load(f)
+        check([b["bridge"] for b in saved["bridges"]] == ["br0"],
+              "del-br is saved")
+
+        with open(sw.db_path, "w") as f:
+            f.write("{ this is not json")
+        sw.start()
+        check(sw.ctl_json("show")["bridges"] == [],
+              "a damaged configuration: the daemon starts empty")
+        with open(sw.db_path) as f:
+            check(f.read() == "{ this is not json",
+                  "and leaves the damaged file alone until a change")
+    finally:
+        sw.stop()
+
+
+def proc_cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def testpmd_tx_total(log):
+    """Sum of TX-packets over the ports in testpmd's final statistics."""
+    import re
+    stats = log.split("Forward statistics for port")
+    total = 0
+    for part in stats[1:]:
+        m = re.search(r"TX-packets:\s*(\d+)", part)
+        if m:
+            total += int(m.group(1))
+    return total
+
+
+def test_forwarding(d):
+    socks = {n: os.path.join(d, f"{n}.sock") for n in ("s0", "s1", "s2", "s3")}
+    with Switch(VSWITCHD, VSWITCHCTL, d).start() as sw:
+        sw.ctl("add-br", "br0")
+        sw.ctl("add-port", "br0", "p0", "--type", "vhost-user", "--socket",
+               socks["s0"], "--tag", "10")
+        sw.ctl("add-port", "br0", "p1", "--type", "vhost-user", "--socket",
+               socks["s1"], "--tag", "10")
+        sw.ctl("add-port", "br0", "p2", "--type", "vhost-user", "--socket",
+               socks["s2"], "--tag", "20")
+        sw.ctl("add-port", "br0", "p3", "--type", "vhost-user", "--socket",
+               socks["s3"], "--vlan-mode", "trunk", "--trunks", "10,20")
+        sink = Testpmd("sink", d, [socks["s1"], socks["s2"], socks["s3"]],
+                       mode="rxonly").start()
+        try:
+            wait_for("the sink's three ports up", lambda: all(
+                p["link"] == "up" for p in sw.ctl_json("show")["bridges"][0]
+                ["ports"][1:]))
+            cap1 = os.path.join(d, "p1.pcap")
+            cap3 = os.path.join(d, "p3.pcap")
+            sw.ctl("capture", "p1", cap1, "--count", "20")
+            sw.ctl("capture", "p3", cap3, "--count", "20")
+            # Unknown unicast from an access port of VLAN 10, on two queues.
+            src = Testpmd("src", d, [socks["s0"]], mode="txonly",
+                          queues=2, args=["--rxq=2", "--txq=2"]).start()
+            wait_for("frames through p0", lambda: sw.port_stats(
+                "br0", "p0")["device"]["rx_packets"] > 5000, timeout=30)
+            src.stop()
+            sent = testpmd_tx_total(src.log())
+            time.sleep(0.5)
+            p0 = sw.port_stats("br0", "p0")
+            check(sent > 0 and p0["device"]["rx_packets"] == sent,
+                  f"every frame testpmd sent on 2 queues was received "
+                  f"({sent} sent, {p0['device']['rx_packets']} received)")
+            p1 = sw.port_stats("br0", "p1")
+            p2 = sw.port_stats("br0", "p2")
+            p3 = sw.port_stats("br0", "p3")
+            check(p1["tx_packets"] == sent and p3["tx_packets"] == sent,
+                  "unknown unicast flooded to both VLAN 10 ports")
+            check(p2["tx_packets"] == 0, "and not to the VLAN 20 port")
+            check(p0["flooded"] == sent, "counted as flooded")
+            check(p1["device"]["tx_packets"] + p1["device"]["tx_dropped"]
+                  == sent, "p1's device saw every copy (sent or ring full)")
+            f1 = pcap_frames(cap1)
+            f3 = pcap_frames(cap3)
+            check(len(f1) == 20 and all(vlan_of(f) is None for f in f1),
+                  "the access port's capture: 20 untagged frames")
+            check(len(f3) == 20 and all(vlan_of(f) == 10 for f in f3),
+                  "the trunk's capture: 20 frames tagged 10")
+            check(len(f3[0]) == len(f1[0]) + 4, "the tag adds 4 bytes")
+            r = sw.ctl("capture-stop", "p1")
+            check("20 packets" in r.stdout, "capture-stop reports the count")
+
+            # Idle: the event-mode datapath sleeps.
+            t0 = proc_cpu_seconds(sw.pid)
+            time.sleep(3)
+            used = proc_cpu_seconds(sw.pid) - t0
+            check(used < 0.3, f"idle with guests connected: {used:.2f} s CPU "
+                  "in 3 s")
+        finally:
+            sink.stop()
+
+
+def test_reconnect(d):
+    sock = os.path.join(d, "cl.sock")
+    with Switch(VSWITCHD, VSWITCHCTL, d).start() as sw:
+        sw.ctl("add-br", "br0")
+        sw.ctl("add-port", "br0", "c0", "--type", "vhost-user-client",
+               "--socket", sock, "--tag", "10")
+        # testpmd as the vhost-user server, as QEMU with server=on.
+        with Testpmd("srv", d, [sock], mode="txonly", server=True):
+            def link():
+                p = sw.ctl_json("show")["bridges"][0]["ports"][0]
+                return p["link"] == "up"
+            wait_for("the client port to connect", link, timeout=30)
+            sw.stop(signal.SIGKILL)
+            sw.start()
+            wait_for("the client port to reconnect after a crash", link,
+                     timeout=30)
+            wait_for("frames after reconnecting", lambda: sw.port_stats(
+                "br0", "c0")["rx_packets"] > 100, timeout=30)
+            check(True, "a killed vswitchd reconnects to a running server")
+
+
+def main():
+    os.makedirs(WORKDIR, exist_ok=True)
+    for name, fn in (("errors", test_errors),
+                     ("persistence", test_persistence),
+                     ("forwarding", test_forwarding),
+                     ("reconnect", test_reconnect)):
+        print(f"== {name}", flush=True)
+        try:
+            fn(fresh_dir(name))
+        except SwitchError as e:
+            check(False, f"{name}: {e}")
+    if failures:
+        print(f"{len(failures)} check(s) failed", flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
