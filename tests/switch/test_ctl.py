@@ -18,8 +18,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from switchlib import (Switch, SwitchError, Testpmd, pcap_frames,  # noqa: E402
-                       vlan_of, wait_for)
+from switchlib import (Netns, Switch, SwitchError, Testpmd,  # noqa: E402
+                       pcap_frames, vlan_of, wait_for)
 
 VSWITCHD, VSWITCHCTL, WORKDIR = sys.argv[1:4]
 failures = []
@@ -290,12 +290,46 @@ def test_reconnect(d):
             check(True, "a killed vswitchd reconnects to a running server")
 
 
+def test_host_and_uplink(d):
+    """A host port (tap) and an uplink (af_packet on a veth end) in one
+    VLAN: the namespace the switch runs in pings another namespace through
+    the switch, in event mode, so both wake-up paths are exercised."""
+    pid = os.getpid()
+    with Netns(f"vsA{pid}") as a, Netns(f"vsB{pid}") as b:
+        a.sh(f"ip link add vup0 type veth peer name vup1 && "
+             f"ip link set vup1 netns {b.name} && ip link set vup0 up")
+        b.sh("ip link set vup1 up && ip addr add 10.0.10.101/24 dev vup1")
+        with Switch(VSWITCHD, VSWITCHCTL, d, netns=a).start() as sw:
+            sw.ctl("add-br", "br0")
+            sw.ctl("add-port", "br0", "h0", "--type", "host", "--ifname",
+                   "vsh0", "--tag", "10")
+            sw.ctl("add-port", "br0", "up0", "--type", "uplink", "--ifname",
+                   "vup0", "--tag", "10")
+            a.sh("ip addr add 10.0.10.100/24 dev vsh0")
+            rc, out = a.sh("busybox ping -c 3 -W 2 10.0.10.101", check=False)
+            check(rc == 0, "host port -> uplink -> other namespace: "
+                  + out.strip().splitlines()[-1] if out.strip() else "")
+            h0 = sw.port_stats("br0", "h0")
+            up = sw.port_stats("br0", "up0")
+            check(h0["rx_packets"] >= 3 and up["rx_packets"] >= 3,
+                  "both ports counted the exchange")
+            sw.ctl("set-port", "up0", "--tag", "20")
+            rc, _ = a.sh("ip neigh flush all && "
+                         "busybox ping -c 2 -W 1 10.0.10.101", check=False)
+            check(rc != 0, "the uplink moved to VLAN 20: no longer reached")
+            p = sw.ctl("add-port", "br0", "up1", "--type", "uplink",
+                       "--ifname", "nosuchif0", check=False)
+            check(p.returncode == 1 and "no interface named" in p.stderr,
+                  "an uplink onto a missing interface is refused")
+
+
 def main():
     os.makedirs(WORKDIR, exist_ok=True)
     for name, fn in (("errors", test_errors),
                      ("persistence", test_persistence),
                      ("forwarding", test_forwarding),
-                     ("reconnect", test_reconnect)):
+                     ("reconnect", test_reconnect),
+                     ("host-and-uplink", test_host_and_uplink)):
         print(f"== {name}", flush=True)
         try:
             fn(fresh_dir(name))
