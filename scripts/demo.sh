@@ -4,6 +4,8 @@
 # datastore (demo/datastore1 inside the checkout): create a thin image, write
 # to it, show info and map, check it, take a snapshot, change the disk, show
 # the diff and revert, make a linked clone, and convert to raw and back.
+# Then the virtual switch: three small guests on vswitchd, two in VLAN 10
+# and one in VLAN 20, and who can ping whom.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -50,4 +52,7 @@ step du -h --apparent-size "$ds/vm1.raw"
 step du -h "$ds/vm1.raw"
 step "$vdisk" convert -f raw -O vdisk "$ds/vm1.raw" "$ds/vm1-copy.vd"
 step "$vdisk" info --json "$ds/vm1-copy.vd"
-printf '\nDemo done: the images are in %s.\n' "$ds"
+printf '\nDisk demo done: the images are in %s.\n' "$ds"
+
+printf '\n\033[1m== The virtual switch\033[0m\n'
+python3 scripts/demo-switch.py "$build" demo/switch
