@@ -9,7 +9,7 @@ packages=(
 	build-essential meson ninja-build pkg-config
 	liburing-dev libcmocka-dev libjson-c-dev
 	libnl-3-dev libnl-route-3-dev dpdk dpdk-dev
-	clang libclang-rt-14-dev
+	clang libclang-rt-14-dev python3
 	qemu-utils qemu-system-x86 fio
 	linux-image-amd64 busybox-static cpio kmod iproute2
 	openvswitch-switch-dpdk tcpdump

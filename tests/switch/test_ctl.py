@@ -290,6 +290,27 @@ def test_reconnect(d):
             check(True, "a killed vswitchd reconnects to a running server")
 
 
+def test_poll_mode(d):
+    """--poll: the datapath spins on its pinned CPU and forwards the same."""
+    socks = [os.path.join(d, f"q{i}.sock") for i in range(2)]
+    with Switch(VSWITCHD, VSWITCHCTL, d,
+                args=["--poll", "--poll-cpu", "0"]).start() as sw:
+        check(sw.ctl_json("show")["mode"] == "poll", "show says poll mode")
+        sw.ctl("add-br", "br0")
+        for i, sock in enumerate(socks):
+            sw.ctl("add-port", "br0", f"q{i}", "--type", "vhost-user",
+                   "--socket", sock, "--tag", "7")
+        with Testpmd("poll", d, socks, mode="txonly"):
+            wait_for("frames both ways", lambda: all(
+                sw.port_stats("br0", f"q{i}")["tx_packets"] > 1000
+                for i in range(2)), timeout=30)
+        q0 = sw.port_stats("br0", "q0")
+        q1 = sw.port_stats("br0", "q1")
+        check(q0["rx_packets"] == q1["tx_packets"]
+              and q1["rx_packets"] == q0["tx_packets"],
+              "every frame received on one port was sent on the other")
+
+
 def test_host_and_uplink(d):
     """A host port (tap) and an uplink (af_packet on a veth end) in one
     VLAN: the namespace the switch runs in pings another namespace through
@@ -329,6 +350,7 @@ def main():
                      ("persistence", test_persistence),
                      ("forwarding", test_forwarding),
                      ("reconnect", test_reconnect),
+                     ("poll-mode", test_poll_mode),
                      ("host-and-uplink", test_host_and_uplink)):
         print(f"== {name}", flush=True)
         try:
