@@ -440,6 +440,13 @@ static void change_image(struct probe *p, const char *snap, uint32_t choice)
 	if (snap && (choice & 16)) {
 		vd_snapshot_delete(p->img, snap, NULL);
 	}
+	/* One cluster more or less: the L1 and refcount table may move. */
+	if (choice & 128) {
+		vd_resize(p->img, p->size_bytes + c, false, NULL);
+	} else if ((choice & 256) && p->size_bytes > c) {
+		vd_resize(p->img, (p->size_bytes - 1) / c * c, true, NULL);
+	}
+	p->size_bytes = vd_size_bytes(p->img);
 	write_back_check(p, 0, min_u64(4096, p->size_bytes), 0xa5);
 	write_back_check(p, c - VD_SECTOR_BYTES, 2 * VD_SECTOR_BYTES, 0x5a);
 	write_back_check(p, p->size_bytes - VD_SECTOR_BYTES, VD_SECTOR_BYTES, 0x3c);
