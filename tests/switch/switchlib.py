@@ -175,7 +175,8 @@ class Testpmd:
     """
 
     def __init__(self, name, workdir, sockets, mode="rxonly", macs=None,
-                 server=False, args=(), lcores="0,1", queues=1):
+                 server=False, args=(), lcores="0,1", queues=1,
+                 interactive=False):
         self.name = name
         self.workdir = os.path.abspath(workdir)
         self.log_path = os.path.join(self.workdir, f"testpmd-{name}.log")
@@ -190,20 +191,42 @@ class Testpmd:
                 dev += ",server=1"
             argv += ["--vdev", dev]
         argv += ["--", "--total-num-mbufs=16384", f"--forward-mode={mode}",
-                 "--nb-cores=1", "--stats-period", "1"] + list(args)
+                 "--nb-cores=1"]
+        # Interactive: forwarding starts and stops on command() while the
+        # ports stay connected, so nothing in flight is lost to a
+        # disconnect.  Else it forwards from the start until stop().
+        argv += ["-i"] if interactive else ["--stats-period", "1"]
+        if interactive:
+            # Its statistics must reach the log as printed, not at exit;
+            # stdbuf execs testpmd, so the PID stays testpmd's.
+            argv = ["stdbuf", "-oL"] + argv
+        argv += list(args)
+        self.interactive = interactive
         self.argv = argv
         self.proc = None
 
     def start(self):
         log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(self.argv, stdout=log,
-                                     stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            self.argv, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.PIPE if self.interactive else subprocess.DEVNULL,
+            text=True)
         log.close()
         _live.append(self.proc)
         return self
 
+    def command(self, line):
+        """Sends one command to an interactive testpmd."""
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
     def stop(self):
+        if self.proc and self.interactive and self.proc.poll() is None:
+            try:
+                self.command("quit")
+                self.proc.wait(15)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
         if self.proc and self.proc.poll() is None:
             # SIGINT: testpmd stops its ports and says goodbye to the
             # vhost-user peer before exiting.

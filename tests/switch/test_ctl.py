@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 
@@ -230,14 +231,21 @@ def test_forwarding(d):
             sw.ctl("capture", "p3", cap3, "--count", "20")
             # Unknown unicast from an access port of VLAN 10, on two queues.
             src = Testpmd("src", d, [socks["s0"]], mode="txonly",
-                          queues=2, args=["--rxq=2", "--txq=2"]).start()
+                          queues=2, interactive=True,
+                          args=["--rxq=2", "--txq=2"]).start()
+            wait_for("the source's port up", lambda: sw.ctl_json("show")[
+                "bridges"][0]["ports"][0]["link"] == "up")
+            src.command("start")
             wait_for("frames through p0", lambda: sw.port_stats(
                 "br0", "p0")["device"]["rx_packets"] > 5000, timeout=30)
+            src.command("stop")
+            sent = wait_for("testpmd's statistics", lambda: testpmd_tx_total(
+                src.log()), timeout=10)
+            wait_for("the switch to drain both queues", lambda: sw.port_stats(
+                "br0", "p0")["device"]["rx_packets"] >= sent, timeout=5)
             src.stop()
-            sent = testpmd_tx_total(src.log())
-            time.sleep(0.5)
             p0 = sw.port_stats("br0", "p0")
-            check(sent > 0 and p0["device"]["rx_packets"] == sent,
+            check(p0["device"]["rx_packets"] == sent,
                   f"every frame testpmd sent on 2 queues was received "
                   f"({sent} sent, {p0['device']['rx_packets']} received)")
             p1 = sw.port_stats("br0", "p1")
@@ -256,6 +264,14 @@ def test_forwarding(d):
             check(len(f3) == 20 and all(vlan_of(f) == 10 for f in f3),
                   "the trunk's capture: 20 frames tagged 10")
             check(len(f3[0]) == len(f1[0]) + 4, "the tag adds 4 bytes")
+            if shutil.which("tcpdump"):
+                p = subprocess.run(["tcpdump", "-nn", "-e", "-r", cap3],
+                                   stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL, text=True)
+                lines = p.stdout.splitlines()
+                check(p.returncode == 0 and len(lines) == 20 and
+                      all("vlan 10" in ln for ln in lines),
+                      "tcpdump reads the capture: 20 frames in vlan 10")
             r = sw.ctl("capture-stop", "p1")
             check("20 packets" in r.stdout, "capture-stop reports the count")
 
