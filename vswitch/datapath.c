@@ -354,9 +354,8 @@ static unsigned int rx_queue(struct vsw_dp *dp, struct dp_port *p, uint16_t q, u
 	return n;
 }
 
-static unsigned int dp_round(struct vsw_dp *dp)
+static unsigned int dp_round(struct vsw_dp *dp, uint64_t now_ms)
 {
-	uint64_t now_ms = vsw_dp_now_ms();
 	unsigned int did = 0;
 
 	for (struct dp_port *p = dp->ports; p; p = p->next) {
@@ -463,7 +462,7 @@ static void dp_sleep(struct vsw_dp *dp)
 	set_notify(dp, true);
 	/* A frame that came between the last round and the enabling raised
 	 * no wake-up: look once more before sleeping. */
-	if (dp_round(dp) == 0) {
+	if (dp_round(dp, vsw_dp_now_ms()) == 0) {
 		if (dp->ep < 0 || dp->ep_gen != atomic_load(&dp->gen)) {
 			rebuild_epoll(dp);
 		}
@@ -499,9 +498,10 @@ static void *dp_main(void *arg)
 	}
 	pthread_mutex_lock(&dp->lock);
 	while (!atomic_load(&dp->stop)) {
-		unsigned int did = dp_round(dp);
+		uint64_t now_ms = vsw_dp_now_ms();
+		unsigned int did = dp_round(dp, now_ms);
 
-		housekeeping(dp, vsw_dp_now_ms());
+		housekeeping(dp, now_ms);
 		if (did == 0 && !dp->poll) {
 			dp_sleep(dp);
 		}

@@ -1443,6 +1443,81 @@ static void test_random_frames_match_reference_model(void **state)
 	check_model_counters(&m);
 }
 
+/* The burst path reuses the decision of a frame repeated from the one
+ * before it (forward.c, repeats()).  Bursts of random frames, each often
+ * repeated, must get exactly the verdicts, outputs and counters that the
+ * same frames get one at a time on an identical bridge. */
+#define B_FRAMES 20000
+#define B_BURST 32
+
+static void test_bursts_decide_like_single_frames(void **state)
+{
+	static uint8_t frames[B_BURST][M_FRAME_BYTES];
+	static struct vsw_output bouts[B_BURST * M_PORTS], souts[M_PORTS];
+	struct vsw_verdict bv[B_BURST], sv;
+	struct vsw_pkt pkts[B_BURST];
+	struct vsw_bridge *single = bridge_make(NULL);
+	int done = 0, p, ctx[M_PORTS];
+
+	vsw_bridge_destroy(br);
+	br = bridge_make(NULL);
+	for (p = 0; p < M_PORTS; p++) {
+		assert_int_equal(port_add(br, &model_ports[p], &ctx[p], 0), p);
+		assert_int_equal(port_add(single, &model_ports[p], &ctx[p], 0), p);
+	}
+	now = T0;
+	while (done < B_FRAMES) {
+		uint16_t in = (uint16_t)rnd(M_PORTS);
+		unsigned int n = 1 + rnd(B_BURST), i, k;
+		int got;
+
+		for (i = 0; i < n; i++) {
+			/* Half the frames repeat the one before, as one flow does. */
+			if (i > 0 && rnd(2)) {
+				memcpy(frames[i], frames[i - 1], sizeof(frames[i]));
+				pkts[i].len_bytes = pkts[i - 1].len_bytes;
+			} else {
+				pkts[i].len_bytes = (uint32_t)random_frame(frames[i]);
+			}
+			pkts[i].data = frames[i];
+		}
+		got = vsw_forward_burst(br, in, pkts, n, now, bv, bouts, B_BURST * M_PORTS);
+		assert_int_equal(got, (int)n);
+		for (i = 0; i < n; i++) {
+			assert_int_equal(vsw_forward(single, in, pkts[i].data, pkts[i].len_bytes, now,
+						     &sv, souts, M_PORTS),
+					 bv[i].n_outputs);
+			assert_int_equal(sv.vid, bv[i].vid);
+			assert_int_equal(sv.drop, bv[i].drop);
+			assert_int_equal(sv.flooded, bv[i].flooded);
+			for (k = 0; k < sv.n_outputs; k++) {
+				const struct vsw_output *b = &bouts[bv[i].first_output + k];
+
+				assert_int_equal(souts[k].port_no, b->port_no);
+				assert_int_equal(souts[k].edit, b->edit);
+				assert_memory_equal(&souts[k].tag, &b->tag, sizeof(b->tag));
+			}
+		}
+		done += (int)n;
+		now += rnd(30) == 0 ? rnd(2 * AGING_MS) : rnd(50);
+	}
+	for (p = 0; p < M_PORTS; p++) {
+		struct vsw_counters a, b;
+
+		assert_int_equal(vsw_port_get_counters(br, (uint16_t)p, &a), 0);
+		assert_int_equal(vsw_port_get_counters(single, (uint16_t)p, &b), 0);
+		assert_memory_equal(&a, &b, sizeof(a));
+	}
+	for (uint16_t vid = 1; vid <= 4094; vid++) {
+		struct vsw_counters a, b;
+
+		assert_int_equal(vsw_vlan_get_counters(br, vid, &a), 0);
+		assert_int_equal(vsw_vlan_get_counters(single, vid, &b), 0);
+		assert_memory_equal(&a, &b, sizeof(a));
+	}
+	vsw_bridge_destroy(single);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, fixture_setup, fixture_teardown)
@@ -1479,6 +1554,7 @@ int main(void)
 		T(test_tx_failed_counted),
 		cmocka_unit_test(test_output_edits_on_buffers),
 		T(test_random_frames_match_reference_model),
+		T(test_bursts_decide_like_single_frames),
 	};
 #undef T
 
