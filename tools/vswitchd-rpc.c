@@ -617,6 +617,24 @@ static int lookup_port(struct call *c, const struct vsw_dp_bridge_info *br, bool
 	return p;
 }
 
+/* The "mac" and "vlan" members naming one station, both required. */
+static int get_station(struct call *c, const char **textp, uint8_t *mac, uint64_t *vidp)
+{
+	int ret = get_str(c, "mac", true, textp);
+
+	if (ret == 0) {
+		ret = parse_mac(c, *textp, mac);
+	}
+	if (ret == 0) {
+		ret = get_uint(c, "vlan", 1, VLAN_VID_MAX, vidp);
+		if (ret == 0) {
+			errmsg_set(c->err, "missing parameter 'vlan'");
+			ret = -EINVAL;
+		}
+	}
+	return ret < 0 ? ret : 0;
+}
+
 static int m_fdb_add(struct call *c)
 {
 	struct vsw_dp_bridge_info br;
@@ -625,15 +643,7 @@ static int m_fdb_add(struct call *c)
 	uint64_t vid;
 	int ret, port;
 
-	if ((ret = get_str(c, "mac", true, &mac_text)) < 0 || (ret = parse_mac(c, mac_text, mac)) < 0) {
-		return ret;
-	}
-	ret = get_uint(c, "vlan", 1, VLAN_VID_MAX, &vid);
-	if (ret == 0) {
-		errmsg_set(c->err, "missing parameter 'vlan'");
-		ret = -EINVAL;
-	}
-	if (ret < 0) {
+	if ((ret = get_station(c, &mac_text, mac, &vid)) < 0) {
 		return ret;
 	}
 	vsw_dp_lock(c->dp);
@@ -659,15 +669,7 @@ static int m_fdb_del(struct call *c)
 	uint64_t vid;
 	int ret;
 
-	if ((ret = get_str(c, "mac", true, &mac_text)) < 0 || (ret = parse_mac(c, mac_text, mac)) < 0) {
-		return ret;
-	}
-	ret = get_uint(c, "vlan", 1, VLAN_VID_MAX, &vid);
-	if (ret == 0) {
-		errmsg_set(c->err, "missing parameter 'vlan'");
-		ret = -EINVAL;
-	}
-	if (ret < 0) {
+	if ((ret = get_station(c, &mac_text, mac, &vid)) < 0) {
 		return ret;
 	}
 	vsw_dp_lock(c->dp);

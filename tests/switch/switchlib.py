@@ -250,6 +250,26 @@ class Testpmd:
         self.stop()
 
 
+class Checks:
+    """Prints each check as ok/FAIL and remembers the failures, so a test
+    goes on after one and reports them all."""
+
+    def __init__(self):
+        self.failures = []
+
+    def __call__(self, cond, what):
+        print(("ok   " if cond else "FAIL ") + what, flush=True)
+        if not cond:
+            self.failures.append(what)
+
+    def status(self):
+        """0 if every check passed, else 1 (printing how many failed)."""
+        if self.failures:
+            print(f"{len(self.failures)} check(s) failed", flush=True)
+            return 1
+        return 0
+
+
 def wait_for(what, fn, timeout=20, interval=0.2):
     """Calls fn() until it returns something true; raises SwitchError with
     'what' after 'timeout' seconds."""

@@ -19,17 +19,11 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from switchlib import (Netns, Switch, SwitchError, Testpmd,  # noqa: E402
+from switchlib import (Checks, Netns, Switch, SwitchError, Testpmd,  # noqa: E402
                        pcap_frames, vlan_of, wait_for)
 
 VSWITCHD, VSWITCHCTL, WORKDIR = sys.argv[1:4]
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
+check = Checks()
 
 
 def fresh_dir(name):
@@ -123,6 +117,21 @@ def test_errors(d):
         a = [x for x in show["bridges"][0]["ports"] if x["name"] == "a"][0]
         check(a["vlan_mode"] == "trunk" and a["trunks"] == "10-12"
               and "tag" not in a, "set-port switches a port to a trunk")
+        sw.ctl("fdb-add", "br0", "a", "11", "52:54:00:00:00:aa")
+        fdb = sw.ctl_json("fdb-show", "br0")["entries"]
+        check([(e["port"], e["vlan"], e["mac"], e["static"]) for e in fdb] ==
+              [("a", 11, "52:54:00:00:00:aa", True)], "fdb-add makes a static entry")
+        p = sw.ctl("fdb-add", "br0", "a", "13", "52:54:00:00:00:ab", check=False)
+        check(p.returncode == 1, "a static entry in a VLAN the port lacks is refused")
+        p = sw.ctl("fdb-add", "br0", "a", "11", "01:00:5e:00:00:01", check=False)
+        check(p.returncode == 1, "a multicast static entry is refused")
+        p = sw.ctl("--json", "fdb-flush", "br0")
+        check(json.loads(p.stdout)["flushed"] == 0,
+              "fdb-flush keeps static entries unless --static")
+        sw.ctl("fdb-del", "br0", "11", "52:54:00:00:00:aa")
+        p = sw.ctl("fdb-del", "br0", "11", "52:54:00:00:00:aa", check=False)
+        check(p.returncode == 1 and "no entry" in p.stderr,
+              "fdb-del of a missing entry: " + p.stderr.strip())
         r = rpc(sw, "no-such-method", {})
         check(r.get("error", {}).get("code") == -32601, "unknown method")
         with socket.socket(socket.AF_UNIX) as s:
@@ -373,10 +382,7 @@ def main():
             fn(fresh_dir(name))
         except SwitchError as e:
             check(False, f"{name}: {e}")
-    if failures:
-        print(f"{len(failures)} check(s) failed", flush=True)
-        return 1
-    return 0
+    return check.status()
 
 
 if __name__ == "__main__":

@@ -33,17 +33,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "guest"))
 from guestlib import Guest, GuestError, Nic  # noqa: E402
-from switchlib import (Netns, Switch, SwitchError, parse_ping,  # noqa: E402
-                       pcap_frames)
+from switchlib import (Checks, Netns, Switch, SwitchError,  # noqa: E402
+                       parse_ping, pcap_frames)
 
 VSWITCHD, VSWITCHCTL, WORKDIR = sys.argv[1:4]
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
+check = Checks()
 
 
 def pings(guest, addr, count=3, size=None, iface=None):
@@ -199,10 +193,7 @@ def main():
             g.stop()
         sw.stop()
         ns.close()
-    if failures:
-        print(f"{len(failures)} check(s) failed", flush=True)
-        return 1
-    return 0
+    return check.status()
 
 
 if __name__ == "__main__":
