@@ -85,7 +85,8 @@ int vsw_dp_capture_stop(struct vsw_dp *dp, const char *port, uint64_t *framesp,
 
 void vsw_dp_lock(struct vsw_dp *dp);
 void vsw_dp_unlock(struct vsw_dp *dp);
-/* The clock the datapath gives the core (CLOCK_MONOTONIC, ms). */
+/* The clock the datapath gives the core, in ms: the TSC once a datapath
+ * exists (monotonic, any epoch), CLOCK_MONOTONIC before. */
 uint64_t vsw_dp_now_ms(void);
 bool vsw_dp_polling(const struct vsw_dp *dp);
 
