@@ -22,6 +22,8 @@
 #include <unistd.h>
 
 #include "cliutil.h"
+#include "rpc.h"
+#include "vswitch-limits.h"
 #include "vswitchctl-fmt.h"
 
 #define VSWITCHCTL_VERSION "0.1.0"
@@ -30,28 +32,20 @@
 /* poll() counts milliseconds in an int. */
 #define MAX_TIMEOUT_S (INT_MAX / 1000 - 1)
 
-/* The longest answer accepted, newline included.  A show or fdb-show of a
- * switch at its largest (16 Mi MAC entries aside) is a few MiB; anything
- * longer is a daemon gone wrong, and must not eat the client's memory. */
-#define MAX_LINE_BYTES (16u << 20)
-/* First size of the receive buffer; it doubles up to MAX_LINE_BYTES. */
-#define RECV_BUF_BYTES 65536u
-
 /* How often capture --wait asks whether the capture still runs: soon
  * enough to feel immediate, seldom enough to cost the daemon nothing. */
 #define CAPTURE_POLL_MS 100
 
-/* Limits of docs/vswitch-rpc.md, and of the vswitch library behind it
- * (vswitch.h) where the protocol inherits them unsaid. */
-#define NAME_MAX_BYTES 63
-#define NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-"
-#define IFNAME_MAX_BYTES 15 /* Linux's IFNAMSIZ less the NUL */
-#define VLAN_MIN 1
-#define VLAN_MAX 4094
-#define QUEUES_MAX 8
-#define MTU_MIN 68 /* the least Linux lets an Ethernet device have */
-#define MTU_MAX 9000
-#define MAC_CAPACITY_MAX 16777216
+/* The protocol's limits are vswitch-limits.h's, shared with vswitchd. */
+#define NAME_MAX_BYTES (VSW_NAME_BYTES - 1)
+#define NAME_CHARS VSW_NAME_CHARS
+#define IFNAME_MAX_BYTES VSW_IFNAME_MAX_BYTES
+#define VLAN_MIN VSW_VLAN_MIN
+#define VLAN_MAX VSW_VLAN_MAX
+#define QUEUES_MAX VSW_PORT_MAX_QUEUES
+#define MTU_MIN VSW_PORT_MTU_MIN
+#define MTU_MAX VSW_PORT_MTU_MAX
+#define MAC_CAPACITY_MAX VSW_MAC_CAPACITY_MAX
 #define SOCKET_PATH_MAX_BYTES (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -88,12 +82,8 @@ struct arg {
 	const char *help;    /* options only */
 };
 
-static const char *const vlan_modes[] = {
-    "access", "trunk", "native-untagged", "native-tagged", "dot1q-tunnel", NULL,
-};
-static const char *const port_types[] = {
-    "vhost-user", "vhost-user-client", "host", "uplink", NULL,
-};
+static const char *const vlan_modes[] = VSW_VLAN_MODES;
+static const char *const port_types[] = VSW_PORT_TYPES;
 
 /* A request being built from the command line. */
 struct request {
@@ -884,347 +874,32 @@ static int parse_command(const struct command *cmd, int argc, char **argv, struc
 
 /* ------------------------------------------------------- the connection */
 
-/* One connection to vswitchd; requests on it are answered in order. */
+/* One connection to vswitchd (librpc's client); requests on it are
+ * answered in order. */
 struct rpc {
-	int fd;
-	const char *path;
-	int timeout_s; /* per request; 0: no limit */
-	int next_id;
-	char *buf;	   /* bytes received and not yet consumed */
-	size_t len_bytes;  /* in 'buf' */
-	size_t cap_bytes;  /* of 'buf' */
+	struct rpc_client *client;
 	struct errmsg err; /* why the last call failed */
 };
 
-static int rpc_open(struct rpc *rpc, const char *path, int timeout_s)
+static int ctl_open(struct rpc *rpc, const char *path, int timeout_s)
 {
-	struct sockaddr_un addr = {.sun_family = AF_UNIX};
-	/* connect() on a Unix socket waits while the daemon's backlog is full,
-	 * for as long as SO_SNDTIMEO allows, then fails with EAGAIN. */
-	struct timeval tv = {.tv_sec = timeout_s};
-	int err;
-
-	*rpc = (struct rpc){.fd = -1, .path = path, .timeout_s = timeout_s, .next_id = 1};
-	memcpy(addr.sun_path, path, strlen(path) + 1); /* length checked with --ctl */
-	rpc->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (rpc->fd < 0) {
-		err = errno;
-		errmsg_set(&rpc->err, "cannot create a socket: %s", strerror(err));
-		return -err;
-	}
-	setsockopt(rpc->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (connect(rpc->fd, (struct sockaddr *)&addr, sizeof(addr)) == 0) {
-		return 0;
-	}
-	err = errno;
-	if (err == EAGAIN) {
-		errmsg_set(&rpc->err, "vswitchd at %s did not accept the connection within %d s",
-			   path, timeout_s);
-	} else {
-		errmsg_set(&rpc->err, "cannot reach vswitchd at %s: %s%s", path, strerror(err),
-			   err == ENOENT || err == ECONNREFUSED ? " (is vswitchd running?)" : "");
-	}
-	return -err;
+	rpc->client = NULL;
+	errmsg_clear(&rpc->err);
+	return rpc_client_open(path, "vswitchd", timeout_s, &rpc->client, &rpc->err);
 }
 
-static void rpc_close(struct rpc *rpc)
+static void ctl_close(struct rpc *rpc)
 {
-	if (rpc->fd >= 0) {
-		close(rpc->fd);
-	}
-	free(rpc->buf);
-}
-
-/* Milliseconds poll() may wait until 'deadline' (cli_now() seconds; 0: no
- * deadline, -1 for poll()).  Rounded up so the last wait is not a spin. */
-static int ms_left(double deadline)
-{
-	double left_ms;
-
-	if (!deadline) {
-		return -1;
-	}
-	left_ms = (deadline - cli_now()) * 1000;
-	return left_ms <= 0 ? 0 : (int)left_ms + 1;
-}
-
-/* Waits until the socket is ready for 'events'.  Returns 0 or -ETIMEDOUT;
- * errors and hang-ups are left for the next send() or recv() to report. */
-static int wait_ready(int fd, short events, double deadline)
-{
-	struct pollfd pfd = {.fd = fd, .events = events};
-
-	for (;;) {
-		int n = poll(&pfd, 1, ms_left(deadline));
-
-		if (n > 0) {
-			return 0;
-		}
-		if (n == 0) {
-			return -ETIMEDOUT;
-		}
-		if (errno != EINTR) {
-			return -errno;
-		}
-	}
-}
-
-static int send_all(struct rpc *rpc, const char *data, size_t size_bytes, double deadline)
-{
-	while (size_bytes) {
-		int ret = wait_ready(rpc->fd, POLLOUT, deadline);
-		ssize_t n;
-
-		if (ret < 0) {
-			return ret;
-		}
-		/* MSG_NOSIGNAL: a daemon that hangs up is an error to report,
-		 * not a SIGPIPE to die of. */
-		n = send(rpc->fd, data, size_bytes, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0 && errno != EAGAIN && errno != EINTR) {
-			return -errno;
-		}
-		if (n > 0) {
-			data += n;
-			size_bytes -= (size_t)n;
-		}
-	}
-	return 0;
-}
-
-static int send_request(struct rpc *rpc, int id, const char *method, struct json_object *params,
-			double deadline)
-{
-	struct json_object *req = json_object_new_object();
-	const char *text;
-	int ret;
-
-	json_object_object_add(req, "jsonrpc", json_object_new_string("2.0"));
-	json_object_object_add(req, "id", json_object_new_int(id));
-	json_object_object_add(req, "method", json_object_new_string(method));
-	json_object_object_add(req, "params", json_object_get(params));
-	/* Plain output has no newline inside: strings escape theirs. */
-	text = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN |
-						       JSON_C_TO_STRING_NOSLASHESCAPE);
-	ret = send_all(rpc, text, strlen(text), deadline);
-	if (ret == 0) {
-		ret = send_all(rpc, "\n", 1, deadline);
-	}
-	json_object_put(req);
-	return ret;
-}
-
-/* Appends what the socket holds to the buffer, growing it up to
- * MAX_LINE_BYTES.  Returns 0, -ENODATA at the end of the stream, -EMSGSIZE
- * when the buffer is full, or another negative errno. */
-static int recv_more(struct rpc *rpc, double deadline)
-{
-	ssize_t n;
-	int ret;
-
-	if (rpc->len_bytes == rpc->cap_bytes) {
-		size_t cap = rpc->cap_bytes ? 2 * rpc->cap_bytes : RECV_BUF_BYTES;
-		char *buf;
-
-		if (rpc->cap_bytes >= MAX_LINE_BYTES) {
-			return -EMSGSIZE;
-		}
-		cap = cap < MAX_LINE_BYTES ? cap : MAX_LINE_BYTES;
-		buf = realloc(rpc->buf, cap);
-		if (!buf) {
-			return -ENOMEM;
-		}
-		rpc->buf = buf;
-		rpc->cap_bytes = cap;
-	}
-	ret = wait_ready(rpc->fd, POLLIN, deadline);
-	if (ret < 0) {
-		return ret;
-	}
-	n = recv(rpc->fd, rpc->buf + rpc->len_bytes, rpc->cap_bytes - rpc->len_bytes, MSG_DONTWAIT);
-	if (n == 0) {
-		return -ENODATA;
-	}
-	if (n < 0) {
-		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
-	}
-	rpc->len_bytes += (size_t)n;
-	return 0;
-}
-
-/* Receives until the buffer holds a whole line; stores its length, newline
- * included, in '*sizep'.  Returns 0 or a negative errno (see recv_more). */
-static int read_line(struct rpc *rpc, double deadline, size_t *sizep)
-{
-	size_t scanned = 0;
-
-	for (;;) {
-		char *nl = rpc->len_bytes > scanned
-			       ? memchr(rpc->buf + scanned, '\n', rpc->len_bytes - scanned)
-			       : NULL;
-		int ret;
-
-		if (nl) {
-			*sizep = (size_t)(nl - rpc->buf) + 1;
-			return 0;
-		}
-		scanned = rpc->len_bytes;
-		ret = recv_more(rpc, deadline);
-		if (ret < 0) {
-			return ret;
-		}
-	}
-}
-
-static void consume(struct rpc *rpc, size_t size_bytes)
-{
-	memmove(rpc->buf, rpc->buf + size_bytes, rpc->len_bytes - size_bytes);
-	rpc->len_bytes -= size_bytes;
-}
-
-/* Puts the sentence for a failed exchange in rpc->err; returns 'ret'. */
-static int exchange_error(struct rpc *rpc, int ret)
-{
-	switch (ret) {
-	case -ETIMEDOUT:
-		errmsg_set(&rpc->err, "vswitchd at %s did not answer within %d s", rpc->path,
-			   rpc->timeout_s);
-		break;
-	case -ENODATA:
-		errmsg_set(&rpc->err, "vswitchd at %s closed the connection without answering",
-			   rpc->path);
-		break;
-	case -EMSGSIZE:
-		errmsg_set(&rpc->err, "vswitchd at %s sent an answer longer than %u MiB", rpc->path,
-			   MAX_LINE_BYTES >> 20);
-		break;
-	default:
-		errmsg_set(&rpc->err, "lost the connection to vswitchd at %s: %s", rpc->path,
-			   strerror(-ret));
-		break;
-	}
-	return ret;
-}
-
-static int malformed(struct rpc *rpc, const char *why)
-{
-	errmsg_set(&rpc->err, "vswitchd at %s sent a malformed answer: %s", rpc->path, why);
-	return -EPROTO;
-}
-
-/* The daemon's sentence, shown as it is (docs/vswitch-rpc.md: "fit to show
- * to a user as is"); the code if a daemon ever leaves the sentence out. */
-static int daemon_error(struct rpc *rpc, struct json_object *error)
-{
-	struct json_object *msg = NULL, *code = NULL;
-
-	json_object_object_get_ex(error, "message", &msg);
-	json_object_object_get_ex(error, "code", &code);
-	if (json_object_is_type(msg, json_type_string) && json_object_get_string_len(msg)) {
-		errmsg_set(&rpc->err, "%s", json_object_get_string(msg));
-	} else {
-		errmsg_set(&rpc->err, "vswitchd at %s failed with error %s", rpc->path,
-			   code ? json_object_get_string(code) : "?");
-	}
-	return -EREMOTEIO;
-}
-
-/* Takes the result or the error out of a parsed answer to request 'id'. */
-static int answer_result(struct rpc *rpc, int id, struct json_object *answer,
-			 struct json_object **resultp)
-{
-	struct json_object *version = NULL, *aid = NULL, *error = NULL, *result = NULL;
-	bool is_error;
-
-	if (!json_object_is_type(answer, json_type_object)) {
-		return malformed(rpc, "not a JSON object");
-	}
-	json_object_object_get_ex(answer, "jsonrpc", &version);
-	if (!json_object_is_type(version, json_type_string) ||
-	    strcmp(json_object_get_string(version), "2.0")) {
-		return malformed(rpc, "not JSON-RPC 2.0");
-	}
-	is_error = json_object_object_get_ex(answer, "error", &error);
-	json_object_object_get_ex(answer, "id", &aid);
-	/* An error about a request the daemon could not read has id null. */
-	if (!(json_object_is_type(aid, json_type_int) && json_object_get_int64(aid) == id) &&
-	    !(is_error && !aid)) {
-		return malformed(rpc, "it answers another request");
-	}
-	if (is_error) {
-		return daemon_error(rpc, error);
-	}
-	if (!json_object_object_get_ex(answer, "result", &result)) {
-		return malformed(rpc, "neither result nor error");
-	}
-	if (!json_object_is_type(result, json_type_object)) {
-		return malformed(rpc, "the result is not an object");
-	}
-	*resultp = json_object_get(result);
-	return 0;
-}
-
-static bool only_blanks(const char *s, size_t size_bytes)
-{
-	for (size_t i = 0; i < size_bytes; i++) {
-		if (!isspace((unsigned char)s[i])) {
-			return false;
-		}
-	}
-	return true;
-}
-
-/* Parses the line of 'size_bytes' at the head of the buffer. */
-static int parse_answer(struct rpc *rpc, int id, size_t size_bytes, struct json_object **resultp)
-{
-	struct json_tokener *tok = json_tokener_new();
-	struct json_object *answer;
-	enum json_tokener_error jerr;
-	int ret;
-
-	if (!tok) {
-		errmsg_set(&rpc->err, "out of memory");
-		return -ENOMEM;
-	}
-	/* The newline is passed too: it ends a bare number the tokener
-	 * would otherwise wait to see continue. */
-	answer = json_tokener_parse_ex(tok, rpc->buf, (int)size_bytes);
-	jerr = json_tokener_get_error(tok);
-	if (jerr != json_tokener_success) {
-		ret = malformed(rpc, json_tokener_error_desc(jerr));
-	} else if (!only_blanks(rpc->buf + json_tokener_get_parse_end(tok),
-				size_bytes - json_tokener_get_parse_end(tok))) {
-		ret = malformed(rpc, "more than one JSON value on the line");
-	} else {
-		ret = answer_result(rpc, id, answer, resultp);
-	}
-	json_object_put(answer);
-	json_tokener_free(tok);
-	return ret;
+	rpc_client_close(rpc->client);
 }
 
 /* Sends 'method' with 'params' (borrowed) and waits for the answer.
- * Returns 0 with the result in '*resultp' (the caller puts it),
- * -EREMOTEIO when vswitchd answered with an error, or another negative
- * errno when the exchange failed; rpc->err then holds the sentence. */
-static int rpc_call(struct rpc *rpc, const char *method, struct json_object *params,
+ * Returns 0 with the result in '*resultp' (the caller puts it) or a
+ * negative errno with the sentence in rpc->err. */
+static int ctl_call(struct rpc *rpc, const char *method, struct json_object *params,
 		    struct json_object **resultp)
 {
-	double deadline = rpc->timeout_s ? cli_now() + rpc->timeout_s : 0;
-	int id = rpc->next_id++;
-	size_t size_bytes = 0;
-	int ret;
-
-	ret = send_request(rpc, id, method, params, deadline);
-	if (ret == 0) {
-		ret = read_line(rpc, deadline, &size_bytes);
-	}
-	if (ret < 0) {
-		return exchange_error(rpc, ret);
-	}
-	ret = parse_answer(rpc, id, size_bytes, resultp);
-	consume(rpc, size_bytes);
-	return ret;
+	return rpc_client_call(rpc->client, method, params, resultp, NULL, &rpc->err);
 }
 
 /* -------------------------------------------------------------- running */
@@ -1243,7 +918,7 @@ static int run_plain(const struct command *cmd, struct request *req, struct rpc 
 {
 	struct json_object *result;
 
-	if (rpc_call(rpc, cmd->name, req->params, &result) < 0) {
+	if (ctl_call(rpc, cmd->name, req->params, &result) < 0) {
 		cli_error("%s", rpc->err.msg);
 		return CLI_EXIT_FAILURE;
 	}
@@ -1321,7 +996,7 @@ static int capture_running(struct rpc *rpc, const struct capture_wait *w, bool *
 {
 	struct json_object *params = json_object_new_object();
 	struct json_object *result, *port, *capture = NULL;
-	int ret = rpc_call(rpc, "show", params, &result);
+	int ret = ctl_call(rpc, "show", params, &result);
 
 	json_object_put(params);
 	if (ret < 0) {
@@ -1348,7 +1023,7 @@ static int stop_capture(struct rpc *rpc, const struct capture_wait *w, struct js
 	int ret;
 
 	json_object_object_add(params, "port", json_object_new_string(w->port));
-	ret = rpc_call(rpc, "capture-stop", params, resultp);
+	ret = ctl_call(rpc, "capture-stop", params, resultp);
 	json_object_put(params);
 	if (ret == 0) {
 		if (!json_object_object_get_ex(*resultp, "file", NULL)) {
@@ -1358,6 +1033,14 @@ static int stop_capture(struct rpc *rpc, const struct capture_wait *w, struct js
 	}
 	cli_error("%s", rpc->err.msg);
 	return CLI_EXIT_FAILURE;
+}
+
+/* Milliseconds until 'deadline' (cli_now() seconds), rounded up. */
+static int ms_left(double deadline)
+{
+	double left_ms = (deadline - cli_now()) * 1000;
+
+	return left_ms <= 0 ? 0 : (int)left_ms + 1;
 }
 
 /* Polls until the capture ends, stopping it at its deadline or on a
@@ -1407,7 +1090,7 @@ static int run_capture(const struct command *cmd, struct request *req, struct rp
 	json_object_object_del(req->params, "seconds");
 	/* Before the capture starts, so that no Ctrl-C leaves it running. */
 	catch_stop_signals();
-	if (rpc_call(rpc, "capture", req->params, &result) < 0) {
+	if (ctl_call(rpc, "capture", req->params, &result) < 0) {
 		cli_error("%s", rpc->err.msg);
 		return CLI_EXIT_FAILURE;
 	}
@@ -1434,13 +1117,13 @@ static int run_command(const struct command *cmd, int argc, char **argv, const c
 	if (req.help) {
 		command_help(stdout, cmd);
 		ret = CLI_EXIT_OK;
-	} else if (ret == PARSED && rpc_open(&rpc, ctl_path, timeout_s) < 0) {
+	} else if (ret == PARSED && ctl_open(&rpc, ctl_path, timeout_s) < 0) {
 		cli_error("%s", rpc.err.msg);
-		rpc_close(&rpc);
+		ctl_close(&rpc);
 		ret = CLI_EXIT_FAILURE;
 	} else if (ret == PARSED) {
 		ret = (cmd->run ? cmd->run : run_plain)(cmd, &req, &rpc);
-		rpc_close(&rpc);
+		ctl_close(&rpc);
 	}
 	json_object_put(req.params);
 	return ret;

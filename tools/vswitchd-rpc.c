@@ -3,7 +3,6 @@
  * parameters, calls the datapath (vswitch-dp.h) or, under its lock, the
  * switch core, and builds its result.  Parameter errors and -EINVAL from
  * the libraries answer "invalid params"; everything else "failed". */
-#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -15,130 +14,53 @@
 #include "vswitch.h"
 #include "vswitchd.h"
 
+_Static_assert(VSW_VLAN_MAX == VLAN_VID_MAX, "one VLAN range for client and daemon");
+
+#define DP(c) vswd_dp(rpc_call_ctx(c))
+
 #ifndef VSW_VERSION
 #define VSW_VERSION "unknown"
 #endif
 
-struct call {
-	struct vsw_dp *dp;
-	struct json_object *params;
-	struct json_object *result;
-	struct errmsg *err;
-	bool changed;
-};
-
 /* ---------------------------------------------------------- Parameters */
 
-static struct json_object *param(struct call *c, const char *key)
-{
-	struct json_object *v;
-
-	if (!c->params || !json_object_object_get_ex(c->params, key, &v) ||
-	    json_object_is_type(v, json_type_null)) {
-		return NULL;
-	}
-	return v;
-}
-
-static bool valid_name(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n >= VSW_NAME_BYTES) {
-		return false;
-	}
-	for (; *s; s++) {
-		if (!isalnum((unsigned char)*s) && !strchr("_.:-", *s)) {
-			return false;
-		}
-	}
-	return true;
-}
-
-/* A string member; a missing optional one leaves '*outp' NULL. */
-static int get_str(struct call *c, const char *key, bool required, const char **outp)
-{
-	struct json_object *v = param(c, key);
-
-	*outp = NULL;
-	if (!v) {
-		if (required) {
-			errmsg_set(c->err, "missing parameter '%s'", key);
-			return -EINVAL;
-		}
-		return 0;
-	}
-	if (!json_object_is_type(v, json_type_string)) {
-		errmsg_set(c->err, "parameter '%s' must be a string", key);
-		return -EINVAL;
-	}
-	*outp = json_object_get_string(v);
-	return 0;
-}
-
 /* A name member (bridge, port): the character set of the protocol. */
-static int get_name(struct call *c, const char *key, bool required, const char **outp)
+static int get_name(struct rpc_call *c, const char *key, bool required, const char **outp)
 {
-	int ret = get_str(c, key, required, outp);
+	int ret = rpc_get_str(c, key, required, outp);
 
-	if (ret == 0 && *outp && !valid_name(*outp)) {
-		errmsg_set(c->err, "bad %s name '%s': use 1-%d of A-Z a-z 0-9 _ . : -", key, *outp,
+	if (ret == 0 && *outp && !vsw_name_valid(*outp)) {
+		errmsg_set(rpc_call_err(c), "bad %s name '%s': use 1-%d of A-Z a-z 0-9 _ . : -", key, *outp,
 			   VSW_NAME_BYTES - 1);
 		return -EINVAL;
 	}
 	return ret;
 }
 
-/* An integer member in [min, max]; returns 1 if present, 0 if absent. */
-static int get_uint(struct call *c, const char *key, uint64_t min, uint64_t max, uint64_t *outp)
+/* An integer member in [min, max]; returns 1 if present, 0 if absent.
+ * VLAN ids get the protocol's own sentence. */
+static int get_uint(struct rpc_call *c, const char *key, uint64_t min, uint64_t max,
+		    uint64_t *outp)
 {
-	struct json_object *v = param(c, key);
-	int64_t n;
+	struct json_object *v = rpc_param(c, key);
+	int ret = rpc_get_uint(c, key, min, max, outp);
 
-	if (!v) {
-		return 0;
+	if (ret == -EINVAL && json_object_is_type(v, json_type_int) &&
+	    (strcmp(key, "tag") == 0 || strcmp(key, "vlan") == 0)) {
+		errmsg_set(rpc_call_err(c), "bad VLAN id %lld: must be 1-%d",
+			   (long long)json_object_get_int64(v), VLAN_VID_MAX);
 	}
-	if (!json_object_is_type(v, json_type_int)) {
-		errmsg_set(c->err, "parameter '%s' must be an integer", key);
-		return -EINVAL;
-	}
-	n = json_object_get_int64(v);
-	if (n < 0 || (uint64_t)n < min || (uint64_t)n > max) {
-		if (strcmp(key, "tag") == 0 || strcmp(key, "vlan") == 0) {
-			errmsg_set(c->err, "bad VLAN id %lld: must be 1-4094", (long long)n);
-		} else {
-			errmsg_set(c->err, "parameter '%s' out of range %llu-%llu", key,
-				   (unsigned long long)min, (unsigned long long)max);
-		}
-		return -EINVAL;
-	}
-	*outp = (uint64_t)n;
-	return 1;
+	return ret;
 }
 
-static int get_bool(struct call *c, const char *key, bool *outp)
-{
-	struct json_object *v = param(c, key);
-
-	if (!v) {
-		return 0;
-	}
-	if (!json_object_is_type(v, json_type_boolean)) {
-		errmsg_set(c->err, "parameter '%s' must be true or false", key);
-		return -EINVAL;
-	}
-	*outp = json_object_get_boolean(v);
-	return 1;
-}
-
-static int parse_mac(struct call *c, const char *text, uint8_t *mac)
+static int parse_mac(struct rpc_call *c, const char *text, uint8_t *mac)
 {
 	unsigned int b[6];
 	char tail;
 
 	if (sscanf(text, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
 		   &tail) != 6) {
-		errmsg_set(c->err, "bad MAC address '%s': want six hex bytes like 52:54:00:12:34:56",
+		errmsg_set(rpc_call_err(c), "bad MAC address '%s': want six hex bytes like 52:54:00:12:34:56",
 			   text);
 		return -EINVAL;
 	}
@@ -202,15 +124,15 @@ static void vlan_edit_free(struct vlan_edit *e)
 /* Applies vlan_mode, tag, trunks and cvlans from the parameters.  A new
  * mode starts from that mode's defaults: an access port's tag is not
  * silently kept as a trunk's native VLAN. */
-static int vlan_edit_apply(struct call *c, struct vlan_edit *e, bool *anyp)
+static int vlan_edit_apply(struct rpc_call *c, struct vlan_edit *e, bool *anyp)
 {
 	const char *mode, *trunks, *cvlans;
 	uint64_t tag;
 	int ret, has_tag;
 
-	if ((ret = get_str(c, "vlan_mode", false, &mode)) < 0 ||
-	    (ret = get_str(c, "trunks", false, &trunks)) < 0 ||
-	    (ret = get_str(c, "cvlans", false, &cvlans)) < 0) {
+	if ((ret = rpc_get_str(c, "vlan_mode", false, &mode)) < 0 ||
+	    (ret = rpc_get_str(c, "trunks", false, &trunks)) < 0 ||
+	    (ret = rpc_get_str(c, "cvlans", false, &cvlans)) < 0) {
 		return ret;
 	}
 	has_tag = get_uint(c, "tag", 1, VLAN_VID_MAX, &tag);
@@ -222,7 +144,7 @@ static int vlan_edit_apply(struct call *c, struct vlan_edit *e, bool *anyp)
 		enum vlan_port_mode m;
 
 		if (vlan_port_mode_parse(mode, &m) < 0) {
-			errmsg_set(c->err, "bad VLAN mode '%s': want access, trunk, native-untagged, "
+			errmsg_set(rpc_call_err(c), "bad VLAN mode '%s': want access, trunk, native-untagged, "
 					   "native-tagged or dot1q-tunnel", mode);
 			return -EINVAL;
 		}
@@ -237,11 +159,11 @@ static int vlan_edit_apply(struct call *c, struct vlan_edit *e, bool *anyp)
 	if (e->opts.mode == VLAN_MODE_ACCESS && e->opts.tag == 0) {
 		e->opts.tag = 1; /* Open vSwitch's and every switch's default VLAN */
 	}
-	if (trunks && vlan_set_parse(e->trunks, trunks, c->err) < 0) {
+	if (trunks && vlan_set_parse(e->trunks, trunks, rpc_call_err(c)) < 0) {
 		return -EINVAL;
 	}
 	if (cvlans) {
-		if (vlan_set_parse(e->cvlans, cvlans, c->err) < 0) {
+		if (vlan_set_parse(e->cvlans, cvlans, rpc_call_err(c)) < 0) {
 			return -EINVAL;
 		}
 		e->opts.cvlans = e->cvlans;
@@ -270,7 +192,7 @@ static void vlan_to_json(const struct vlan_port *v, struct json_object *o)
 
 /* ------------------------------------------------------------ Bridges */
 
-static int m_add_br(struct call *c)
+static int m_add_br(struct rpc_call *c)
 {
 	struct vsw_bridge_opts opts;
 	const char *name;
@@ -288,32 +210,36 @@ static int m_add_br(struct call *c)
 	if (ret) {
 		opts.mac_aging_s = (uint32_t)v;
 	}
-	if ((ret = get_uint(c, "mac_capacity", 1, 16777216, &v)) < 0) {
+	if ((ret = get_uint(c, "mac_capacity", 1, VSW_MAC_CAPACITY_MAX, &v)) < 0) {
 		return ret;
 	}
 	if (ret) {
 		opts.mac_capacity = (uint32_t)v;
 	}
-	ret = vsw_dp_bridge_add(c->dp, &opts, c->err);
-	c->changed = ret == 0;
+	ret = vsw_dp_bridge_add(DP(c), &opts, rpc_call_err(c));
+	if (ret == 0) {
+		rpc_call_set_changed(c);
+	}
 	return ret;
 }
 
-static int m_del_br(struct call *c)
+static int m_del_br(struct rpc_call *c)
 {
 	const char *name;
 	int ret = get_name(c, "bridge", true, &name);
 
 	if (ret == 0) {
-		ret = vsw_dp_bridge_del(c->dp, name, c->err);
+		ret = vsw_dp_bridge_del(DP(c), name, rpc_call_err(c));
 	}
-	c->changed = ret == 0;
+	if (ret == 0) {
+		rpc_call_set_changed(c);
+	}
 	return ret;
 }
 
 /* -------------------------------------------------------------- Ports */
 
-static int m_add_port(struct call *c)
+static int m_add_port(struct rpc_call *c)
 {
 	struct vsw_dp_port_config cfg;
 	struct vlan_edit e;
@@ -326,25 +252,25 @@ static int m_add_port(struct call *c)
 	vsw_dp_port_config_init(&cfg);
 	if ((ret = get_name(c, "bridge", true, &bridge)) < 0 ||
 	    (ret = get_name(c, "port", true, &cfg.name)) < 0 ||
-	    (ret = get_str(c, "type", true, &cfg.type)) < 0 ||
-	    (ret = get_str(c, "socket", false, &sock)) < 0 ||
-	    (ret = get_str(c, "ifname", false, &ifname)) < 0) {
+	    (ret = rpc_get_str(c, "type", true, &cfg.type)) < 0 ||
+	    (ret = rpc_get_str(c, "socket", false, &sock)) < 0 ||
+	    (ret = rpc_get_str(c, "ifname", false, &ifname)) < 0) {
 		return ret;
 	}
 	if (strncmp(cfg.type, "vhost-user", 10) == 0) {
 		if (!sock) {
-			errmsg_set(c->err, "port %s: type %s needs a socket path", cfg.name, cfg.type);
+			errmsg_set(rpc_call_err(c), "port %s: type %s needs a socket path", cfg.name, cfg.type);
 			return -EINVAL;
 		}
 		cfg.path = sock;
 	} else {
 		cfg.path = ifname ? ifname : cfg.name;
 	}
-	if ((ret = get_uint(c, "queues", 1, 8, &v)) < 0) {
+	if ((ret = get_uint(c, "queues", 1, VSW_PORT_MAX_QUEUES, &v)) < 0) {
 		return ret;
 	}
 	cfg.queues = ret ? (uint16_t)v : 8;
-	if ((ret = get_uint(c, "mtu", 68, 9000, &v)) < 0) {
+	if ((ret = get_uint(c, "mtu", VSW_PORT_MTU_MIN, VSW_PORT_MTU_MAX, &v)) < 0) {
 		return ret;
 	}
 	cfg.mtu_bytes = ret ? (uint32_t)v : 1500;
@@ -358,17 +284,17 @@ static int m_add_port(struct call *c)
 	}
 	if (ret == 0) {
 		cfg.vlan = e.opts;
-		ret = vsw_dp_port_add(c->dp, bridge, &cfg, &port_no, c->err);
+		ret = vsw_dp_port_add(DP(c), bridge, &cfg, &port_no, rpc_call_err(c));
 	}
 	vlan_edit_free(&e);
 	if (ret == 0) {
-		c->changed = true;
-		json_object_object_add(c->result, "port_no", json_object_new_int(port_no));
+		rpc_call_set_changed(c);
+		json_object_object_add(rpc_call_result(c), "port_no", json_object_new_int(port_no));
 	}
 	return ret;
 }
 
-static int m_del_port(struct call *c)
+static int m_del_port(struct rpc_call *c)
 {
 	struct vsw_dp_port_info info;
 	const char *bridge, *port;
@@ -379,24 +305,26 @@ static int m_del_port(struct call *c)
 		return ret;
 	}
 	if (bridge) {
-		vsw_dp_lock(c->dp);
-		ret = vsw_dp_port_info(c->dp, port, &info);
+		vsw_dp_lock(DP(c));
+		ret = vsw_dp_port_info(DP(c), port, &info);
 		if (ret == 0 && strcmp(info.bridge, bridge) != 0) {
-			errmsg_set(c->err, "port %s is on bridge %s, not %s", port, info.bridge,
+			errmsg_set(rpc_call_err(c), "port %s is on bridge %s, not %s", port, info.bridge,
 				   bridge);
 			ret = -EINVAL;
 		}
-		vsw_dp_unlock(c->dp);
+		vsw_dp_unlock(DP(c));
 		if (ret == -EINVAL) {
 			return ret;
 		}
 	}
-	ret = vsw_dp_port_del(c->dp, port, c->err);
-	c->changed = ret == 0;
+	ret = vsw_dp_port_del(DP(c), port, rpc_call_err(c));
+	if (ret == 0) {
+		rpc_call_set_changed(c);
+	}
 	return ret;
 }
 
-static int m_set_port(struct call *c)
+static int m_set_port(struct rpc_call *c)
 {
 	struct vsw_dp_port_info info;
 	struct vsw_dp_bridge_info br;
@@ -413,15 +341,15 @@ static int m_set_port(struct call *c)
 	if (has_limit < 0) {
 		return has_limit;
 	}
-	vsw_dp_lock(c->dp);
-	ret = vsw_dp_port_info(c->dp, port, &info);
+	vsw_dp_lock(DP(c));
+	ret = vsw_dp_port_info(DP(c), port, &info);
 	if (ret == 0) {
-		vsw_dp_bridge_find(c->dp, info.bridge, &br);
+		vsw_dp_bridge_find(DP(c), info.bridge, &br);
 		ret = vlan_edit_init(&e, vsw_port_vlan(br.bridge, info.port_no));
 	}
-	vsw_dp_unlock(c->dp);
+	vsw_dp_unlock(DP(c));
 	if (ret == -ENODEV) {
-		errmsg_set(c->err, "no port named %s", port);
+		errmsg_set(rpc_call_err(c), "no port named %s", port);
 		return ret;
 	}
 	if (ret < 0) {
@@ -429,17 +357,19 @@ static int m_set_port(struct call *c)
 	}
 	ret = vlan_edit_apply(c, &e, &any);
 	if (ret == 0 && !any && !has_limit) {
-		errmsg_set(c->err, "set-port %s: nothing to set", port);
+		errmsg_set(rpc_call_err(c), "set-port %s: nothing to set", port);
 		ret = -EINVAL;
 	}
 	if (ret == 0 && any) {
-		ret = vsw_dp_port_set_vlan(c->dp, port, &e.opts, c->err);
+		ret = vsw_dp_port_set_vlan(DP(c), port, &e.opts, rpc_call_err(c));
 	}
 	if (ret == 0 && has_limit) {
-		ret = vsw_dp_port_set_mac_limit(c->dp, port, (uint32_t)limit, c->err);
+		ret = vsw_dp_port_set_mac_limit(DP(c), port, (uint32_t)limit, rpc_call_err(c));
 	}
 	vlan_edit_free(&e);
-	c->changed = ret == 0;
+	if (ret == 0) {
+		rpc_call_set_changed(c);
+	}
 	return ret;
 }
 
@@ -508,7 +438,7 @@ static struct json_object *bridge_json(struct vsw_dp *dp, const struct vsw_dp_br
 	return o;
 }
 
-static int m_show(struct call *c)
+static int m_show(struct rpc_call *c)
 {
 	struct vsw_dp_bridge_info br;
 	struct json_object *bridges = json_object_new_array();
@@ -519,33 +449,33 @@ static int m_show(struct call *c)
 		json_object_put(bridges);
 		return ret;
 	}
-	vsw_dp_lock(c->dp);
-	if (only && vsw_dp_bridge_find(c->dp, only, &br) < 0) {
-		errmsg_set(c->err, "no bridge named %s", only);
+	vsw_dp_lock(DP(c));
+	if (only && vsw_dp_bridge_find(DP(c), only, &br) < 0) {
+		errmsg_set(rpc_call_err(c), "no bridge named %s", only);
 		ret = -ENODEV;
 	}
-	for (unsigned int i = 0; ret == 0 && vsw_dp_bridge_at(c->dp, i, &br) == 0; i++) {
+	for (unsigned int i = 0; ret == 0 && vsw_dp_bridge_at(DP(c), i, &br) == 0; i++) {
 		if (!only || strcmp(only, br.name) == 0) {
-			json_object_array_add(bridges, bridge_json(c->dp, &br, false));
+			json_object_array_add(bridges, bridge_json(DP(c), &br, false));
 		}
 	}
-	json_object_object_add(c->result, "mode",
-			       json_object_new_string(vsw_dp_polling(c->dp) ? "poll" : "event"));
-	vsw_dp_unlock(c->dp);
-	json_object_object_add(c->result, "bridges", bridges);
+	json_object_object_add(rpc_call_result(c), "mode",
+			       json_object_new_string(vsw_dp_polling(DP(c)) ? "poll" : "event"));
+	vsw_dp_unlock(DP(c));
+	json_object_object_add(rpc_call_result(c), "bridges", bridges);
 	return ret;
 }
 
 /* ---------------------------------------------------------------- FDB */
 
 /* Looks up the bridge named by the "bridge" parameter; lock held. */
-static int lookup_bridge(struct call *c, struct vsw_dp_bridge_info *br)
+static int lookup_bridge(struct rpc_call *c, struct vsw_dp_bridge_info *br)
 {
 	const char *name;
 	int ret = get_name(c, "bridge", true, &name);
 
-	if (ret == 0 && vsw_dp_bridge_find(c->dp, name, br) < 0) {
-		errmsg_set(c->err, "no bridge named %s", name);
+	if (ret == 0 && vsw_dp_bridge_find(DP(c), name, br) < 0) {
+		errmsg_set(rpc_call_err(c), "no bridge named %s", name);
 		ret = -ENODEV;
 	}
 	return ret;
@@ -580,25 +510,25 @@ static int fdb_entry_json(const struct vsw_fdb_entry *e, void *arg)
 	return 0;
 }
 
-static int m_fdb_show(struct call *c)
+static int m_fdb_show(struct rpc_call *c)
 {
 	struct vsw_dp_bridge_info br;
 	struct fdb_walk w = {.entries = json_object_new_array()};
 	int ret;
 
-	vsw_dp_lock(c->dp);
+	vsw_dp_lock(DP(c));
 	ret = lookup_bridge(c, &br);
 	if (ret == 0) {
 		w.bridge = br.bridge;
 		vsw_fdb_dump(br.bridge, vsw_dp_now_ms(), fdb_entry_json, &w);
 	}
-	vsw_dp_unlock(c->dp);
-	json_object_object_add(c->result, "entries", w.entries);
+	vsw_dp_unlock(DP(c));
+	json_object_object_add(rpc_call_result(c), "entries", w.entries);
 	return ret;
 }
 
 /* The port number of the "port" parameter on 'br'; lock held. */
-static int lookup_port(struct call *c, const struct vsw_dp_bridge_info *br, bool required)
+static int lookup_port(struct rpc_call *c, const struct vsw_dp_bridge_info *br, bool required)
 {
 	const char *name;
 	int ret = get_name(c, "port", required, &name), p;
@@ -611,16 +541,16 @@ static int lookup_port(struct call *c, const struct vsw_dp_bridge_info *br, bool
 	}
 	p = vsw_port_find(br->bridge, name);
 	if (p < 0) {
-		errmsg_set(c->err, "no port named %s on bridge %s", name, br->name);
+		errmsg_set(rpc_call_err(c), "no port named %s on bridge %s", name, br->name);
 		return -ENODEV;
 	}
 	return p;
 }
 
 /* The "mac" and "vlan" members naming one station, both required. */
-static int get_station(struct call *c, const char **textp, uint8_t *mac, uint64_t *vidp)
+static int get_station(struct rpc_call *c, const char **textp, uint8_t *mac, uint64_t *vidp)
 {
-	int ret = get_str(c, "mac", true, textp);
+	int ret = rpc_get_str(c, "mac", true, textp);
 
 	if (ret == 0) {
 		ret = parse_mac(c, *textp, mac);
@@ -628,14 +558,14 @@ static int get_station(struct call *c, const char **textp, uint8_t *mac, uint64_
 	if (ret == 0) {
 		ret = get_uint(c, "vlan", 1, VLAN_VID_MAX, vidp);
 		if (ret == 0) {
-			errmsg_set(c->err, "missing parameter 'vlan'");
+			errmsg_set(rpc_call_err(c), "missing parameter 'vlan'");
 			ret = -EINVAL;
 		}
 	}
 	return ret < 0 ? ret : 0;
 }
 
-static int m_fdb_add(struct call *c)
+static int m_fdb_add(struct rpc_call *c)
 {
 	struct vsw_dp_bridge_info br;
 	const char *mac_text;
@@ -646,22 +576,24 @@ static int m_fdb_add(struct call *c)
 	if ((ret = get_station(c, &mac_text, mac, &vid)) < 0) {
 		return ret;
 	}
-	vsw_dp_lock(c->dp);
+	vsw_dp_lock(DP(c));
 	ret = lookup_bridge(c, &br);
 	port = ret < 0 ? ret : lookup_port(c, &br, true);
 	ret = port < 0 ? port : vsw_fdb_add_static(br.bridge, (uint16_t)vid, mac, (uint16_t)port);
-	vsw_dp_unlock(c->dp);
+	vsw_dp_unlock(DP(c));
 	if (ret == -EINVAL && port >= 0) {
-		errmsg_set(c->err, "cannot add %s in VLAN %u: a multicast or zero MAC, or a port "
+		errmsg_set(rpc_call_err(c), "cannot add %s in VLAN %u: a multicast or zero MAC, or a port "
 				   "not in that VLAN", mac_text, (unsigned int)vid);
 	} else if (ret == -ENOSPC) {
-		errmsg_set(c->err, "the MAC table is full of static entries");
+		errmsg_set(rpc_call_err(c), "the MAC table is full of static entries");
 	}
-	c->changed = ret == 0;
+	if (ret == 0) {
+		rpc_call_set_changed(c);
+	}
 	return ret;
 }
 
-static int m_fdb_del(struct call *c)
+static int m_fdb_del(struct rpc_call *c)
 {
 	struct vsw_dp_bridge_info br;
 	const char *mac_text;
@@ -672,20 +604,22 @@ static int m_fdb_del(struct call *c)
 	if ((ret = get_station(c, &mac_text, mac, &vid)) < 0) {
 		return ret;
 	}
-	vsw_dp_lock(c->dp);
+	vsw_dp_lock(DP(c));
 	ret = lookup_bridge(c, &br);
 	if (ret == 0) {
 		ret = vsw_fdb_del(br.bridge, (uint16_t)vid, mac);
 		if (ret == -ENOENT) {
-			errmsg_set(c->err, "no entry for %s in VLAN %u", mac_text, (unsigned int)vid);
+			errmsg_set(rpc_call_err(c), "no entry for %s in VLAN %u", mac_text, (unsigned int)vid);
 		}
 	}
-	vsw_dp_unlock(c->dp);
-	c->changed = ret == 0;
+	vsw_dp_unlock(DP(c));
+	if (ret == 0) {
+		rpc_call_set_changed(c);
+	}
 	return ret;
 }
 
-static int m_fdb_flush(struct call *c)
+static int m_fdb_flush(struct rpc_call *c)
 {
 	struct vsw_dp_bridge_info br;
 	bool statics = false;
@@ -694,21 +628,23 @@ static int m_fdb_flush(struct call *c)
 	int ret, port;
 
 	if ((ret = get_uint(c, "vlan", 1, VLAN_VID_MAX, &vid)) < 0 ||
-	    (ret = get_bool(c, "static", &statics)) < 0) {
+	    (ret = rpc_get_bool(c, "static", &statics)) < 0) {
 		return ret;
 	}
-	vsw_dp_lock(c->dp);
+	vsw_dp_lock(DP(c));
 	ret = lookup_bridge(c, &br);
 	port = ret < 0 ? ret : lookup_port(c, &br, false);
 	if (port >= 0) {
 		n = vsw_fdb_flush(br.bridge, (uint16_t)port, (uint16_t)vid, statics);
 	}
-	vsw_dp_unlock(c->dp);
+	vsw_dp_unlock(DP(c));
 	if (port < 0) {
 		return port;
 	}
-	c->changed = statics && n > 0;
-	json_object_object_add(c->result, "flushed", json_object_new_int64(n));
+	if (statics && n > 0) {
+		rpc_call_set_changed(c);
+	}
+	json_object_object_add(rpc_call_result(c), "flushed", json_object_new_int64(n));
 	return 0;
 }
 
@@ -760,7 +696,7 @@ static struct json_object *device_json(const struct vsw_port_stats *s)
 	return o;
 }
 
-static void stats_port(struct call *c, const struct vsw_dp_bridge_info *br, uint16_t p,
+static void stats_port(struct rpc_call *c, const struct vsw_dp_bridge_info *br, uint16_t p,
 		       struct json_object *ports)
 {
 	const char *name = vsw_port_name(br->bridge, p);
@@ -769,7 +705,7 @@ static void stats_port(struct call *c, const struct vsw_dp_bridge_info *br, uint
 	struct json_object *o;
 
 	if (!name || vsw_port_get_counters(br->bridge, p, &k) < 0 ||
-	    vsw_dp_port_info(c->dp, name, &info) < 0) {
+	    vsw_dp_port_info(DP(c), name, &info) < 0) {
 		return;
 	}
 	o = json_object_new_object();
@@ -779,13 +715,13 @@ static void stats_port(struct call *c, const struct vsw_dp_bridge_info *br, uint
 	json_object_array_add(ports, o);
 }
 
-static int m_stats(struct call *c)
+static int m_stats(struct rpc_call *c)
 {
 	struct vsw_dp_bridge_info br;
 	struct json_object *ports = json_object_new_array(), *vlans = json_object_new_array();
 	int ret, port;
 
-	vsw_dp_lock(c->dp);
+	vsw_dp_lock(DP(c));
 	ret = lookup_bridge(c, &br);
 	port = ret < 0 ? ret : lookup_port(c, &br, false);
 	if (port >= 0 && port != VSW_PORT_NONE) {
@@ -808,30 +744,30 @@ static int m_stats(struct call *c)
 		counters_json(&k, o);
 		json_object_array_add(vlans, o);
 	}
-	vsw_dp_unlock(c->dp);
-	json_object_object_add(c->result, "ports", ports);
-	json_object_object_add(c->result, "vlans", vlans);
+	vsw_dp_unlock(DP(c));
+	json_object_object_add(rpc_call_result(c), "ports", ports);
+	json_object_object_add(rpc_call_result(c), "vlans", vlans);
 	return port < 0 ? port : 0;
 }
 
 /* ------------------------------------------------------------ Capture */
 
-static int m_capture(struct call *c)
+static int m_capture(struct rpc_call *c)
 {
 	const char *port, *file;
 	uint64_t count = 0, seconds = 0;
 	int ret;
 
 	if ((ret = get_name(c, "port", true, &port)) < 0 ||
-	    (ret = get_str(c, "file", true, &file)) < 0 ||
+	    (ret = rpc_get_str(c, "file", true, &file)) < 0 ||
 	    (ret = get_uint(c, "count", 1, UINT64_MAX >> 1, &count)) < 0 ||
 	    (ret = get_uint(c, "seconds", 1, 86400 * 365, &seconds)) < 0) {
 		return ret;
 	}
-	return vsw_dp_capture_start(c->dp, port, file, count, (uint32_t)seconds, c->err);
+	return vsw_dp_capture_start(DP(c), port, file, count, (uint32_t)seconds, rpc_call_err(c));
 }
 
-static int m_capture_stop(struct call *c)
+static int m_capture_stop(struct rpc_call *c)
 {
 	struct vsw_dp_port_info info;
 	char file[PATH_MAX] = "";
@@ -842,73 +778,35 @@ static int m_capture_stop(struct call *c)
 	if ((ret = get_name(c, "port", true, &port)) < 0) {
 		return ret;
 	}
-	vsw_dp_lock(c->dp);
-	if (vsw_dp_port_info(c->dp, port, &info) == 0 && info.capture_file) {
+	vsw_dp_lock(DP(c));
+	if (vsw_dp_port_info(DP(c), port, &info) == 0 && info.capture_file) {
 		snprintf(file, sizeof(file), "%s", info.capture_file);
 	}
-	vsw_dp_unlock(c->dp);
-	ret = vsw_dp_capture_stop(c->dp, port, &frames, c->err);
+	vsw_dp_unlock(DP(c));
+	ret = vsw_dp_capture_stop(DP(c), port, &frames, rpc_call_err(c));
 	if (ret == 0) {
-		json_object_object_add(c->result, "packets", json_object_new_int64((int64_t)frames));
-		json_object_object_add(c->result, "file", json_object_new_string(file));
+		json_object_object_add(rpc_call_result(c), "packets", json_object_new_int64((int64_t)frames));
+		json_object_object_add(rpc_call_result(c), "file", json_object_new_string(file));
 	}
 	return ret;
 }
 
-static int m_version(struct call *c)
+static int m_version(struct rpc_call *c)
 {
-	json_object_object_add(c->result, "version", json_object_new_string(VSW_VERSION));
+	json_object_object_add(rpc_call_result(c), "version", json_object_new_string(VSW_VERSION));
 	return 0;
 }
 
 /* ---------------------------------------------------------- Dispatch */
 
-static const struct method {
-	const char *name;
-	int (*fn)(struct call *c);
-} methods[] = {
+const struct rpc_method vswd_methods[] = {
 	{"add-br", m_add_br},       {"del-br", m_del_br},         {"add-port", m_add_port},
 	{"del-port", m_del_port},   {"set-port", m_set_port},     {"show", m_show},
 	{"fdb-show", m_fdb_show},   {"fdb-add", m_fdb_add},       {"fdb-del", m_fdb_del},
 	{"fdb-flush", m_fdb_flush}, {"stats", m_stats},           {"capture", m_capture},
 	{"capture-stop", m_capture_stop}, {"version", m_version},
 };
-
-int rpc_call(struct vsw_dp *dp, const char *method, struct json_object *params,
-	     struct json_object **resultp, int *codep, bool *changedp, struct errmsg *err)
-{
-	struct call c = {.dp = dp, .params = params, .err = err};
-	int ret;
-
-	*changedp = false;
-	if (params && !json_object_is_type(params, json_type_object)) {
-		errmsg_set(err, "params must be an object");
-		*codep = RPC_INVALID_PARAMS;
-		return -EINVAL;
-	}
-	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
-		if (strcmp(methods[i].name, method) != 0) {
-			continue;
-		}
-		c.result = json_object_new_object();
-		errmsg_clear(err);
-		ret = methods[i].fn(&c);
-		*changedp = c.changed;
-		if (ret < 0) {
-			json_object_put(c.result);
-			if (!err->msg[0]) {
-				errmsg_set(err, "%s: %s", method, strerror(-ret));
-			}
-			*codep = ret == -EINVAL ? RPC_INVALID_PARAMS : RPC_FAILED;
-			return ret;
-		}
-		*resultp = c.result;
-		return 0;
-	}
-	errmsg_set(err, "no method named '%s'", method);
-	*codep = RPC_NO_METHOD;
-	return -ENOSYS;
-}
+const size_t vswd_n_methods = sizeof(vswd_methods) / sizeof(vswd_methods[0]);
 
 static void dump_statics(struct vsw_dp *dp, const struct vsw_dp_bridge_info *br,
 			 struct json_object *fdb)

@@ -9,14 +9,9 @@
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <rte_eal.h>
@@ -28,25 +23,16 @@
 
 #define CTL_DEFAULT "/run/vswitch/vswitchd.sock"
 #define DB_DEFAULT "/var/lib/vswitch/conf.json"
-#define MAX_CLIENTS 32
-#define MAX_LINE (16u << 20)
 /* Memory for the packet pool and DPDK's own needs, either way. */
 #define EAL_MEM_MB 256
-
-struct client {
-	int fd;
-	char *buf;
-	size_t len, cap;
-};
 
 struct daemon {
 	const char *ctl_path;
 	const char *db_path;
+	gid_t ctl_group;
 	struct vsw_dp *dp;
-	int listen_fd;
+	struct rpc_server *server;
 	int signal_fd;
-	struct client clients[MAX_CLIENTS];
-	unsigned int n_clients;
 };
 
 static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -128,67 +114,19 @@ static int eal_start(const char *argv0, enum huge_mode huge, const char *extra)
 
 /* -------------------------------------------------------- Persistence */
 
-static int mkdirs_for(const char *path)
+/* Saves the configuration after every change, before the answer goes
+ * out, so a client that saw "ok" finds it again after a restart. */
+static int save_config(void *ctx, struct errmsg *err)
 {
-	char dir[PATH_MAX];
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	for (char *p = dir + 1; *p; p++) {
-		if (*p == '/') {
-			*p = '\0';
-			if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-				return -errno;
-			}
-			*p = '/';
-		}
-	}
-	return 0;
-}
-
-/* Writes the configuration next to the file and renames it over, so a
- * crash leaves the old one or the new one, never half of either. */
-static int save_config(struct daemon *d)
-{
+	struct daemon *d = ctx;
 	struct json_object *cfg = rpc_config_dump(d->dp);
-	const char *text = json_object_to_json_string_ext(cfg, JSON_C_TO_STRING_PRETTY);
-	char tmp[PATH_MAX + 8];
-	FILE *f;
-	int ret = 0;
+	int ret = cfg ? rpc_store_save(d->db_path, cfg, err) : -ENOMEM;
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp", d->db_path);
-	f = fopen(tmp, "w");
-	if (!f) {
-		ret = -errno;
-	} else {
-		if (fprintf(f, "%s\n", text) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0) {
-			ret = -errno;
-		}
-		if (fclose(f) != 0 && ret == 0) {
-			ret = -errno;
-		}
-		if (ret == 0 && rename(tmp, d->db_path) != 0) {
-			ret = -errno;
-		}
-	}
 	json_object_put(cfg);
 	if (ret < 0) {
-		logmsg("cannot save the configuration to %s: %s", d->db_path, strerror(-ret));
-		unlink(tmp);
+		logmsg("%s", err->msg);
 	}
 	return ret;
-}
-
-static void restore_call(struct daemon *d, const char *method, struct json_object *params)
-{
-	struct json_object *result = NULL;
-	struct errmsg err = {{0}};
-	bool changed;
-	int code;
-
-	if (rpc_call(d->dp, method, params, &result, &code, &changed, &err) < 0) {
-		logmsg("restoring %s: %s", method, err.msg);
-	}
-	json_object_put(result);
 }
 
 static void restore_list(struct daemon *d, struct json_object *obj, const char *key,
@@ -202,8 +140,16 @@ static void restore_list(struct daemon *d, struct json_object *obj, const char *
 	}
 	for (size_t i = 0; i < json_object_array_length(list); i++) {
 		struct json_object *item = json_object_array_get_idx(list, i);
+		struct json_object *result = NULL;
+		struct errmsg err = {{0}};
+		bool changed;
+		int code;
 
-		restore_call(d, method, item);
+		if (rpc_dispatch(vswd_methods, vswd_n_methods, d, method, item, &result, &code,
+				 &changed, &err) < 0) {
+			logmsg("restoring %s: %s", method, err.msg);
+		}
+		json_object_put(result);
 		if (strcmp(method, "add-br") == 0) {
 			restore_list(d, item, "ports", "add-port");
 		}
@@ -216,16 +162,15 @@ static void restore_list(struct daemon *d, struct json_object *obj, const char *
 static int restore_config(struct daemon *d)
 {
 	struct json_object *cfg;
+	struct errmsg err = {{0}};
+	int ret = rpc_store_load(d->db_path, &cfg, &err);
 
-	if (access(d->db_path, F_OK) != 0) {
+	if (ret == -ENOENT) {
 		return 0;
 	}
-	cfg = json_object_from_file(d->db_path);
-	if (!cfg || !json_object_is_type(cfg, json_type_object)) {
-		logmsg("%s is not a configuration file (%s); starting empty and leaving it "
-		       "alone", d->db_path, json_util_get_last_err());
-		json_object_put(cfg);
-		return -EINVAL;
+	if (ret < 0) {
+		logmsg("%s; starting empty and leaving it alone", err.msg);
+		return ret;
 	}
 	restore_list(d, cfg, "bridges", "add-br");
 	restore_list(d, cfg, "fdb", "fdb-add");
@@ -235,229 +180,49 @@ static int restore_config(struct daemon *d)
 
 /* -------------------------------------------------------- Control RPC */
 
-static struct json_object *error_reply(struct json_object *id, int code, int err_no,
-				       const char *message)
+static void log_note(void *ctx, const char *sentence)
 {
-	struct json_object *r = json_object_new_object(), *e = json_object_new_object();
-	struct json_object *data = json_object_new_object();
-
-	json_object_object_add(r, "jsonrpc", json_object_new_string("2.0"));
-	json_object_object_add(r, "id", id ? json_object_get(id) : NULL);
-	json_object_object_add(e, "code", json_object_new_int(code));
-	json_object_object_add(e, "message", json_object_new_string(message));
-	if (err_no) {
-		json_object_object_add(data, "errno", json_object_new_int(err_no));
-		json_object_object_add(data, "name",
-				       json_object_new_string(strerrorname_np(err_no)
-								      ? strerrorname_np(err_no)
-								      : "?"));
-	}
-	json_object_object_add(e, "data", data);
-	json_object_object_add(r, "error", e);
-	return r;
+	logmsg("%s", sentence);
 }
 
-static struct json_object *handle_request(struct daemon *d, const char *line)
+static int open_ctl(struct daemon *d)
 {
-	struct json_object *req = json_tokener_parse(line), *id = NULL, *method, *params = NULL;
-	struct json_object *result = NULL, *reply;
+	struct rpc_server_opts opts;
 	struct errmsg err = {{0}};
-	bool changed;
-	int code, ret;
+	int ret;
 
-	if (!req) {
-		return error_reply(NULL, RPC_PARSE_ERROR, 0, "the request is not valid JSON");
-	}
-	json_object_object_get_ex(req, "id", &id);
-	json_object_object_get_ex(req, "params", &params);
-	if (!json_object_is_type(req, json_type_object) ||
-	    !json_object_object_get_ex(req, "method", &method) ||
-	    !json_object_is_type(method, json_type_string)) {
-		reply = error_reply(id, RPC_INVALID_REQUEST, 0,
-				    "a request is an object with a string 'method'");
-		json_object_put(req);
-		return reply;
-	}
-	ret = rpc_call(d->dp, json_object_get_string(method), params, &result, &code, &changed,
-		       &err);
-	if (ret == 0 && changed && save_config(d) < 0) {
-		/* Applied but not saved: say so rather than pretend. */
-		json_object_put(result);
-		snprintf(err.msg, sizeof(err.msg),
-			 "applied, but the configuration could not be saved to %s", d->db_path);
-		ret = -EIO;
-		code = RPC_FAILED;
-	}
+	rpc_server_opts_init(&opts);
+	opts.path = d->ctl_path;
+	opts.group = d->ctl_group;
+	opts.name = "vswitchd";
+	opts.methods = vswd_methods;
+	opts.n_methods = vswd_n_methods;
+	opts.ctx = d;
+	opts.commit = save_config;
+	opts.log = log_note;
+	ret = rpc_server_open(&opts, &d->server, &err);
 	if (ret < 0) {
-		reply = error_reply(id, code, -ret, err.msg);
-	} else {
-		reply = json_object_new_object();
-		json_object_object_add(reply, "jsonrpc", json_object_new_string("2.0"));
-		json_object_object_add(reply, "id", id ? json_object_get(id) : NULL);
-		json_object_object_add(reply, "result", result);
+		logmsg("%s", err.msg);
 	}
-	json_object_put(req);
-	return reply;
-}
-
-static void drop_client(struct daemon *d, unsigned int i)
-{
-	close(d->clients[i].fd);
-	free(d->clients[i].buf);
-	d->clients[i] = d->clients[--d->n_clients];
-}
-
-static int send_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-
-		if (n < 0) {
-			if (errno == EINTR) {
-				continue;
-			}
-			return -errno;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* Reads what the client sent and answers every complete line.  Returns
- * -1 when the client is gone or misbehaves. */
-static int serve_client(struct daemon *d, struct client *cl)
-{
-	char *nl;
-	ssize_t n;
-
-	if (cl->cap - cl->len < 4096) {
-		size_t cap = cl->cap ? cl->cap * 2 : 8192;
-		char *grown = cap > MAX_LINE + 8192 ? NULL : realloc(cl->buf, cap);
-
-		if (!grown) {
-			return -1;
-		}
-		cl->buf = grown;
-		cl->cap = cap;
-	}
-	n = recv(cl->fd, cl->buf + cl->len, cl->cap - cl->len - 1, 0);
-	if (n <= 0) {
-		return -1;
-	}
-	cl->len += (size_t)n;
-	cl->buf[cl->len] = '\0';
-	while ((nl = memchr(cl->buf, '\n', cl->len)) != NULL) {
-		struct json_object *reply;
-		const char *text;
-		int ret;
-
-		*nl = '\0';
-		reply = handle_request(d, cl->buf);
-		text = json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN);
-		ret = send_all(cl->fd, text, strlen(text));
-		if (ret == 0) {
-			ret = send_all(cl->fd, "\n", 1);
-		}
-		json_object_put(reply);
-		cl->len -= (size_t)(nl + 1 - cl->buf);
-		memmove(cl->buf, nl + 1, cl->len);
-		if (ret < 0) {
-			return -1;
-		}
-	}
-	return cl->len > MAX_LINE ? -1 : 0;
-}
-
-/* Listens on the control socket.  A socket file nobody answers on is a
- * leftover of a killed daemon and goes; a live one means another vswitchd
- * runs there. */
-static int open_ctl(const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct timeval tv = {.tv_sec = 5};
-	int fd;
-
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		logmsg("control socket path too long: %s", path);
-		return -1;
-	}
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	if (mkdirs_for(path) < 0) {
-		logmsg("cannot create the directory of %s: %s", path, strerror(errno));
-		return -1;
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		return -1;
-	}
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-		logmsg("another vswitchd is running on %s", path);
-		close(fd);
-		return -1;
-	}
-	close(fd);
-	unlink(path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 16) != 0) {
-		logmsg("cannot listen on %s: %s", path, strerror(errno));
-		if (fd >= 0) {
-			close(fd);
-		}
-		return -1;
-	}
-	chmod(path, 0660);
-	/* A client that stops reading cannot stall the daemon for long. */
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	return fd;
-}
-
-static void accept_client(struct daemon *d)
-{
-	struct timeval tv = {.tv_sec = 5};
-	int fd = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-
-	if (fd < 0) {
-		return;
-	}
-	if (d->n_clients == MAX_CLIENTS) {
-		close(fd);
-		return;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	d->clients[d->n_clients++] = (struct client){.fd = fd};
+	return ret;
 }
 
 static void serve(struct daemon *d)
 {
-	struct pollfd pfds[MAX_CLIENTS + 2];
+	struct pollfd pfds[2] = {
+		{.fd = d->signal_fd, .events = POLLIN},
+		{.fd = rpc_server_fd(d->server), .events = POLLIN},
+	};
+	int timeout_ms = -1;
 
 	for (;;) {
-		unsigned int n = 0;
-
-		pfds[n++] = (struct pollfd){.fd = d->signal_fd, .events = POLLIN};
-		pfds[n++] = (struct pollfd){.fd = d->listen_fd, .events = POLLIN};
-		for (unsigned int i = 0; i < d->n_clients; i++) {
-			pfds[n++] = (struct pollfd){.fd = d->clients[i].fd, .events = POLLIN};
-		}
-		if (poll(pfds, n, -1) < 0) {
-			if (errno == EINTR) {
-				continue;
-			}
+		if (poll(pfds, 2, timeout_ms) < 0 && errno != EINTR) {
 			return;
 		}
 		if (pfds[0].revents) {
 			return; /* SIGTERM or SIGINT */
 		}
-		/* Clients first, from the end: drop_client() moves the last. */
-		for (unsigned int i = d->n_clients; i-- > 0;) {
-			if (pfds[2 + i].revents && serve_client(d, &d->clients[i]) < 0) {
-				drop_client(d, i);
-			}
-		}
-		if (pfds[1].revents) {
-			accept_client(d);
-		}
+		timeout_ms = rpc_server_run(d->server);
 	}
 }
 
@@ -475,22 +240,14 @@ static void usage(FILE *f)
 		"  --hugepages MODE  auto (default: use them if %d MiB are free), yes, no\n"
 		"  --eal ARGS        more EAL arguments, space separated\n"
 		"  --pidfile PATH    write the process id there\n"
+		"  --group GROUP     group of the control and vhost-user sockets (mode 0660)\n"
 		"  -h, --help        this text\n",
 		CTL_DEFAULT, DB_DEFAULT, 2 * EAL_MEM_MB);
 }
 
-static int block_signals(void)
+struct vsw_dp *vswd_dp(void *ctx)
 {
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	/* Blocked before any thread starts, so all of them inherit it and
-	 * only the signalfd sees the signal. */
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	return signalfd(-1, &set, SFD_CLOEXEC);
+	return ((struct daemon *)ctx)->dp;
 }
 
 int main(int argc, char **argv)
@@ -500,9 +257,10 @@ int main(int argc, char **argv)
 		{"poll", no_argument, NULL, 'p'},        {"poll-cpu", required_argument, NULL, 'C'},
 		{"hugepages", required_argument, NULL, 'H'}, {"eal", required_argument, NULL, 'e'},
 		{"pidfile", required_argument, NULL, 'P'}, {"help", no_argument, NULL, 'h'},
+		{"group", required_argument, NULL, 'g'},
 		{NULL, 0, NULL, 0},
 	};
-	struct daemon d = {.ctl_path = CTL_DEFAULT, .db_path = DB_DEFAULT, .listen_fd = -1};
+	struct daemon d = {.ctl_path = CTL_DEFAULT, .db_path = DB_DEFAULT, .ctl_group = (gid_t)-1};
 	struct vsw_dp_opts dp_opts;
 	struct errmsg err = {{0}};
 	enum huge_mode huge = HUGE_AUTO;
@@ -539,6 +297,12 @@ int main(int argc, char **argv)
 			break;
 		case 'e': eal_extra = optarg; break;
 		case 'P': pidfile = optarg; break;
+		case 'g':
+			if (rpc_parse_group(optarg, &d.ctl_group) < 0) {
+				cli_usage_error(NULL, "unknown group '%s'", optarg);
+				return CLI_EXIT_USAGE;
+			}
+			break;
 		case 'h': usage(stdout); return 0;
 		default: cli_getopt_error(NULL, c, argv); return CLI_EXIT_USAGE;
 		}
@@ -547,13 +311,13 @@ int main(int argc, char **argv)
 		cli_usage_error(NULL, "unexpected argument '%s'", argv[optind]);
 		return CLI_EXIT_USAGE;
 	}
-	d.signal_fd = block_signals();
-	if (mkdirs_for(d.db_path) < 0) {
+	d.signal_fd = rpc_signal_fd();
+	if (rpc_mkdirs_for(d.db_path) < 0) {
 		logmsg("cannot create the directory of %s: %s", d.db_path, strerror(errno));
 		return 1;
 	}
-	d.listen_fd = open_ctl(d.ctl_path);
-	if (d.listen_fd < 0) {
+	/* Before the EAL: a second daemon on the same socket fails fast. */
+	if (open_ctl(&d) < 0) {
 		return 1;
 	}
 	if (eal_start(argv[0], huge, eal_extra) < 0) {
@@ -564,27 +328,20 @@ int main(int argc, char **argv)
 		goto out_eal;
 	}
 	restore_config(&d);
-	if (pidfile) {
-		FILE *f = fopen(pidfile, "w");
-
-		if (f) {
-			fprintf(f, "%d\n", (int)getpid());
-			fclose(f);
-		}
+	if (pidfile && rpc_pidfile_write(pidfile, &err) < 0) {
+		logmsg("%s", err.msg);
 	}
 	logmsg("ready on %s (%s mode)", d.ctl_path, dp_opts.poll ? "poll" : "event");
 	serve(&d);
 	logmsg("stopping");
 	status = 0;
-	while (d.n_clients) {
-		drop_client(&d, 0);
-	}
+	rpc_server_close(d.server);
+	d.server = NULL;
 	vsw_dp_destroy(d.dp);
 out_eal:
 	rte_eal_cleanup();
 out:
-	close(d.listen_fd);
-	unlink(d.ctl_path);
+	rpc_server_close(d.server);
 	if (pidfile) {
 		unlink(pidfile);
 	}

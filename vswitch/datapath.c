@@ -732,8 +732,8 @@ static int check_port_config(const struct vsw_dp_port_config *cfg,
 				"uplink)", cfg->name, cfg->type ? cfg->type : "");
 		return -EINVAL;
 	}
-	if (cfg->mtu_bytes > VSW_PORT_MTU_MAX || (cfg->mtu_bytes && cfg->mtu_bytes < 68)) {
-		errmsg_set(err, "port %s: MTU %u out of range 68-%u", cfg->name, cfg->mtu_bytes,
+	if (cfg->mtu_bytes > VSW_PORT_MTU_MAX || (cfg->mtu_bytes && cfg->mtu_bytes < VSW_PORT_MTU_MIN)) {
+		errmsg_set(err, "port %s: MTU %u out of range %u-%u", cfg->name, cfg->mtu_bytes, VSW_PORT_MTU_MIN,
 			   VSW_PORT_MTU_MAX);
 		return -EINVAL;
 	}

@@ -19,9 +19,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vswitch-limits.h"
+
 #define VSW_MAC_NO_PORT UINT16_MAX /* "no port" and "any port" */
-/* Keeps index arithmetic in 32 bits with room for twice as many buckets. */
-#define VSW_MAC_CAPACITY_MAX (1u << 24)
+/* VSW_MAC_CAPACITY_MAX (vswitch-limits.h), 2^24, keeps index arithmetic in
+ * 32 bits with room for twice as many buckets. */
 
 struct vsw_mac_table;
 

@@ -123,11 +123,7 @@ struct vsw_port_class {
 	int (*rx_notify)(struct vsw_portdev *dev, uint16_t queue, bool enable);
 };
 
-/* Queues a vhost-user port offers at most (virtio-net queue pairs). */
-#define VSW_PORT_MAX_QUEUES 8
-/* The largest MTU a port takes: jumbo frames of 9000 bytes of payload. */
-#define VSW_PORT_MTU_MAX 9000u
-#define VSW_PORT_MTU_DEFAULT 1500u
+/* VSW_PORT_MAX_QUEUES and the MTU limits are in vswitch-limits.h. */
 
 /* The providers built with DPDK (port-vhost.c, port-tap.c, port-uplink.c). */
 extern const struct vsw_port_class vsw_port_class_vhost_server;

@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "vlan.h"
+#include "vswitch-limits.h"
 
 struct errmsg;
 
@@ -42,7 +43,6 @@ struct errmsg;
 #define VSW_MAX_PORTS_DEFAULT 256
 #define VSW_PORT_NONE UINT16_MAX
 
-#define VSW_NAME_BYTES 64      /* bridge and port names, with the NUL */
 #define VSW_PORT_TYPE_BYTES 32 /* provider type tags, with the NUL */
 
 /* The most bytes of a frame the per-frame calls read: addresses, up to
