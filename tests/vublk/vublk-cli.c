@@ -680,7 +680,7 @@ static const char bad_usage[] =
 	"                       for an invalid request, the server survives)\n"
 	"  -c, --case NAME      only this case (repeatable)\n"
 	"  -t, --timeout MS     wait per request (default 1000)\n"
-	"  (the queue size defaults to 256 here)\n"
+	"  (here the queue size defaults to 256 and guest RAM to 8M)\n"
 	"  -l, --list           list the cases\n" CONN_HELP;
 
 static bool case_selected(const char *name, char **only, int nonly)
@@ -753,8 +753,10 @@ static int cmd_malicious(int argc, char **argv)
 	ca.opts.mem_regions = 2;
 	ca.opts.region_gap_bytes = 1ull << 30;
 	ca.opts.timeout_ms = 2000;
-	/* Room for a chain one longer than a typical seg_max (126). */
+	/* Room for a chain one longer than a typical seg_max (126); RAM
+	 * small enough to canary-check in full after every case. */
 	ca.opts.queue_size = 256;
+	ca.opts.mem_bytes = 8 << 20;
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":" CONN_SHORT_OPTS "sc:t:lh", longopts, NULL)) != -1) {
@@ -867,7 +869,10 @@ static const char inflight_usage[] =
 	"  -n, --count N        writes (default 16)\n"
 	"  -b, --bs SIZE        bytes per write (default 64K)\n"
 	"  -S, --seed SEED      pattern seed (default 1)\n"
-	"  -t, --timeout MS     for everything after 'ready' (default 30000)\n" CONN_HELP;
+	"  -t, --timeout MS     for everything after 'ready' (default 30000)\n"
+	"  -k, --kick           kick the queue once reconnected (a server without\n"
+	"                       the inflight area needs it to replay the ring; QEMU\n"
+	"                       does not, so by default neither do we)\n" CONN_HELP;
 
 struct inflight_state {
 	unsigned int done;
@@ -887,8 +892,8 @@ static int cmd_inflight(int argc, char **argv)
 	static const struct option longopts[] = {
 		CONN_LONG_OPTS, {"count", required_argument, NULL, 'n'},
 		{"bs", required_argument, NULL, 'b'}, {"seed", required_argument, NULL, 'S'},
-		{"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+		{"timeout", required_argument, NULL, 't'}, {"kick", no_argument, NULL, 'k'},
+		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	struct conn_args ca = {.json = false};
 	uint64_t count = 16, bs = 64 << 10, seed = 1, timeout_ms = 30000;
 	struct inflight_state s = {0};
@@ -901,7 +906,7 @@ static int cmd_inflight(int argc, char **argv)
 	ca.opts.reconnect_ms = 20000;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":" CONN_SHORT_OPTS "n:b:S:t:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":" CONN_SHORT_OPTS "n:b:S:t:kh", longopts, NULL)) != -1) {
 		int bad = 0;
 
 		switch (c) {
@@ -919,6 +924,9 @@ static int cmd_inflight(int argc, char **argv)
 			break;
 		case 't':
 			bad = cli_parse_u64(optarg, &timeout_ms) < 0;
+			break;
+		case 'k':
+			ca.opts.kick_after_reconnect = true;
 			break;
 		default:
 			if (conn_opt("inflight", c, optarg, &ca) == 1) {
@@ -966,7 +974,8 @@ static int cmd_inflight(int argc, char **argv)
 	end = cli_now() + timeout_ms / 1000.0;
 	while (s.done < count && cli_now() < end) {
 		if (vublk_wait(dev, 0, 100) == -ENOTCONN) {
-			cli_error("%s: the server is gone and did not come back", argv[optind]);
+			cli_error("the server is gone and did not come back (%s)",
+				  vublk_last_error(dev));
 			break;
 		}
 	}

@@ -186,12 +186,14 @@ void vublk_fill_free(struct vublk *dev, uint8_t byte)
 uint64_t vublk_check_free(const struct vublk *dev, uint8_t byte, uint64_t *first_gpap)
 {
 	const struct vublk_mem *mem = &dev->mem;
+	uint8_t clean[PAGE_BYTES];
 	uint64_t bad = 0;
 
+	memset(clean, byte, sizeof(clean));
 	for (uint32_t p = 0; p < mem->npages; p++) {
 		const uint8_t *page = mem->base + (uint64_t)p * PAGE_BYTES;
 
-		if (mem->page_used[p]) {
+		if (mem->page_used[p] || !memcmp(page, clean, PAGE_BYTES)) {
 			continue;
 		}
 		for (uint32_t i = 0; i < PAGE_BYTES; i++) {

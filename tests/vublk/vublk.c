@@ -569,21 +569,24 @@ int vublk_reconnect(struct vublk *dev, int timeout_ms, struct errmsg *err)
 			dev->vqs[i].base = vq_used_idx(&dev->vqs[i]);
 		}
 	}
+	/* The whole sequence is retried: a restarting server may accept
+	 * before it is ready, or die again half-way. */
 	for (;;) {
 		ret = sock_connect(dev);
-		if (ret == 0 || now_ms() >= deadline) {
+		if (ret == 0) {
+			ret = negotiate(dev, true);
+		}
+		if (ret == 0) {
+			ret = dev_init(dev);
+		}
+		if (ret == 0) {
+			ret = dev_start(dev);
+		}
+		if (ret == 0 || ret == -ENOTSUP || now_ms() >= deadline) {
 			break;
 		}
+		vublk_drop(dev);
 		sleep_ms(RECONNECT_STEP_MS);
-	}
-	if (ret == 0) {
-		ret = negotiate(dev, true);
-	}
-	if (ret == 0) {
-		ret = dev_init(dev);
-	}
-	if (ret == 0) {
-		ret = dev_start(dev);
 	}
 	if (ret < 0) {
 		vublk_drop(dev);
@@ -799,6 +802,11 @@ unsigned int vublk_num_queues(const struct vublk *dev)
 unsigned int vublk_queue_size(const struct vublk *dev)
 {
 	return dev->opts.queue_size;
+}
+
+const char *vublk_last_error(const struct vublk *dev)
+{
+	return dev->err.msg;
 }
 
 bool vublk_connected(const struct vublk *dev)

@@ -169,6 +169,10 @@ unsigned int vublk_max_queues(const struct vublk *dev);   /* GET_QUEUE_NUM */
 unsigned int vublk_num_queues(const struct vublk *dev);
 unsigned int vublk_queue_size(const struct vublk *dev);
 bool vublk_connected(const struct vublk *dev);
+/* The sentence of the last protocol failure ("" if none), borrowed until
+ * close; for callers of vublk_wait() and vublk_poll(), which take no
+ * errmsg. */
+const char *vublk_last_error(const struct vublk *dev);
 /* Counts successful reconnects since vublk_connect(). */
 unsigned int vublk_reconnects(const struct vublk *dev);
 void vublk_queue_stats(const struct vublk *dev, unsigned int q, struct vublk_qstats *st);
