@@ -184,6 +184,14 @@ static int evict(struct vd_image *img, size_t need)
 	return 0;
 }
 
+/* The cached block at 'offset', or NULL; reads nothing. */
+struct vd_mblock *vd_mblock_find(struct vd_image *img, uint64_t offset)
+{
+	struct vd_mblock *blk = lookup(img, offset);
+
+	return blk && !blk->pinned && blk->bytes == img->cluster_bytes ? blk : NULL;
+}
+
 int vd_mblock_get(struct vd_image *img, uint64_t offset, struct vd_mblock **blkp)
 {
 	struct vd_mblock *blk = lookup(img, offset);

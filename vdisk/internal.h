@@ -132,6 +132,15 @@ struct vd_image {
 	uint64_t free_hint;
 	uint64_t *pending_free;
 	size_t npending_free, pending_free_cap;
+	/* regions (one refcount block's clusters) whose free clusters are in
+	 * 'freemap'; the others are learned lazily (alloc.c) */
+	uint64_t *region_known;
+	uint64_t region_bits;
+	uint64_t learn_next;            /* no unknown region below this one */
+	/* clusters freed before a checkpoint in flight, released when its
+	 * header is durable (rule 5) */
+	uint64_t *ckpt_free;
+	size_t nckpt_free;
 
 	struct vd_snap *snaps;
 	uint32_t nsnaps;
@@ -166,6 +175,7 @@ void vd_cache_fini(struct vd_image *img);
 int vd_mblock_get(struct vd_image *img, uint64_t offset, struct vd_mblock **blkp);
 struct vd_mblock *vd_mblock_new(struct vd_image *img, uint64_t offset);
 void vd_mblock_put(struct vd_mblock *blk);
+struct vd_mblock *vd_mblock_find(struct vd_image *img, uint64_t offset);
 int vd_mblock_pinned(struct vd_image *img, uint64_t offset, uint32_t bytes,
 		     struct vd_mblock **blkp);
 void vd_mblock_mark(struct vd_image *img, struct vd_mblock *blk, uint32_t off, uint32_t len);
@@ -206,7 +216,13 @@ int vd_refcount_add(struct vd_image *img, uint64_t cluster, int delta);
 int vd_cluster_alloc(struct vd_image *img, uint64_t *clusterp);
 int vd_cluster_alloc_run(struct vd_image *img, uint64_t n, uint64_t *firstp);
 int vd_cluster_unref(struct vd_image *img, uint64_t cluster);
-int vd_freemap_build(struct vd_image *img);
+int vd_freemap_init(struct vd_image *img);
+bool vd_region_known(const struct vd_image *img, uint64_t region);
+uint64_t vd_region_rb_offset(struct vd_image *img, uint64_t region);
+int vd_cluster_peek(struct vd_image *img, bool may_read, uint64_t *clusterp, bool *at_endp,
+		    uint64_t *rb_offp);
+int vd_cluster_take(struct vd_image *img, uint64_t c, bool at_end, bool *unknownp);
+void vd_cluster_untake(struct vd_image *img, uint64_t c);
 void vd_freemap_fini(struct vd_image *img);
 int vd_freemap_reserve_used(struct vd_image *img, const uint32_t *refs, uint64_t n);
 int vd_release_pending_free(struct vd_image *img);
