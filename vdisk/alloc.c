@@ -725,3 +725,35 @@ int vd_freemap_reserve_used(struct vd_image *img, const uint32_t *refs, uint64_t
 	}
 	return ret;
 }
+
+/* For an allocation of 'cluster' whose refcount is set later (when its data
+ * has landed, io.c): makes sure its refcount block exists, creating it now
+ * when the refcount table has none there (a change consistent on its own:
+ * a new block holding its own refcount), and returns the block's offset for
+ * the caller to have it read: 0, or 1 when it created the block. */
+int vd_rb_prepare(struct vd_image *img, uint64_t cluster, uint64_t *rb_offp)
+{
+	uint64_t rt_index = cluster / img->rb_entries, off;
+	struct vd_mblock *rb;
+	uint32_t idx;
+	int ret;
+
+	if (rt_index >= img->rt_blk->bytes / 8) {
+		return -ENOSPC;
+	}
+	off = vd_get64(img->rt_blk, rt_index);
+	if (off) {
+		if ((off & (img->cluster_bytes - 1)) || off > VD_L1_OFFSET_MASK) {
+			return -EUCLEAN;
+		}
+		*rb_offp = off;
+		return 0;
+	}
+	ret = rb_locate(img, cluster, true, &rb, &idx);
+	if (ret < 0) {
+		return ret;
+	}
+	*rb_offp = rb->offset;
+	vd_mblock_put(rb);
+	return 1;
+}

@@ -189,13 +189,55 @@ struct vd_mblock *vd_mblock_find(struct vd_image *img, uint64_t offset)
 {
 	struct vd_mblock *blk = lookup(img, offset);
 
-	return blk && !blk->pinned && blk->bytes == img->cluster_bytes ? blk : NULL;
+	return blk && !blk->pinned && !blk->loading && blk->bytes == img->cluster_bytes ? blk
+											 : NULL;
+}
+
+/* Any block at 'offset', being read or not. */
+struct vd_mblock *vd_mblock_lookup_any(struct vd_image *img, uint64_t offset)
+{
+	return lookup(img, offset);
+}
+
+/* Inserts a block the caller is about to read through the ring: it stays
+ * 'loading' (and referenced, so it is not evicted) until the read
+ * completes.  Eviction to make room writes nothing back synchronously when
+ * called here... see evict(). */
+struct vd_mblock *vd_mblock_start_load(struct vd_image *img, uint64_t offset)
+{
+	struct vd_mblock *blk;
+
+	if (evict(img, img->cluster_bytes) < 0) {
+		return NULL;
+	}
+	blk = alloc_block(img, offset, img->cluster_bytes, false);
+	if (blk) {
+		blk->loading = true;
+		blk->refs = 1;
+	}
+	return blk;
+}
+
+void vd_mblock_load_failed(struct vd_image *img, struct vd_mblock *blk)
+{
+	unlink_block(img, blk);
+	free_block(blk);
 }
 
 int vd_mblock_get(struct vd_image *img, uint64_t offset, struct vd_mblock **blkp)
 {
 	struct vd_mblock *blk = lookup(img, offset);
 	int ret;
+
+	while (blk && blk->loading) {
+		/* A synchronous caller (a tool) meets a ring read in flight:
+		 * it waits for that context, on this thread (vdisk.h). */
+		ret = vd_ctx_wait_block(blk->load_ctx, img, offset);
+		if (ret < 0) {
+			return ret;
+		}
+		blk = lookup(img, offset);
+	}
 
 	/* A table pointing at the header, an L1 or the refcount table: only a
 	 * corrupt image does that (found by fuzzing). */

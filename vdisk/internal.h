@@ -38,6 +38,11 @@ struct vd_file {
 	void *ops_arg;
 	uint32_t align_bytes; /* buffer and length alignment the fd needs */
 	bool direct;
+	/* blocking reads, writes, flushes and punches made through the calls
+	 * below since open; the asynchronous paths make none (tests check
+	 * this).  Truncation, which they may make, is counted apart. */
+	uint64_t sync_calls;
+	uint64_t truncate_calls;
 };
 
 int vd_file_pread(struct vd_file *f, void *buf, size_t len, uint64_t off);
@@ -69,6 +74,9 @@ struct vd_mblock {
 	bool wb_dirty;          /* differs from the file; written at checkpoint */
 	bool pinned;            /* never evicted */
 	unsigned refs;          /* users inside the current operation */
+	bool loading;           /* a ring read is filling 'data' (io.c) */
+	struct vd_ctx *load_ctx;        /* the context whose ring reads it */
+	struct vd_req *waiters;         /* requests parked until it is read */
 	uint64_t lru_tick;
 	struct vd_mblock *hnext;                /* hash chain */
 	struct vd_mblock *dnext, *dprev;        /* list of all cached blocks */
@@ -82,6 +90,7 @@ struct vd_overlay {
 };
 
 struct vd_ctx;
+struct vd_req;
 
 struct vd_snap {
 	uint64_t l1_offset;
@@ -152,6 +161,11 @@ struct vd_image {
 
 	bool was_dirty;                 /* JOURNAL_DIRTY was set at open */
 	struct vd_ctx *sync_ctx;        /* for the synchronous calls */
+
+	/* asynchronous requests (io.c): those holding guest clusters for an
+	 * allocation or unmap in flight, which overlapping writers wait for */
+	struct vd_req *holders;
+
 };
 
 /* image.c */
@@ -176,6 +190,10 @@ int vd_mblock_get(struct vd_image *img, uint64_t offset, struct vd_mblock **blkp
 struct vd_mblock *vd_mblock_new(struct vd_image *img, uint64_t offset);
 void vd_mblock_put(struct vd_mblock *blk);
 struct vd_mblock *vd_mblock_find(struct vd_image *img, uint64_t offset);
+struct vd_mblock *vd_mblock_lookup_any(struct vd_image *img, uint64_t offset);
+struct vd_mblock *vd_mblock_start_load(struct vd_image *img, uint64_t offset);
+void vd_mblock_load_failed(struct vd_image *img, struct vd_mblock *blk);
+int vd_ctx_wait_block(struct vd_ctx *ctx, struct vd_image *img, uint64_t offset);
 int vd_mblock_pinned(struct vd_image *img, uint64_t offset, uint32_t bytes,
 		     struct vd_mblock **blkp);
 void vd_mblock_mark(struct vd_image *img, struct vd_mblock *blk, uint32_t off, uint32_t len);
@@ -244,6 +262,7 @@ int vd_l2_unref(struct vd_image *img, uint64_t l2off);
 /* io.c */
 int vd_check_l2_entry(struct vd_image *img, uint64_t e);
 int vd_unmap_clusters(struct vd_image *img, uint64_t off, uint64_t len, bool to_backing);
+int vd_rb_prepare(struct vd_image *img, uint64_t cluster, uint64_t *rb_offp);
 int vd_l2_lookup(struct vd_image *img, uint64_t guest_cluster, bool alloc_table,
 		 struct vd_mblock **l2p, uint32_t *idxp);
 

@@ -136,11 +136,45 @@ int vd_write_zeroes(struct vd_image *img, uint64_t off, uint64_t len);
  *
  * A context owns one ring and may serve any number of images; it must be
  * used from one thread.  Requests complete in any order by calling 'cb'
- * from vd_ctx_poll() with 0 or a negative errno.  Buffers and iovecs must
- * stay valid until the callback runs.  Submit calls only queue: requests
- * reach the kernel, in one batch, at the next vd_ctx_submit() or
- * vd_ctx_poll().  Metadata misses and journal commits are done synchronously
- * inside the submit and flush calls; guest data moves asynchronously. */
+ * from vd_ctx_poll() with 0 or a negative errno.  Buffers must stay valid
+ * until the callback runs; the iovec array itself may be reused as soon as
+ * the submit call returns.  Submit calls only queue: requests reach the
+ * kernel, in one batch, at the next vd_ctx_submit() or vd_ctx_poll().
+ *
+ * What waits, and where.  Every step a request may wait for is an I/O on
+ * the context's ring, and the request resumes from vd_ctx_poll() when it
+ * completes: reading an L2 table or refcount block the metadata cache does
+ * not hold, reading the backing chain (each backing image through its own
+ * tables, which may miss too), copy-up of a partly written cluster (read
+ * the old or backing contents, write the merged cluster, then map it), and
+ * zeroing a partial cluster.  Requests on overlapping clusters while an
+ * allocation or unmap is in flight wait for it, not for the disk.  So a
+ * submit call never reads or writes the file itself, and a request waiting
+ * on a slow step holds up no other request.
+ *
+ * What can still block the calling thread (all on a write path, none on a
+ * read):
+ *  - ftruncate(2) to extend the file when an allocation reaches its end
+ *    (at most once per 64 clusters or an eighth of the file's length);
+ *  - creating a refcount block when the file grows past what the existing
+ *    ones cover (once per 2^(2*cluster_bits-1) bytes of file: 2 GiB with
+ *    64 KiB clusters), which may read one refcount block;
+ *  - the journal commit: vd_submit_flush() commits synchronously when
+ *    metadata changed since the last commit (one journal write and two
+ *    fdatasyncs; a flush with no metadata change is an fsync on the ring),
+ *    and so does the completion of a write, discard or write-zeroes when
+ *    the changes pending exceed an eighth of the journal or the metadata
+ *    cache must evict changed blocks; a checkpoint (writing cached tables
+ *    in place) follows a commit that leaves the journal over half full.
+ *    Evicting a block changed since the last checkpoint writes it back.
+ * The metadata cache may exceed its bound while requests in flight hold
+ * blocks; it returns under it when they complete.
+ *
+ * Several contexts may serve one image only from a single thread: a
+ * request parked on a read that another context started resumes when that
+ * context is polled.  The synchronous calls (vd_pread ... vd_check,
+ * snapshots, chain operations) block; call them only with no request in
+ * flight on the image. */
 typedef void (*vd_cb)(void *arg, int ret);
 
 /* Creates a context able to keep 'depth' guest requests in flight (0 = 128). */
@@ -158,9 +192,11 @@ int vd_ctx_poll(struct vd_ctx *ctx, unsigned min_complete);
 /* Requests submitted and not yet completed. */
 unsigned vd_ctx_inflight(const struct vd_ctx *ctx);
 
-/* Each returns 0 when the request was queued ('cb' will run exactly once) or
- * a negative errno when it was refused ('cb' will not run).  -EAGAIN: the
- * context is full; poll and try again. */
+/* Each returns 0 when the request was queued ('cb' will run exactly once,
+ * from vd_ctx_poll(), never from the submit call) or a negative errno when
+ * it was refused ('cb' will not run).  -EAGAIN: the context is full; poll
+ * and try again.  A write, discard or write-zeroes that completed before a
+ * flush was submitted is durable when the flush completes. */
 int vd_submit_readv(struct vd_ctx *ctx, struct vd_image *img, const struct iovec *iov,
 		    int iovcnt, uint64_t off, vd_cb cb, void *arg);
 int vd_submit_writev(struct vd_ctx *ctx, struct vd_image *img, const struct iovec *iov,
