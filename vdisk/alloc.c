@@ -596,6 +596,23 @@ static int cmp_u64(const void *a, const void *b)
 
 /* After a checkpoint: punch the clusters freed since the last one, in runs,
  * and make them available. */
+/* Makes freed clusters [first, first + n) available: 'unknown' when the
+ * punch failed (a reuse writes them whole, rule 6). */
+void vd_release_run(struct vd_image *img, uint64_t first, uint64_t n, bool unknown)
+{
+	/* A cluster past the image's end was freed through a corrupt
+	 * reference: there is nothing there to reuse. */
+	for (uint64_t c = first; c < first + n && c < img->end_clusters; c++) {
+		/* An unknown region learns it from its refcount block. */
+		if (vd_region_known(img, c / img->rb_entries)) {
+			set_free(img, c, true, unknown);
+		}
+	}
+	if (first < img->free_hint) {
+		img->free_hint = first;
+	}
+}
+
 int vd_release_pending_free(struct vd_image *img)
 {
 	size_t i = 0;
@@ -613,17 +630,7 @@ int vd_release_pending_free(struct vd_image *img)
 		}
 		unknown = vd_file_punch(&img->file, vd_cluster_off(img, first),
 					vd_cluster_off(img, n)) < 0;
-		/* A cluster past the image's end was freed through a corrupt
-		 * reference: there is nothing there to reuse. */
-		for (uint64_t c = first; c < first + n && c < img->end_clusters; c++) {
-			/* An unknown region learns it from its refcount block. */
-			if (vd_region_known(img, c / img->rb_entries)) {
-				set_free(img, c, true, unknown);
-			}
-		}
-		if (first < img->free_hint) {
-			img->free_hint = first;
-		}
+		vd_release_run(img, first, n, unknown);
 		i += n;
 	}
 	img->npending_free = 0;

@@ -6,7 +6,8 @@
  * that is not cached is read by the ring while the request parks on the
  * cache entry (the completion puts it back on its context's ready list and
  * the walk resumes at the same piece), and so are copy-up reads, the
- * backing chain's reads and partial-cluster zeroing.  The synchronous calls
+ * backing chain's reads, partial-cluster zeroing and the journal commit of
+ * a flush (journal.c, group commit).  The synchronous calls
  * at the end wrap the asynchronous ones; the sync L2 lookup serves the
  * tools (snapshot, chain, check, map).
  *
@@ -31,6 +32,7 @@
  *       guest's bytes and writes the whole new cluster before (A2) maps it
  *       (rule 6). */
 #include <errno.h>
+#include <linux/falloc.h>
 #include <liburing.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,26 +40,6 @@
 #include <unistd.h>
 
 #include "internal.h"
-
-/* One I/O on the ring, or through the test hook (vd_file_ops), which runs
- * it from vd_ctx_poll in issue order so that recorded files see the same
- * order of steps as real ones. */
-struct vd_aio;
-typedef void (*aio_fn)(struct vd_aio *aio, int res);
-
-enum aio_op { AIO_READ, AIO_WRITE, AIO_FSYNC };
-
-struct vd_aio {
-	aio_fn done;
-	struct vd_image *img;           /* whose file */
-	enum aio_op op;
-	const struct iovec *iov;
-	int iovcnt;
-	struct iovec one;               /* 'iov' of a single-buffer I/O */
-	uint64_t off;
-	size_t len;
-	struct vd_aio *next;            /* on the hook or backlog queue */
-};
 
 struct vd_ctx {
 	struct io_uring ring;
@@ -208,9 +190,6 @@ static void ctx_kick(struct vd_ctx *ctx)
 	}
 }
 
-/* Queues 'aio' on the ring (or the hook queue); its 'done' runs from
- * vd_ctx_poll, never from here. */
-static void aio_start(struct vd_ctx *ctx, struct vd_aio *aio);
 
 static bool aio_to_ring(struct vd_ctx *ctx, struct vd_aio *aio)
 {
@@ -224,13 +203,16 @@ static bool aio_to_ring(struct vd_ctx *ctx, struct vd_aio *aio)
 	if (!sqe) {
 		return false;
 	}
-	if (aio->op == AIO_FSYNC) {
+	if (aio->op == VD_AIO_FSYNC) {
 		io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
-	} else if (aio->iovcnt == 1 && aio->op == AIO_READ) {
+	} else if (aio->op == VD_AIO_PUNCH) {
+		io_uring_prep_fallocate(sqe, fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					aio->off, aio->len);
+	} else if (aio->iovcnt == 1 && aio->op == VD_AIO_READ) {
 		io_uring_prep_read(sqe, fd, aio->iov[0].iov_base, aio->len, aio->off);
 	} else if (aio->iovcnt == 1) {
 		io_uring_prep_write(sqe, fd, aio->iov[0].iov_base, aio->len, aio->off);
-	} else if (aio->op == AIO_READ) {
+	} else if (aio->op == VD_AIO_READ) {
 		io_uring_prep_readv(sqe, fd, aio->iov, aio->iovcnt, aio->off);
 	} else {
 		io_uring_prep_writev(sqe, fd, aio->iov, aio->iovcnt, aio->off);
@@ -251,7 +233,9 @@ static void aio_queue(struct vd_aio **head, struct vd_aio **tail, struct vd_aio 
 	*tail = aio;
 }
 
-static void aio_start(struct vd_ctx *ctx, struct vd_aio *aio)
+/* Queues 'aio' on the ring (or the hook queue); its 'done' runs from
+ * vd_ctx_poll, never from here. */
+void vd_aio_start(struct vd_ctx *ctx, struct vd_aio *aio)
 {
 	if (aio->img->file.ops) {
 		aio_queue(&ctx->hook_head, &ctx->hook_tail, aio);
@@ -262,8 +246,8 @@ static void aio_start(struct vd_ctx *ctx, struct vd_aio *aio)
 	}
 }
 
-static void aio_rw(struct vd_ctx *ctx, struct vd_aio *aio, struct vd_image *img, enum aio_op op,
-		   void *buf, size_t len, uint64_t off, aio_fn done)
+void vd_aio_rw(struct vd_ctx *ctx, struct vd_aio *aio, struct vd_image *img, enum vd_aio_op op,
+	       void *buf, size_t len, uint64_t off, vd_aio_fn done)
 {
 	aio->img = img;
 	aio->op = op;
@@ -273,7 +257,7 @@ static void aio_rw(struct vd_ctx *ctx, struct vd_aio *aio, struct vd_image *img,
 	aio->len = len;
 	aio->off = off;
 	aio->done = done;
-	aio_start(ctx, aio);
+	vd_aio_start(ctx, aio);
 }
 
 /* Runs a test-hook I/O; -EINPROGRESS from the hook means "not yet" (the
@@ -284,21 +268,24 @@ static int hook_run(struct vd_aio *aio)
 	void *arg = aio->img->file.ops_arg;
 	uint64_t off = aio->off;
 
-	if (aio->op == AIO_FSYNC) {
+	if (aio->op == VD_AIO_FSYNC) {
 		return ops->sync(arg);
+	}
+	if (aio->op == VD_AIO_PUNCH) {
+		return ops->punch(arg, aio->off, aio->len);
 	}
 	for (int i = 0; i < aio->iovcnt; i++) {
 		size_t done = 0, l = aio->iov[i].iov_len;
 		char *p = aio->iov[i].iov_base;
 
 		while (done < l) {
-			ssize_t n = aio->op == AIO_READ ? ops->pread(arg, p + done, l - done, off)
+			ssize_t n = aio->op == VD_AIO_READ ? ops->pread(arg, p + done, l - done, off)
 							: ops->pwrite(arg, p + done, l - done, off);
 
 			if (n < 0) {
 				return (int)n;
 			}
-			if (n == 0 && aio->op == AIO_READ) {
+			if (n == 0 && aio->op == VD_AIO_READ) {
 				memset(p + done, 0, l - done);
 				n = l - done;
 			} else if (n == 0) {
@@ -417,6 +404,16 @@ static void park(struct vd_req **listp, struct vd_req *req)
 {
 	req->wnext = *listp;
 	*listp = req;
+}
+
+void vd_req_park(struct vd_req **listp, struct vd_req *req)
+{
+	park(listp, req);
+}
+
+void vd_req_wake_all(struct vd_req **listp)
+{
+	wake_all(listp);
 }
 
 static void req_free(struct vd_req *req)
@@ -545,7 +542,7 @@ static int need(struct vd_req *req, uint64_t offset, struct vd_mblock **blkp)
 	ld->blk = blk;
 	blk->load_ctx = req->ctx;
 	park(&blk->waiters, req);
-	aio_rw(req->ctx, &ld->aio, img, AIO_READ, blk->data, blk->bytes, offset, load_done);
+	vd_aio_rw(req->ctx, &ld->aio, img, VD_AIO_READ, blk->data, blk->bytes, offset, load_done);
 	return -EWOULDBLOCK;
 }
 
@@ -561,17 +558,27 @@ int vd_ctx_wait_block(struct vd_ctx *ctx, struct vd_image *img, uint64_t offset)
 		if (!blk || !blk->loading) {
 			return 0;
 		}
-		if (ctx_run(ctx)) {
-			continue;
-		}
-		if (!ctx->ring_inflight && !io_uring_sq_ready(&ctx->ring)) {
-			return -EDEADLK;
-		}
-		ret = io_uring_submit_and_wait(&ctx->ring, 1);
-		if (ret < 0 && ret != -EINTR) {
+		ret = vd_ctx_step(ctx);
+		if (ret < 0) {
 			return ret;
 		}
 	}
+}
+
+/* Moves 'ctx' on by one round, waiting for one ring completion if nothing
+ * could move without; -EDEADLK when nothing is in flight at all. */
+int vd_ctx_step(struct vd_ctx *ctx)
+{
+	int ret;
+
+	if (ctx_run(ctx)) {
+		return 0;
+	}
+	if (!ctx->ring_inflight && !io_uring_sq_ready(&ctx->ring)) {
+		return ctx->hook_head ? 0 : -EDEADLK;
+	}
+	ret = io_uring_submit_and_wait(&ctx->ring, 1);
+	return ret < 0 && ret != -EINTR ? ret : 0;
 }
 
 /* (A3) Waits for any other request holding guest cluster 'g'. */
@@ -802,7 +809,7 @@ static void sub_done(struct vd_aio *aio, int res)
 	struct vd_req *req = sub->req;
 
 	if (res >= 0 && (size_t)res < aio->len) {
-		if (aio->op == AIO_READ) {
+		if (aio->op == VD_AIO_READ) {
 			/* Past the end of the file: sparse, reads as zeros. */
 			iov_memset(sub->iov, aio->iovcnt, res, aio->len - res);
 		} else {
@@ -815,7 +822,7 @@ static void sub_done(struct vd_aio *aio, int res)
 	req_put(req);
 }
 
-static int queue_io(struct vd_req *req, enum aio_op op, const struct iovec *iov, int iovcnt,
+static int queue_io(struct vd_req *req, enum vd_aio_op op, const struct iovec *iov, int iovcnt,
 		    size_t skip, size_t len, uint64_t host_off)
 {
 	struct sub *sub = calloc(1, sizeof(*sub));
@@ -838,7 +845,7 @@ static int queue_io(struct vd_req *req, enum aio_op op, const struct iovec *iov,
 	sub->aio.off = host_off;
 	sub->aio.done = sub_done;
 	req->pending++;
-	aio_start(req->ctx, &sub->aio);
+	vd_aio_start(req->ctx, &sub->aio);
 	return 0;
 }
 
@@ -847,7 +854,7 @@ static int run_flush(struct vd_req *req)
 	int ret = 0;
 
 	if (req->run.len) {
-		ret = queue_io(req, req->kind == RQ_READ ? AIO_READ : AIO_WRITE, req->iov,
+		ret = queue_io(req, req->kind == RQ_READ ? VD_AIO_READ : VD_AIO_WRITE, req->iov,
 			       req->iovcnt, req->run.skip, req->run.len, req->run.at);
 		req->run.len = 0;
 	}
@@ -1016,7 +1023,7 @@ static void merge_write(struct merge *m, int res)
 	} else {
 		iov_copy(m->buf + m->in_off, req->iov, req->iovcnt, m->skip, m->n, false);
 	}
-	aio_rw(req->ctx, &m->aio, req->img, AIO_WRITE, m->buf, req->img->cluster_bytes, m->dst,
+	vd_aio_rw(req->ctx, &m->aio, req->img, VD_AIO_WRITE, m->buf, req->img->cluster_bytes, m->dst,
 	       merge_written);
 }
 
@@ -1054,7 +1061,7 @@ static int merge_start(struct vd_req *req, uint64_t e, uint64_t gbase, uint32_t 
 	m->skip = req->pos;
 	req->pending++;
 	if (e & VD_L2_OFFSET_MASK) {
-		aio_rw(req->ctx, &m->aio, img, AIO_READ, m->buf, img->cluster_bytes,
+		vd_aio_rw(req->ctx, &m->aio, img, VD_AIO_READ, m->buf, img->cluster_bytes,
 		       e & VD_L2_OFFSET_MASK, merge_read);
 	} else if (e == 0 && img->backing_name) {
 		struct iovec one = {.iov_base = m->buf, .iov_len = img->cluster_bytes};
@@ -1120,11 +1127,14 @@ static int write_piece(struct vd_req *req, uint64_t goff, size_t n)
 		return 0; /* reads as zeros already */
 	}
 	if (off && ref == 1 && req->kind == RQ_ZERO) {
-		return queue_io(req, AIO_WRITE, &(struct iovec){req->ctx->zeros, n}, 1, 0, n,
+		return queue_io(req, VD_AIO_WRITE, &(struct iovec){req->ctx->zeros, n}, 1, 0, n,
 				off + in_off);
 	}
 	if (off && ref == 1) {
 		return run_add(req, off + in_off, req->pos, n);
+	}
+	if (!vd_journal_room(img, req)) {
+		return -EWOULDBLOCK;
 	}
 	ret = hold(req, g, vd_off_cluster(img, req->off + req->len - 1) + 1);
 	ret = ret < 0 ? ret : alloc_prepare(req, &c, &at_end);
@@ -1159,8 +1169,12 @@ static int unmap_piece(struct vd_req *req, uint64_t goff, uint64_t whole_end, si
 	uint64_t want = img->backing_name ? VD_L2_ZERO : 0;
 	struct vd_mblock *l2, *rb;
 	uint32_t idx;
-	int ret = l2_find(req, g, false, &l2, &idx);
+	int ret;
 
+	if (!vd_journal_room(img, req)) {
+		return -EWOULDBLOCK;
+	}
+	ret = l2_find(req, g, false, &l2, &idx);
 	if (ret < 0) {
 		return ret;
 	}
@@ -1192,7 +1206,12 @@ static int unmap_piece(struct vd_req *req, uint64_t goff, uint64_t whole_end, si
 		}
 	}
 	vd_set64(img, l2, idx, want);
-	return off ? vd_cluster_unref(img, vd_off_cluster(img, off)) : 0;
+	ret = off ? vd_cluster_unref(img, vd_off_cluster(img, off)) : 0;
+	if (img->pending_record_bytes > img->hdr.journal_bytes / 8) {
+		/* A long unmap commits as it goes, as the synchronous one did. */
+		vd_journal_kick(img, req->ctx);
+	}
+	return ret;
 }
 
 /* One piece of the request at 'pos'; sets '*np' to the bytes it covered. */
@@ -1300,7 +1319,7 @@ static void req_end(struct vd_req *req)
 		return;
 	}
 	if (req->kind != RQ_READ && req->kind != RQ_FLUSH && img->writable) {
-		req_fail(req, vd_meta_boundary(img));
+		req_fail(req, vd_meta_boundary_async(img, req->ctx));
 	}
 	done_push(req);
 }
@@ -1309,6 +1328,27 @@ static void req_put(struct vd_req *req)
 {
 	if (--req->pending == 0) {
 		req_end(req);
+	}
+}
+
+/* A flush parked on a commit (journal.c): the commit is durable, or failed. */
+void vd_req_done(struct vd_req *req, int ret)
+{
+	req_fail(req, ret);
+	req_put(req);
+}
+
+void vd_req_done_all(struct vd_req **listp, int ret)
+{
+	struct vd_req *w = *listp;
+
+	*listp = NULL;
+	while (w) {
+		struct vd_req *next = w->wnext;
+
+		w->wnext = NULL;
+		vd_req_done(w, ret);
+		w = next;
 	}
 }
 
@@ -1412,23 +1452,8 @@ int vd_submit_writev(struct vd_ctx *ctx, struct vd_image *img, const struct iove
 	return submit_rw(ctx, img, iov, iovcnt, off, cb, arg, false);
 }
 
-struct flush_aio {
-	struct vd_aio aio;
-	struct vd_req *req;
-};
-
-static void fsync_done(struct vd_aio *aio, int res)
-{
-	struct flush_aio *f = (struct flush_aio *)aio;
-
-	req_fail(f->req, res < 0 ? res : 0);
-	req_put(f->req);
-	free(f);
-}
-
 int vd_submit_flush(struct vd_ctx *ctx, struct vd_image *img, vd_cb cb, void *arg)
 {
-	struct flush_aio *f;
 	struct vd_req *req;
 
 	if (ctx->inflight >= ctx->depth) {
@@ -1439,29 +1464,13 @@ int vd_submit_flush(struct vd_ctx *ctx, struct vd_image *img, vd_cb cb, void *ar
 		return -ENOMEM;
 	}
 	ctx->inflight++;
-	if (!img->writable) {
+	if (img->writable) {
+		/* Completes when a commit (or a bare fsync, when nothing
+		 * changed) started after this point is durable (rules 1, 2). */
+		vd_journal_flush(img, ctx, req);
+	} else {
 		req_put(req);
-		return 0;
 	}
-	if (img->meta_changed) {
-		/* The commit flushes the data too (rules 1 and 2). */
-		req_fail(req, vd_journal_commit(img));
-		req_put(req);
-		return 0;
-	}
-	f = calloc(1, sizeof(*f));
-	if (!f) {
-		req_fail(req, -ENOMEM);
-		req_put(req);
-		return 0;
-	}
-	f->req = req;
-	f->aio.img = img;
-	f->aio.op = AIO_FSYNC;
-	f->aio.done = fsync_done;
-	req->pending++;
-	aio_start(ctx, &f->aio);
-	req_put(req);
 	return 0;
 }
 
@@ -1854,9 +1863,13 @@ static void sync_cb(void *arg, int ret)
 	w->ret = ret;
 }
 
+/* Also waits for the commit or write-backs another context has in flight
+ * on the image: the synchronous calls run with nothing in flight. */
 static int sync_ctx(struct vd_image *img)
 {
-	return img->sync_ctx ? 0 : vd_ctx_create(4, &img->sync_ctx);
+	int ret = img->sync_ctx ? 0 : vd_ctx_create(4, &img->sync_ctx);
+
+	return ret < 0 ? ret : vd_async_drain(img);
 }
 
 static int sync_wait(struct vd_image *img, struct sync_wait *w, int ret)

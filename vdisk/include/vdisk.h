@@ -146,35 +146,44 @@ int vd_write_zeroes(struct vd_image *img, uint64_t off, uint64_t len);
  * completes: reading an L2 table or refcount block the metadata cache does
  * not hold, reading the backing chain (each backing image through its own
  * tables, which may miss too), copy-up of a partly written cluster (read
- * the old or backing contents, write the merged cluster, then map it), and
- * zeroing a partial cluster.  Requests on overlapping clusters while an
- * allocation or unmap is in flight wait for it, not for the disk.  So a
- * submit call never reads or writes the file itself, and a request waiting
- * on a slow step holds up no other request.
+ * the old or backing contents, write the merged cluster, then map it),
+ * zeroing a partial cluster, and the journal: a flush completes when a
+ * commit started after it was submitted is durable (new tables written,
+ * fsync, transaction appended, fsync, all on the ring); flushes that
+ * arrive while a commit is in flight share the next one (group commit).
+ * Commits also start in the background when the pending changes pass an
+ * eighth of the journal or the cache must evict changed blocks, and a
+ * checkpoint (tables written in place, fsync, header, fsync, freed
+ * clusters punched) follows a commit that leaves the journal over half
+ * full, on the ring too.  Evicting a changed block writes a copy back
+ * through the ring.  Requests on overlapping clusters while an allocation
+ * or unmap is in flight wait for it; a request that would change metadata
+ * while a commit is in flight and a quarter of the journal is already
+ * pending waits for that commit.  So a submit call never reads or writes
+ * the file itself, and a request waiting on a slow step holds up no other
+ * request.
  *
- * What can still block the calling thread (all on a write path, none on a
- * read):
- *  - ftruncate(2) to extend the file when an allocation reaches its end
- *    (at most once per 64 clusters or an eighth of the file's length);
+ * What can still block the calling thread (on write paths only):
+ *  - ftruncate(2) to extend the file, when an allocation reaches its end
+ *    and when a commit starts (at most once per 64 clusters or an eighth
+ *    of the file's length);
  *  - creating a refcount block when the file grows past what the existing
  *    ones cover (once per 2^(2*cluster_bits-1) bytes of file: 2 GiB with
- *    64 KiB clusters), which may read one refcount block;
- *  - the journal commit: vd_submit_flush() commits synchronously when
- *    metadata changed since the last commit (one journal write and two
- *    fdatasyncs; a flush with no metadata change is an fsync on the ring),
- *    and so does the completion of a write, discard or write-zeroes when
- *    the changes pending exceed an eighth of the journal or the metadata
- *    cache must evict changed blocks; a checkpoint (writing cached tables
- *    in place) follows a commit that leaves the journal over half full.
- *    Evicting a block changed since the last checkpoint writes it back.
+ *    64 KiB clusters), which may read one refcount block.
  * The metadata cache may exceed its bound while requests in flight hold
- * blocks; it returns under it when they complete.
+ * blocks or changed blocks await their commit or write-back; it returns
+ * under it when those complete.  After a commit fails (an I/O error), every
+ * later flush and metadata change of the image fails with its errno: close
+ * the image (reopening replays what was committed).
  *
  * Several contexts may serve one image only from a single thread: a
  * request parked on a read that another context started resumes when that
  * context is polled.  The synchronous calls (vd_pread ... vd_check,
- * snapshots, chain operations) block; call them only with no request in
- * flight on the image. */
+ * snapshots, chain operations, vd_close) block; call them only with no
+ * request in flight on the image, on the thread that polls its contexts:
+ * they first wait for a commit or write-back still in flight (driving the
+ * context that started it).  Destroy a context only when no request is in
+ * flight on it; destroying it finishes the background I/O it carries. */
 typedef void (*vd_cb)(void *arg, int ret);
 
 /* Creates a context able to keep 'depth' guest requests in flight (0 = 128). */
