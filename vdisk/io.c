@@ -96,6 +96,9 @@ struct vd_req {
 	unsigned nallocs, cap_allocs;
 	struct vd_mblock **pins;        /* blocks it references (A1) */
 	unsigned npins, cap_pins, piece_pins;
+	/* 'pins' and 'owned_iov' of most requests, without a malloc each */
+	struct vd_mblock *pins_inline[8];
+	struct iovec iov_inline[4];
 	bool keep_pins;                 /* the piece's pins serve an alloc */
 	bool holding;                   /* (A3) guest clusters [first, end) */
 	uint64_t hold_first, hold_end;
@@ -418,9 +421,13 @@ void vd_req_wake_all(struct vd_req **listp)
 
 static void req_free(struct vd_req *req)
 {
-	free(req->owned_iov);
+	if (req->owned_iov != req->iov_inline) {
+		free(req->owned_iov);
+	}
+	if (req->pins != req->pins_inline) {
+		free(req->pins);
+	}
 	free(req->allocs);
-	free(req->pins);
 	free(req);
 }
 
@@ -456,12 +463,20 @@ static int pin_add(struct vd_req *req, struct vd_mblock *blk)
 			return 0;
 		}
 	}
+	if (!req->cap_pins) {
+		req->pins = req->pins_inline;
+		req->cap_pins = 8;
+	}
 	if (req->npins == req->cap_pins) {
-		unsigned cap = req->cap_pins ? req->cap_pins * 2 : 8;
-		struct vd_mblock **p = realloc(req->pins, cap * sizeof(*p));
+		unsigned cap = req->cap_pins * 2;
+		struct vd_mblock **p = malloc(cap * sizeof(*p));
 
 		if (!p) {
 			return -ENOMEM;
+		}
+		memcpy(p, req->pins, req->npins * sizeof(*p));
+		if (req->pins != req->pins_inline) {
+			free(req->pins);
 		}
 		req->pins = p;
 		req->cap_pins = cap;
@@ -1414,10 +1429,16 @@ static int submit_rw(struct vd_ctx *ctx, struct vd_image *img, const struct iove
 	req->off = off;
 	req->len = len;
 	/* The walk may park: keep the caller's iovec array (vdisk.h). */
-	ret = iov_slice(iov, iovcnt, 0, len, &req->owned_iov, &req->iovcnt);
-	if (ret < 0) {
-		free(req);
-		return ret;
+	if (iovcnt > 0 && iovcnt <= 4) {
+		memcpy(req->iov_inline, iov, iovcnt * sizeof(*iov));
+		req->owned_iov = req->iov_inline;
+		req->iovcnt = iovcnt;
+	} else {
+		ret = iov_slice(iov, iovcnt, 0, len, &req->owned_iov, &req->iovcnt);
+		if (ret < 0) {
+			free(req);
+			return ret;
+		}
 	}
 	req->iov = req->owned_iov;
 	if (!aligned) {
