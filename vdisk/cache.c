@@ -5,10 +5,12 @@
  * the last commit (they become journal records, journal.c) and whether it
  * differs from the file (written back at checkpoints or on eviction).
  *
- * The bound is enforced between operations (vd_cache_trim), never in the
- * middle of one: evicting a block with uncommitted changes would need a
- * commit, and a commit in the middle of an operation would make half of it
- * durable. */
+ * The bound is enforced between operations (vd_cache_trim, and for the
+ * request paths vd_cache_trim_async, which writes back through the ring and
+ * starts commits in the background), never in the middle of one: evicting a
+ * block with uncommitted changes would need a commit, and a commit in the
+ * middle of an operation would make half of it durable.  A block whose
+ * changes are in a commit still in flight counts as uncommitted (rule 3). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,7 +139,7 @@ int vd_meta_read(struct vd_image *img, void *buf, uint32_t len, uint64_t off)
  * (rule 3) it may be written in place at any time. */
 static bool uncommitted(const struct vd_mblock *blk)
 {
-	return blk->has_jdirty || blk->is_new;
+	return blk->has_jdirty || blk->is_new || blk->in_txn;
 }
 
 static int write_back(struct vd_image *img, struct vd_mblock *blk)
@@ -155,15 +157,18 @@ static int write_back(struct vd_image *img, struct vd_mblock *blk)
 }
 
 /* Evicts unreferenced, committed blocks, least recently used first, until
- * 'need' more bytes fit under the bound or nothing more can go. */
-static int evict(struct vd_image *img, size_t need)
+ * 'need' more bytes fit under the bound or nothing more can go.  Without
+ * 'may_write' (the asynchronous paths), only blocks that equal the file
+ * go; the others are written back by vd_cache_trim_async. */
+static int evict(struct vd_image *img, size_t need, bool may_write)
 {
 	while (img->cached_bytes + need > img->cache_limit_bytes) {
 		struct vd_mblock *victim = NULL;
 		int ret;
 
 		for (struct vd_mblock *b = img->blocks; b; b = b->dnext) {
-			if (b->pinned || b->refs || uncommitted(b)) {
+			if (b->pinned || b->refs || b->loading || b->wb_busy || uncommitted(b) ||
+			    (!may_write && b->wb_dirty)) {
 				continue;
 			}
 			if (!victim || b->lru_tick < victim->lru_tick ||
@@ -184,10 +189,141 @@ static int evict(struct vd_image *img, size_t need)
 	return 0;
 }
 
+struct wb {
+	struct vd_aio aio;
+	uint8_t *buf;
+	uint64_t gen;
+};
+
+static void wb_done(struct vd_aio *aio, int res)
+{
+	struct wb *wb = (struct wb *)aio;
+	struct vd_image *img = aio->img;
+	struct vd_mblock *b = lookup(img, aio->off);
+
+	if (b) {
+		b->wb_busy = false;
+		if (res >= 0 && (size_t)res == aio->len && b->mod_gen == wb->gen) {
+			b->wb_dirty = false;
+		}
+	}
+	free(wb->buf);
+	free(wb);
+	if (--img->wb_inflight == 0 && img->ckpt_waiting) {
+		vd_journal_ckpt_resume(img);
+	}
+}
+
+/* Writes a copy of committed block 'b' back through the ring (rule 3: its
+ * contents are no newer than the last durable transaction). */
+static int write_back_async(struct vd_image *img, struct vd_ctx *ctx, struct vd_mblock *b)
+{
+	struct wb *wb = calloc(1, sizeof(*wb));
+
+	if (wb) {
+		wb->buf = vd_aligned_alloc(b->bytes);
+	}
+	if (!wb || !wb->buf) {
+		free(wb);
+		return -ENOMEM;
+	}
+	memcpy(wb->buf, b->data, b->bytes);
+	wb->gen = b->mod_gen;
+	b->wb_busy = true;
+	img->wb_inflight++;
+	img->wb_ctx = ctx;
+	vd_aio_rw(ctx, &wb->aio, img, VD_AIO_WRITE, wb->buf, b->bytes, b->offset, wb_done);
+	return 0;
+}
+
+/* At the end of a request: drops clean blocks over the bound, starts ring
+ * write-backs of committed changed ones (none while a commit is in flight:
+ * its checkpoint may write the same blocks), and starts a commit when only
+ * uncommitted blocks are left.  The cache may stay over its bound until
+ * those complete. */
+int vd_cache_trim_async(struct vd_image *img, struct vd_ctx *ctx)
+{
+	int64_t over;
+	int ret = evict(img, 0, false);
+
+	if (ret < 0 || img->cached_bytes <= img->cache_limit_bytes || !img->writable) {
+		return ret;
+	}
+	over = (int64_t)(img->cached_bytes - img->cache_limit_bytes);
+	for (struct vd_mblock *b = img->blocks; b && over > 0 && !img->jc_busy; b = b->dnext) {
+		if (b->pinned || b->refs || b->loading || uncommitted(b)) {
+			continue;
+		}
+		if (b->wb_busy) {
+			over -= b->bytes;
+		} else if (b->wb_dirty) {
+			ret = write_back_async(img, ctx, b);
+			if (ret < 0) {
+				return ret;
+			}
+			over -= b->bytes;
+		}
+	}
+	if (over > 0) {
+		vd_journal_kick(img, ctx);
+	}
+	return 0;
+}
+
+/* The cached block at 'offset', or NULL; reads nothing. */
+struct vd_mblock *vd_mblock_find(struct vd_image *img, uint64_t offset)
+{
+	struct vd_mblock *blk = lookup(img, offset);
+
+	return blk && !blk->pinned && !blk->loading && blk->bytes == img->cluster_bytes ? blk
+											 : NULL;
+}
+
+/* Any block at 'offset', being read or not. */
+struct vd_mblock *vd_mblock_lookup_any(struct vd_image *img, uint64_t offset)
+{
+	return lookup(img, offset);
+}
+
+/* Inserts a block the caller is about to read through the ring: it stays
+ * 'loading' (and referenced, so it is not evicted) until the read
+ * completes.  Eviction to make room writes nothing back synchronously when
+ * called here... see evict(). */
+struct vd_mblock *vd_mblock_start_load(struct vd_image *img, uint64_t offset)
+{
+	struct vd_mblock *blk;
+
+	if (evict(img, img->cluster_bytes, false) < 0) {
+		return NULL;
+	}
+	blk = alloc_block(img, offset, img->cluster_bytes, false);
+	if (blk) {
+		blk->loading = true;
+		blk->refs = 1;
+	}
+	return blk;
+}
+
+void vd_mblock_load_failed(struct vd_image *img, struct vd_mblock *blk)
+{
+	unlink_block(img, blk);
+	free_block(blk);
+}
+
 int vd_mblock_get(struct vd_image *img, uint64_t offset, struct vd_mblock **blkp)
 {
 	struct vd_mblock *blk = lookup(img, offset);
 	int ret;
+
+	while (blk && blk->loading) {
+		/* A synchronous caller (a tool) meets a ring read in flight:
+		 * it waits for that context, on this thread (vdisk.h). */
+		ret = vd_ctx_wait_block(blk->load_ctx, img, offset);
+		if (ret < 0) {
+			return ret;
+		}
+		blk = lookup(img, offset);
+	}
 
 	/* A table pointing at the header, an L1 or the refcount table: only a
 	 * corrupt image does that (found by fuzzing). */
@@ -195,7 +331,7 @@ int vd_mblock_get(struct vd_image *img, uint64_t offset, struct vd_mblock **blkp
 		return -EUCLEAN;
 	}
 	if (!blk) {
-		ret = evict(img, img->cluster_bytes);
+		ret = evict(img, img->cluster_bytes, true);
 		if (ret < 0) {
 			return ret;
 		}
@@ -230,6 +366,7 @@ struct vd_mblock *vd_mblock_new(struct vd_image *img, uint64_t offset)
 	memset(blk->data, 0, blk->bytes);
 	blk->is_new = true;
 	blk->wb_dirty = true;
+	blk->mod_gen = ++img->tick;
 	blk->refs = 1;
 	img->meta_changed = true;
 	return blk;
@@ -268,6 +405,7 @@ int vd_mblock_pinned(struct vd_image *img, uint64_t offset, uint32_t bytes,
 
 void vd_mblock_mark(struct vd_image *img, struct vd_mblock *blk, uint32_t off, uint32_t len)
 {
+	blk->mod_gen = ++img->tick;
 	img->meta_changed = true;
 	blk->wb_dirty = true;
 	if (blk->is_new) {
@@ -352,8 +490,9 @@ int vd_cache_writeback(struct vd_image *img)
  * if only blocks with uncommitted changes are left to evict. */
 int vd_cache_trim(struct vd_image *img)
 {
-	int ret = evict(img, 0);
+	int ret = vd_async_drain(img);
 
+	ret = ret < 0 ? ret : evict(img, 0, true);
 	if (ret < 0 || img->cached_bytes <= img->cache_limit_bytes || !img->writable) {
 		return ret;
 	}
@@ -361,5 +500,5 @@ int vd_cache_trim(struct vd_image *img)
 	if (ret < 0) {
 		return ret;
 	}
-	return evict(img, 0);
+	return evict(img, 0, true);
 }

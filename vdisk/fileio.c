@@ -45,6 +45,7 @@ int vd_file_pread(struct vd_file *f, void *buf, size_t len, uint64_t off)
 {
 	size_t done = 0;
 
+	f->sync_calls++;
 	if (!f->ops && misaligned(f, buf, len, off)) {
 		return pread_unaligned(f, buf, len, off);
 	}
@@ -102,6 +103,7 @@ int vd_file_pwrite(struct vd_file *f, const void *buf, size_t len, uint64_t off)
 {
 	size_t done = 0;
 
+	f->sync_calls++;
 	if (!f->ops && misaligned(f, buf, len, off)) {
 		return pwrite_unaligned(f, buf, len, off);
 	}
@@ -131,6 +133,7 @@ int vd_file_pwrite(struct vd_file *f, const void *buf, size_t len, uint64_t off)
 
 int vd_file_sync(struct vd_file *f)
 {
+	f->sync_calls++;
 	if (f->ops) {
 		return f->ops->sync(f->ops_arg);
 	}
@@ -145,6 +148,7 @@ int vd_file_punch(struct vd_file *f, uint64_t off, uint64_t len)
 	void *zeros;
 	int ret = 0;
 
+	f->sync_calls++;
 	if (f->ops) {
 		return f->ops->punch(f->ops_arg, off, len);
 	}
@@ -170,6 +174,7 @@ int vd_file_punch(struct vd_file *f, uint64_t off, uint64_t len)
 
 int vd_file_truncate(struct vd_file *f, uint64_t size)
 {
+	f->truncate_calls++;
 	if (f->ops) {
 		return f->ops->truncate(f->ops_arg, size);
 	}

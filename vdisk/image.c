@@ -455,11 +455,7 @@ static int open_common(const char *path, const struct vd_open_opts *opts,
 		ret = vd_backing_open(img, err);
 	}
 	if (ret == 0 && img->writable) {
-		ret = vd_freemap_build(img);
-		if (ret == -EUCLEAN) {
-			errmsg_set(err, "%s: a refcount table entry is corrupt; run 'vdisk check "
-				   "--repair'", path);
-		}
+		ret = vd_freemap_init(img);
 	}
 	if (ret == 0 && img->writable) {
 		/* Mark the image in use; this also retires a replayed journal. */

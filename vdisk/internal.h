@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <endian.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "format.h"
 #include "vdisk.h"
@@ -38,6 +39,11 @@ struct vd_file {
 	void *ops_arg;
 	uint32_t align_bytes; /* buffer and length alignment the fd needs */
 	bool direct;
+	/* blocking reads, writes, flushes and punches made through the calls
+	 * below since open; the asynchronous paths make none (tests check
+	 * this).  Truncation, which they may make, is counted apart. */
+	uint64_t sync_calls;
+	uint64_t truncate_calls;
 };
 
 int vd_file_pread(struct vd_file *f, void *buf, size_t len, uint64_t off);
@@ -69,6 +75,12 @@ struct vd_mblock {
 	bool wb_dirty;          /* differs from the file; written at checkpoint */
 	bool pinned;            /* never evicted */
 	unsigned refs;          /* users inside the current operation */
+	bool loading;           /* a ring read is filling 'data' (io.c) */
+	bool in_txn;            /* its changes are in the commit in flight */
+	bool wb_busy;           /* a write-back of a copy is in flight */
+	uint64_t mod_gen;       /* counts changes, to tell a write-back stale */
+	struct vd_ctx *load_ctx;        /* the context whose ring reads it */
+	struct vd_req *waiters;         /* requests parked until it is read */
 	uint64_t lru_tick;
 	struct vd_mblock *hnext;                /* hash chain */
 	struct vd_mblock *dnext, *dprev;        /* list of all cached blocks */
@@ -82,6 +94,26 @@ struct vd_overlay {
 };
 
 struct vd_ctx;
+struct vd_req;
+
+/* One I/O on a context's ring, or through the test hook (which runs it
+ * from vd_ctx_poll in issue order); 'done' runs from vd_ctx_poll (io.c). */
+struct vd_aio;
+typedef void (*vd_aio_fn)(struct vd_aio *aio, int res);
+
+enum vd_aio_op { VD_AIO_READ, VD_AIO_WRITE, VD_AIO_FSYNC, VD_AIO_PUNCH };
+
+struct vd_aio {
+	vd_aio_fn done;
+	struct vd_image *img;           /* whose file */
+	enum vd_aio_op op;
+	const struct iovec *iov;
+	int iovcnt;
+	struct iovec one;               /* 'iov' of a single-buffer I/O */
+	uint64_t off;
+	size_t len;
+	struct vd_aio *next;            /* on the hook or backlog queue */
+};
 
 struct vd_snap {
 	uint64_t l1_offset;
@@ -132,6 +164,15 @@ struct vd_image {
 	uint64_t free_hint;
 	uint64_t *pending_free;
 	size_t npending_free, pending_free_cap;
+	/* regions (one refcount block's clusters) whose free clusters are in
+	 * 'freemap'; the others are learned lazily (alloc.c) */
+	uint64_t *region_known;
+	uint64_t region_bits;
+	uint64_t learn_next;            /* no unknown region below this one */
+	/* clusters freed before a checkpoint in flight, released when its
+	 * header is durable (rule 5) */
+	uint64_t *ckpt_free;
+	size_t nckpt_free;
 
 	struct vd_snap *snaps;
 	uint32_t nsnaps;
@@ -143,6 +184,25 @@ struct vd_image {
 
 	bool was_dirty;                 /* JOURNAL_DIRTY was set at open */
 	struct vd_ctx *sync_ctx;        /* for the synchronous calls */
+
+	/* asynchronous requests (io.c): those holding guest clusters for an
+	 * allocation or unmap in flight, which overlapping writers wait for */
+	struct vd_req *holders;
+
+	/* asynchronous commits (journal.c): one commit (and the checkpoint
+	 * that may follow it) in flight at a time, on 'jc_ctx' */
+	struct vd_ctx *jc_ctx;
+	bool jc_busy;
+	bool jc_want;                   /* commit again when it is done */
+	int jc_error;                   /* a failed commit: the image is stuck */
+	struct vd_req *jc_next;         /* flushes the next commit completes */
+	struct vd_req *room_waiters;    /* writers waiting for journal room */
+	/* write-backs of evicted blocks in flight (cache.c) */
+	unsigned wb_inflight;
+	struct vd_ctx *wb_ctx;
+	bool ckpt_waiting;              /* a checkpoint waits for them */
+	void *jc;                       /* the commit in flight */
+
 };
 
 /* image.c */
@@ -166,6 +226,13 @@ void vd_cache_fini(struct vd_image *img);
 int vd_mblock_get(struct vd_image *img, uint64_t offset, struct vd_mblock **blkp);
 struct vd_mblock *vd_mblock_new(struct vd_image *img, uint64_t offset);
 void vd_mblock_put(struct vd_mblock *blk);
+struct vd_mblock *vd_mblock_find(struct vd_image *img, uint64_t offset);
+struct vd_mblock *vd_mblock_lookup_any(struct vd_image *img, uint64_t offset);
+struct vd_mblock *vd_mblock_start_load(struct vd_image *img, uint64_t offset);
+void vd_mblock_load_failed(struct vd_image *img, struct vd_mblock *blk);
+int vd_ctx_wait_block(struct vd_ctx *ctx, struct vd_image *img, uint64_t offset);
+int vd_cache_trim_async(struct vd_image *img, struct vd_ctx *ctx);
+void vd_cache_wb_drained(struct vd_image *img);
 int vd_mblock_pinned(struct vd_image *img, uint64_t offset, uint32_t bytes,
 		     struct vd_mblock **blkp);
 void vd_mblock_mark(struct vd_image *img, struct vd_mblock *blk, uint32_t off, uint32_t len);
@@ -196,6 +263,12 @@ int vd_journal_commit(struct vd_image *img);
 int vd_journal_checkpoint(struct vd_image *img);
 int vd_journal_replay(struct vd_image *img, bool apply, struct errmsg *err);
 int vd_meta_boundary(struct vd_image *img);
+int vd_meta_boundary_async(struct vd_image *img, struct vd_ctx *ctx);
+void vd_journal_kick(struct vd_image *img, struct vd_ctx *ctx);
+void vd_journal_flush(struct vd_image *img, struct vd_ctx *ctx, struct vd_req *req);
+bool vd_journal_room(struct vd_image *img, struct vd_req *req);
+void vd_journal_ckpt_resume(struct vd_image *img);
+int vd_async_drain(struct vd_image *img);
 void vd_overlay_apply(const struct vd_image *img, void *buf, uint32_t len, uint64_t off);
 void vd_overlay_free(struct vd_image *img);
 
@@ -206,10 +279,17 @@ int vd_refcount_add(struct vd_image *img, uint64_t cluster, int delta);
 int vd_cluster_alloc(struct vd_image *img, uint64_t *clusterp);
 int vd_cluster_alloc_run(struct vd_image *img, uint64_t n, uint64_t *firstp);
 int vd_cluster_unref(struct vd_image *img, uint64_t cluster);
-int vd_freemap_build(struct vd_image *img);
+int vd_freemap_init(struct vd_image *img);
+bool vd_region_known(const struct vd_image *img, uint64_t region);
+uint64_t vd_region_rb_offset(struct vd_image *img, uint64_t region);
+int vd_cluster_peek(struct vd_image *img, bool may_read, uint64_t *clusterp, bool *at_endp,
+		    uint64_t *rb_offp);
+int vd_cluster_take(struct vd_image *img, uint64_t c, bool at_end, bool *unknownp);
+void vd_cluster_untake(struct vd_image *img, uint64_t c);
 void vd_freemap_fini(struct vd_image *img);
 int vd_freemap_reserve_used(struct vd_image *img, const uint32_t *refs, uint64_t n);
 int vd_release_pending_free(struct vd_image *img);
+void vd_release_run(struct vd_image *img, uint64_t first, uint64_t n, bool unknown);
 int vd_reftable_grow(struct vd_image *img, uint64_t cover_clusters);
 uint64_t vd_reftable_cover(uint64_t guest_clusters, uint64_t l1_entries);
 int vd_file_grow(struct vd_image *img, uint64_t end_clusters);
@@ -228,6 +308,15 @@ int vd_l2_unref(struct vd_image *img, uint64_t l2off);
 /* io.c */
 int vd_check_l2_entry(struct vd_image *img, uint64_t e);
 int vd_unmap_clusters(struct vd_image *img, uint64_t off, uint64_t len, bool to_backing);
+int vd_rb_prepare(struct vd_image *img, uint64_t cluster, uint64_t *rb_offp);
+void vd_aio_start(struct vd_ctx *ctx, struct vd_aio *aio);
+void vd_aio_rw(struct vd_ctx *ctx, struct vd_aio *aio, struct vd_image *img,
+	       enum vd_aio_op op, void *buf, size_t len, uint64_t off, vd_aio_fn done);
+void vd_req_park(struct vd_req **listp, struct vd_req *req);
+void vd_req_wake_all(struct vd_req **listp);
+void vd_req_done(struct vd_req *req, int ret);
+void vd_req_done_all(struct vd_req **listp, int ret);
+int vd_ctx_step(struct vd_ctx *ctx);
 int vd_l2_lookup(struct vd_image *img, uint64_t guest_cluster, bool alloc_table,
 		 struct vd_mblock **l2p, uint32_t *idxp);
 

@@ -139,3 +139,20 @@ done
 echo
 echo "ops/s. vdisk/qcow2: the same stride (or sequence) through vdisk bench and qemu-img bench;"
 echo "vdisk/fio: uniformly random offsets through vdisk bench --pattern rand and fio."
+
+# Open time of fully mapped images (preallocation=metadata: every cluster
+# mapped, the file sparse): a read-write open must not read every refcount
+# block.  tests/bench/open-latency prints medians of 5 (ms).
+lat=$build/tests/bench/open-latency
+if [ -x "$lat" ]; then
+	echo
+	echo "| fully mapped image (64 KiB clusters) | read-write vd_open (ms) | first 4K read (ms) | first 4K write (ms) |"
+	echo "|---|---:|---:|---:|"
+	for gib in 64 1024; do
+		rm -f "$dir/big.vd"
+		"$vdisk" create -c 64K --preallocation=metadata "$dir/big.vd" "${gib}G" >/dev/null
+		read -r o r w <<<"$("$lat" "$dir/big.vd" 5)"
+		echo "| $gib GiB | $o | $r | $w |"
+	done
+	rm -f "$dir/big.vd"
+fi

@@ -136,11 +136,54 @@ int vd_write_zeroes(struct vd_image *img, uint64_t off, uint64_t len);
  *
  * A context owns one ring and may serve any number of images; it must be
  * used from one thread.  Requests complete in any order by calling 'cb'
- * from vd_ctx_poll() with 0 or a negative errno.  Buffers and iovecs must
- * stay valid until the callback runs.  Submit calls only queue: requests
- * reach the kernel, in one batch, at the next vd_ctx_submit() or
- * vd_ctx_poll().  Metadata misses and journal commits are done synchronously
- * inside the submit and flush calls; guest data moves asynchronously. */
+ * from vd_ctx_poll() with 0 or a negative errno.  Buffers must stay valid
+ * until the callback runs; the iovec array itself may be reused as soon as
+ * the submit call returns.  Submit calls only queue: requests reach the
+ * kernel, in one batch, at the next vd_ctx_submit() or vd_ctx_poll().
+ *
+ * What waits, and where.  Every step a request may wait for is an I/O on
+ * the context's ring, and the request resumes from vd_ctx_poll() when it
+ * completes: reading an L2 table or refcount block the metadata cache does
+ * not hold, reading the backing chain (each backing image through its own
+ * tables, which may miss too), copy-up of a partly written cluster (read
+ * the old or backing contents, write the merged cluster, then map it),
+ * zeroing a partial cluster, and the journal: a flush completes when a
+ * commit started after it was submitted is durable (new tables written,
+ * fsync, transaction appended, fsync, all on the ring); flushes that
+ * arrive while a commit is in flight share the next one (group commit).
+ * Commits also start in the background when the pending changes pass an
+ * eighth of the journal or the cache must evict changed blocks, and a
+ * checkpoint (tables written in place, fsync, header, fsync, freed
+ * clusters punched) follows a commit that leaves the journal over half
+ * full, on the ring too.  Evicting a changed block writes a copy back
+ * through the ring.  Requests on overlapping clusters while an allocation
+ * or unmap is in flight wait for it; a request that would change metadata
+ * while a commit is in flight and a quarter of the journal is already
+ * pending waits for that commit.  So a submit call never reads or writes
+ * the file itself, and a request waiting on a slow step holds up no other
+ * request.
+ *
+ * What can still block the calling thread (on write paths only):
+ *  - ftruncate(2) to extend the file, when an allocation reaches its end
+ *    and when a commit starts (at most once per 64 clusters or an eighth
+ *    of the file's length);
+ *  - creating a refcount block when the file grows past what the existing
+ *    ones cover (once per 2^(2*cluster_bits-1) bytes of file: 2 GiB with
+ *    64 KiB clusters), which may read one refcount block.
+ * The metadata cache may exceed its bound while requests in flight hold
+ * blocks or changed blocks await their commit or write-back; it returns
+ * under it when those complete.  After a commit fails (an I/O error), every
+ * later flush and metadata change of the image fails with its errno: close
+ * the image (reopening replays what was committed).
+ *
+ * Several contexts may serve one image only from a single thread: a
+ * request parked on a read that another context started resumes when that
+ * context is polled.  The synchronous calls (vd_pread ... vd_check,
+ * snapshots, chain operations, vd_close) block; call them only with no
+ * request in flight on the image, on the thread that polls its contexts:
+ * they first wait for a commit or write-back still in flight (driving the
+ * context that started it).  Destroy a context only when no request is in
+ * flight on it; destroying it finishes the background I/O it carries. */
 typedef void (*vd_cb)(void *arg, int ret);
 
 /* Creates a context able to keep 'depth' guest requests in flight (0 = 128). */
@@ -158,9 +201,11 @@ int vd_ctx_poll(struct vd_ctx *ctx, unsigned min_complete);
 /* Requests submitted and not yet completed. */
 unsigned vd_ctx_inflight(const struct vd_ctx *ctx);
 
-/* Each returns 0 when the request was queued ('cb' will run exactly once) or
- * a negative errno when it was refused ('cb' will not run).  -EAGAIN: the
- * context is full; poll and try again. */
+/* Each returns 0 when the request was queued ('cb' will run exactly once,
+ * from vd_ctx_poll(), never from the submit call) or a negative errno when
+ * it was refused ('cb' will not run).  -EAGAIN: the context is full; poll
+ * and try again.  A write, discard or write-zeroes that completed before a
+ * flush was submitted is durable when the flush completes. */
 int vd_submit_readv(struct vd_ctx *ctx, struct vd_image *img, const struct iovec *iov,
 		    int iovcnt, uint64_t off, vd_cb cb, void *arg);
 int vd_submit_writev(struct vd_ctx *ctx, struct vd_image *img, const struct iovec *iov,

@@ -189,6 +189,7 @@ struct run {
 	uint8_t model[NSECT];
 	uint64_t states;
 	int snap_ops;
+	int batches;             /* asynchronous batches (async_batch) */
 };
 
 static void note_write(struct run *r, uint32_t sect, uint32_t nsect, uint8_t v)
@@ -251,12 +252,58 @@ static void make_template(void)
 	free(buf);
 }
 
+static void batch_cb(void *arg, int ret)
+{
+	assert_int_equal(ret, 0);
+	(*(int *)arg)++;
+}
+
+/* Requests in flight together on a context: two writes or write-zeroes on
+ * clusters apart (allocations and copy-ups in flight at once, mapped as
+ * their data lands), then two flushes submitted together (the second
+ * waits for the commit after the first: group commit). */
+static void async_batch(struct run *r, struct vd_image *img, struct vd_ctx *ctx, uint8_t *buf,
+			uint8_t *value)
+{
+	uint32_t per = CLUSTER / 512, half = NSECT / 2;
+	int done = 0;
+
+	for (int i = 0; i < 2; i++) {
+		/* request i stays in its half of the disk, away from the other */
+		uint32_t sect = i * half + rnd(half - 2 * per), nsect = 1 + rnd(per + per / 2);
+
+		if (rnd(3) == 0) {
+			note_write(r, sect, nsect, 0);
+			assert_int_equal(vd_submit_write_zeroes(ctx, img, sect * 512ull,
+								nsect * 512ull, batch_cb, &done), 0);
+		} else {
+			struct iovec iov = {buf + i * 2 * CLUSTER, nsect * 512};
+
+			*value = *value == 255 ? 1 : *value + 1;
+			memset(iov.iov_base, *value, nsect * 512);
+			note_write(r, sect, nsect, *value);
+			assert_int_equal(vd_submit_writev(ctx, img, &iov, 1, sect * 512ull, batch_cb,
+							  &done), 0);
+		}
+	}
+	while (done < 2) {
+		assert_true(vd_ctx_poll(ctx, 1) >= 0);
+	}
+	assert_int_equal(vd_submit_flush(ctx, img, batch_cb, &done), 0);
+	assert_int_equal(vd_submit_flush(ctx, img, batch_cb, &done), 0);
+	while (done < 4) {
+		assert_true(vd_ctx_poll(ctx, 1) >= 0);
+	}
+	note_flush(r);
+}
+
 static void workload(struct run *r, int nops, bool clone)
 {
 	struct vd_create_opts co;
 	struct vd_open_opts oo;
 	struct vd_image *img;
-	uint8_t *buf = malloc(4 * CLUSTER);
+	struct vd_ctx *ctx;
+	uint8_t *buf = aligned_alloc(4096, 4 * CLUSTER);
 	uint8_t value = 0;
 	/* live snapshots and the model of the disk when each was taken */
 	struct {
@@ -287,8 +334,9 @@ static void workload(struct run *r, int nops, bool clone)
 	assert_int_equal(vd_open_with_ops("mem", &oo, &mf_ops, &r->file, &img, NULL), 0);
 	r->open_op = r->file.nops;
 	note_flush(r);
+	assert_int_equal(vd_ctx_create(8, &ctx), 0);
 	for (int i = 0; i < nops; i++) {
-		uint32_t kind = rnd(13);
+		uint32_t kind = rnd(14);
 		uint32_t sect = rnd(NSECT), nsect = 1 + rnd(3 * CLUSTER / 512);
 
 		nsect = sect + nsect > NSECT ? NSECT - sect : nsect;
@@ -340,8 +388,12 @@ static void workload(struct run *r, int nops, bool clone)
 			assert_int_equal(vd_snapshot_revert(img, snaps[k].name, NULL), 0);
 			r->snap_ops++;
 			note_flush(r);
+		} else if (kind == 13) {
+			async_batch(r, img, ctx, buf, &value);
+			r->batches++;
 		}
 	}
+	vd_ctx_destroy(ctx);
 	assert_int_equal(vd_close(img), 0);
 	note_flush(r);
 	free(snaps);
@@ -509,9 +561,11 @@ static void run_harness(int nops, bool clone)
 
 	workload(r, nops, clone);
 	explore(r, 1);
-	printf("crash harness%s: %zu recorded operations (%d snapshot create/delete/revert), "
-	       "%llu crash states opened and verified\n", clone ? " (linked clone)" : "",
-	       r->file.nops - r->open_op, r->snap_ops, (unsigned long long)r->states);
+	printf("crash harness%s: %zu recorded operations (%d snapshot create/delete/revert, "
+	       "%d asynchronous batches), %llu crash states opened and verified\n",
+	       clone ? " (linked clone)" : "", r->file.nops - r->open_op, r->snap_ops, r->batches,
+	       (unsigned long long)r->states);
+	assert_true(r->batches > 0);
 	assert_true(r->states > (clone ? 300u : 1000u));
 	free_run(r);
 	free(r);
