@@ -50,8 +50,8 @@
  * while a window of DP_NAP_US brings at least DP_HEAVY frames, naps
  * DP_NAP_US at a time with guest kicks off below that, and sleeps on
  * kicks once DP_IDLE_US passed without a frame. */
-#define DP_NAP_US 50u
-#define DP_HEAVY (DP_BURST / 2)
+#define DP_NAP_US 100u
+#define DP_HEAVY DP_BURST
 #define DP_IDLE_US 1000u
 /* Timer slack for the naps: the default 50 us would double them. */
 #define DP_NAP_SLACK_NS 1000ul

@@ -11,8 +11,10 @@ frame after each silence in a list spanning every phase and its borders,
 plus seeded random ones, and waits for each on the other port with a
 100 ms deadline, well under the 1 s after which a stranded frame would be
 rescued by housekeeping.  Then a burst of load followed by silence: the
-client sends 200,000 frames a second for a second, and every one must
-arrive.
+client sends 200,000 frames a second for a second (spinning and napping
+by turns), and every one must arrive within 500 ms (a loaded machine can
+hold the switch off its core for a while; a frame stranded until the
+housekeeping wake-up would mostly take longer).
 
 usage: test_wakeup.py VSWITCHD VSWITCHCTL VSW_PACE WORKDIR
 """
@@ -29,10 +31,10 @@ from switchlib import Checks, Switch, SwitchError, wait_for  # noqa: E402
 VSWITCHD, VSWITCHCTL, VSW_PACE, WORKDIR = sys.argv[1:5]
 check = Checks()
 
-# Microseconds.  The datapath judges spinning in 50 us windows, naps 50 us
+# Microseconds.  The datapath judges spinning in 100 us windows, naps 100 us
 # at a time and sleeps after 1000 us without a frame: around each border,
 # and past the 1 s housekeeping wake-up.
-BORDER_GAPS = [0, 5, 30, 49, 50, 51, 80, 100, 200, 500, 950, 999, 1000,
+BORDER_GAPS = [0, 5, 30, 50, 99, 100, 101, 150, 200, 500, 950, 999, 1000,
                1001, 1050, 1200, 2000, 5000, 20000, 200000, 1100000]
 
 
@@ -85,13 +87,13 @@ def main():
                   + (": " + "; ".join(lost[:5]) if lost else "")
                   + ("" if "gaps: sent" in out else ": " + out[-500:]))
             rc, out = pace(socks, ["--rate", "200000", "--secs", "1",
-                                   "--warmup", "0", "--deadline-ms", "100"],
+                                   "--warmup", "0", "--deadline-ms", "500"],
                            os.path.join(d, "rate.log"))
             line = next((ln for ln in out.splitlines()
                          if ln.startswith("rate:")), out[-300:])
             check(rc == 0 and " lost 0 " in line,
                   f"200,000 frames/s for 1 s, then silence: every frame "
-                  f"arrived within 100 ms ({line})")
+                  f"arrived within 500 ms ({line})")
     except (SwitchError, subprocess.TimeoutExpired) as e:
         check(False, f"wakeup: {e}")
     return check.status()
