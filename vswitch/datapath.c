@@ -9,7 +9,7 @@
  * since sends are batched and an edit in place would show in the others.
  *
  * Locking: the datapath thread holds dp->lock while it works and drops it
- * between rounds and while it sleeps.  The control thread announces itself
+ * between rounds and while it naps or sleeps.  The control thread announces itself
  * in 'ctl_waiting' so a polling datapath steps aside instead of winning
  * the unfair mutex forever.  Devices are opened and closed with the lock
  * released: rte_vhost's thread takes it (through the quiesce hook) and

@@ -3,8 +3,10 @@
 # Runs vswitchd beside its anchors in one go and prints forwarding rates
 # with ratios (a benchmark, run by hand, never by meson test):
 #
-#   vswitchd     this project's switch, release build, --poll --poll-cpu 0,
-#                bridge br0 with two vhost-user ports
+#   vswitchd-event  this project's switch, release build, in its default
+#                event mode (no options: its EAL pins it to CPU 0), bridge
+#                br0 with two vhost-user ports; SYSTEMS name: event
+#   vswitchd-poll   the same with --poll --poll-cpu 0; SYSTEMS name: vswitchd
 #   testpmd-io   the limit: dpdk-testpmd io forwarding between two net_vhost
 #                ports (no switching at all), forwarding lcore on CPU 0
 #   ovs-dpdk     Open vSwitch with DPDK (ovs-vswitchd-dpdk), a netdev bridge
@@ -44,6 +46,14 @@
 # circulate in both setups.  testpmd-io does no VLAN work; its row is the
 # limit for both setups.
 #
+# Then, in the same round, light load (LIGHT_SYSTEMS: event, poll, ovs; access
+# VLAN 10 on both ports), driven by tests/bench/vsw-pace on CPU 1 (one
+# thread, two net_virtio_user ports): LIGHT_PPS evenly spaced 64-byte
+# frames p0 -> p1 for LIGHT_SECS after 1 s, the switch's CPU time (every
+# thread, schedstat) over that window and each frame's latency (p50, p99);
+# then, for vswitchd only, IDLE_REPEAT frames each after 1 s of silence
+# (the latency of the first frame after idle; the round's p50 and max).
+#
 # Then the idle cost: vswitchd in its default event mode with two
 # vhost-user ports and a connected but silent client (testpmd rxonly, no
 # --tx-first); its CPU time (utime+stime, /proc/PID/stat) over IDLE_SECS.
@@ -56,7 +66,9 @@
 #
 # Usage: tests/bench/bench-vswitch.sh [BUILD_DIR]
 #   env: SECS (10) WARMUP (3) ROUNDS (3) IDLE_SECS (10) HUGEPAGES (auto)
-#        SIZES ("64 1518") VLANS ("access trunk") SYSTEMS ("io vswitchd ovs")
+#        SIZES ("64 1518") VLANS ("access trunk") SYSTEMS ("io vswitchd event ovs")
+#        LIGHT_SYSTEMS ("event poll ovs"; "" for none) LIGHT_PPS (100000)
+#        LIGHT_SECS (5) IDLE_REPEAT (10)
 #        BURSTS (1) MAX_LOAD (unset: do not wait for a quiet machine)
 #        KEEP_TMP=1 keeps the temp dir with every log.
 set -euo pipefail
