@@ -9,7 +9,7 @@
  * since sends are batched and an edit in place would show in the others.
  *
  * Locking: the datapath thread holds dp->lock while it works and drops it
- * between rounds and while it sleeps.  The control thread announces itself
+ * between rounds and while it naps or sleeps.  The control thread announces itself
  * in 'ctl_waiting' so a polling datapath steps aside instead of winning
  * the unfair mutex forever.  Devices are opened and closed with the lock
  * released: rte_vhost's thread takes it (through the quiesce hook) and
@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,6 +46,15 @@
 #define DP_TXBUF 64
 #define DP_HOUSEKEEPING_MS 1000u
 #define DP_MAX_EVENTS 64
+/* Event mode's pacing (docs/vswitch.md, "Event mode"): the thread spins
+ * while a window of DP_NAP_US brings at least DP_HEAVY frames, naps
+ * DP_NAP_US at a time with guest kicks off below that, and sleeps on
+ * kicks once DP_IDLE_US passed without a frame. */
+#define DP_NAP_US 100u
+#define DP_HEAVY DP_BURST
+#define DP_IDLE_US 1000u
+/* Timer slack for the naps: the default 50 us would double them. */
+#define DP_NAP_SLACK_NS 1000ul
 /* Per bridge: room for a burst of unicast frames plus one full flood. */
 #define DP_OUTPUTS(max_ports) (2u * DP_BURST + (max_ports))
 /* Data room for one mbuf: a 1518-byte frame in one segment; jumbo frames
@@ -106,6 +116,12 @@ struct vsw_dp {
 	int *dups; /* our duplicates of the ports' descriptors in 'ep' */
 	unsigned int n_dups;
 	uint64_t next_housekeeping_ms;
+	/* event mode's pacing, in TSC cycles: */
+	bool napping;          /* below DP_HEAVY a window: nap between rounds */
+	uint64_t window_start; /* of the current spinning window */
+	unsigned int window_frames;
+	uint64_t last_frame;   /* the last round that received a frame */
+	uint64_t nap_cycles, idle_cycles;
 };
 
 /* TSC cycles per millisecond, set once the EAL has measured the TSC.  The
@@ -492,9 +508,67 @@ static void dp_sleep(struct vsw_dp *dp)
 	set_notify(dp, false);
 }
 
+/* Sleeps DP_NAP_US with kicks left off: frames gather in the rings and the
+ * next round takes them as one burst, for the price of one timer wake-up. */
+static void dp_nap(struct vsw_dp *dp)
+{
+	struct timespec ts = {.tv_nsec = (long)DP_NAP_US * 1000};
+
+	pthread_mutex_unlock(&dp->lock);
+	nanosleep(&ts, NULL);
+	pthread_mutex_lock(&dp->lock);
+}
+
+static void new_window(struct vsw_dp *dp, uint64_t now)
+{
+	dp->napping = false;
+	dp->window_start = now;
+	dp->window_frames = 0;
+}
+
+/* Event mode, after a round that received 'did' frames: spin on, nap or
+ * sleep (docs/vswitch.md, "Event mode").  Spinning is judged a window of
+ * DP_NAP_US at a time: a window that brought fewer frames than DP_HEAVY
+ * would have fitted in one nap's burst, so the thread naps; one nap that
+ * gathers DP_HEAVY frames puts it back to spinning.  Either way the rings
+ * are looked at every DP_NAP_US at the latest while frames come, and kicks
+ * are asked for only after DP_IDLE_US without one. */
+static void event_step(struct vsw_dp *dp, unsigned int did)
+{
+	uint64_t now = rte_rdtsc();
+
+	if (did) {
+		dp->last_frame = now;
+	}
+	if (!dp->napping) {
+		dp->window_frames += did;
+		if (now - dp->window_start < dp->nap_cycles) {
+			return;
+		}
+		if (dp->window_frames >= DP_HEAVY) {
+			new_window(dp, now);
+			return;
+		}
+		dp->napping = true;
+	} else if (did >= DP_HEAVY) {
+		new_window(dp, now);
+		return;
+	}
+	if (now - dp->last_frame < dp->idle_cycles) {
+		dp_nap(dp);
+		return;
+	}
+	dp_sleep(dp);
+	/* Woken by a frame, most likely: spin a window in case more follow. */
+	now = rte_rdtsc();
+	dp->last_frame = now;
+	new_window(dp, now);
+}
+
 static void *dp_main(void *arg)
 {
 	struct vsw_dp *dp = arg;
+	uint64_t hz = rte_get_tsc_hz();
 
 	/* An lcore id gives the thread its own mempool cache. */
 	rte_thread_register();
@@ -505,14 +579,18 @@ static void *dp_main(void *arg)
 		CPU_SET(dp->poll_cpu, &set);
 		pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 	}
+	dp->nap_cycles = hz / 1000000 * DP_NAP_US;
+	dp->idle_cycles = hz / 1000000 * DP_IDLE_US;
+	prctl(PR_SET_TIMERSLACK, DP_NAP_SLACK_NS, 0, 0, 0);
 	pthread_mutex_lock(&dp->lock);
+	new_window(dp, rte_rdtsc());
 	while (!atomic_load(&dp->stop)) {
 		uint64_t now_ms = vsw_dp_now_ms();
 		unsigned int did = dp_round(dp, now_ms);
 
 		housekeeping(dp, now_ms);
-		if (did == 0 && !dp->poll) {
-			dp_sleep(dp);
+		if (!dp->poll) {
+			event_step(dp, did);
 		}
 		if (atomic_load(&dp->ctl_waiting)) {
 			pthread_mutex_unlock(&dp->lock);
