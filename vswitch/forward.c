@@ -113,6 +113,8 @@ struct frame {
 	struct vsw_counters *vc; /* the frame's VLAN's, once it has one */
 	struct vsw_verdict *v;
 	struct vsw_output *outs; /* this frame's first output */
+	bool learn_idempotent;   /* learning the last frame's source again now
+				  * would change nothing, not even a counter */
 };
 
 static bool mac_is_group(const uint8_t *mac)
@@ -206,7 +208,19 @@ static void switch_frame(struct frame *f, uint16_t vid, uint64_t now_ms)
 		drop_frame(f, VSW_DROP_RESERVED_GROUP);
 		return;
 	}
-	(void)vsw_mac_learn(f->br->macs, vid, src, f->in_no, now_ms);
+	/* A refused station (static elsewhere, or no room) counts each time
+	 * it is seen, so a repeat of this frame must learn again. */
+	switch (vsw_mac_learn(f->br->macs, vid, src, f->in_no, now_ms)) {
+	case VSW_MAC_LEARNED:
+	case VSW_MAC_REFRESHED:
+	case VSW_MAC_MOVED:
+	case VSW_MAC_STATIC:
+		f->learn_idempotent = true;
+		break;
+	case VSW_MAC_STATIC_CONFLICT:
+	case VSW_MAC_NO_SPACE:
+		break;
+	}
 	to = mac_is_group(dst) ? VSW_MAC_NO_PORT : vsw_mac_lookup(f->br->macs, vid, dst, now_ms);
 	if (to == f->in_no) {
 		drop_frame(f, VSW_DROP_SAME_PORT); /* rule 2 */
@@ -231,6 +245,7 @@ static int decide(struct frame *f, const struct vsw_pkt *pkt, uint64_t now_ms, u
 	f->data = pkt->data;
 	f->len_bytes = pkt->len_bytes;
 	f->vc = NULL;
+	f->learn_idempotent = false;
 	vlan_ingress_decide(f->in->vlan, pkt->data, pkt->len_bytes, &f->ing);
 	vid = f->ing.action == VLAN_INGRESS_DROP ? 0 : f->ing.meta.vlan.vid;
 	if (vid != 0 && vsw_flood_count(f->br, vid) > room) {
@@ -257,11 +272,14 @@ static int decide(struct frame *f, const struct vsw_pkt *pkt, uint64_t now_ms, u
  * the same 'now_ms', the same destination.  Bursts from one guest are
  * mostly one flow, so when the previous frame went to one known port,
  * only its counting is redone: no parse, learning or lookup.  Floods and
- * drops are decided afresh, since they count on other ports too. */
-static bool repeats(const struct vsw_pkt *pkt, const struct vsw_pkt *prev,
+ * drops are decided afresh, since they count on other ports too; so is a
+ * frame whose source the table refused, since each refusal counts in the
+ * table's statistics ('learn_idempotent'). */
+static bool repeats(const struct frame *f, const struct vsw_pkt *pkt, const struct vsw_pkt *prev,
 		    const struct vsw_verdict *pv)
 {
-	return pv->n_outputs == 1 && !pv->flooded && pkt->len_bytes >= VSW_PEEK_BYTES &&
+	return f->learn_idempotent && pv->n_outputs == 1 && !pv->flooded &&
+	       pkt->len_bytes >= VSW_PEEK_BYTES &&
 	       prev->len_bytes >= VSW_PEEK_BYTES &&
 	       memcmp(pkt->data, prev->data, VSW_PEEK_BYTES) == 0;
 }
@@ -305,7 +323,7 @@ int vsw_forward_burst(struct vsw_bridge *br, uint16_t in_port, const struct vsw_
 	for (i = 0; i < n_pkts; i++) {
 		f.v = &verdicts[i];
 		f.outs = outputs ? outputs + used : NULL;
-		if (i > 0 && outputs && repeats(&pkts[i], &pkts[i - 1], &verdicts[i - 1])) {
+		if (i > 0 && outputs && repeats(&f, &pkts[i], &pkts[i - 1], &verdicts[i - 1])) {
 			ret = repeat(&f, &pkts[i], &verdicts[i - 1],
 				     &outputs[verdicts[i - 1].first_output], max_outputs - used);
 		} else {

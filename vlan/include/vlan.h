@@ -263,7 +263,9 @@ struct vlan_meta {
 			       * a tunnel port) */
 	uint16_t cvid;        /* VID of the first tag inside the frame's
 			       * VLAN (the customer's, in QinQ), looking
-			       * through one priority tag; 0 if none */
+			       * through every priority tag; 0 if none;
+			       * VLAN_VID_RESERVED if the VLAN_MAX_TAGS
+			       * tags read carry none and another follows */
 };
 
 enum vlan_ingress_action {

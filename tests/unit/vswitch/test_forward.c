@@ -779,6 +779,53 @@ static void test_burst_stops_where_outputs_run_out(void **state)
 	assert_int_equal(vsw_forward(br, VSW_PORT_NONE, frames[0], 60, now, v, outs, 64), -ENODEV);
 }
 
+/* A repeated frame skips learning only if learning again would change
+ * nothing: a source the table refuses counts in its statistics each time,
+ * in a burst as one by one (found by tests/fuzz/fuzz_frames.c). */
+static void test_burst_repeats_count_refused_sources(void **state)
+{
+	uint8_t frame[64];
+	struct vsw_pkt pkts[3];
+	struct vsw_verdict v[3];
+	struct vsw_fdb_stats st;
+	struct vsw_bridge_opts opts;
+	int i;
+
+	/* Station 1 is static on A2; its frames from A1 are refused. */
+	assert_int_equal(vsw_fdb_add_static(br, 10, station(1), A2), 0);
+	send_simple(A2, mac_bcast, station(2), NULL, 0);
+	frame_make(frame, station(2), station(1), NULL, 0, MIN_PAYLOAD_BYTES, 0);
+	for (i = 0; i < 3; i++) {
+		pkts[i] = (struct vsw_pkt){.data = frame, .len_bytes = 60};
+	}
+	assert_int_equal(vsw_forward_burst(br, A1, pkts, 3, now, v, outs, MAX_OUTS), 3);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(v[i].n_outputs, 1);
+		assert_int_equal(outs[v[i].first_output].port_no, A2);
+	}
+	vsw_fdb_get_stats(br, &st);
+	assert_int_equal(st.static_conflicts, 3);
+
+	/* A table of one static entry has no room for station 3. */
+	vsw_bridge_destroy(br);
+	vsw_bridge_opts_init(&opts);
+	opts.mac_capacity = 1;
+	opts.hash_seed = 42;
+	br = bridge_make(&opts);
+	for (i = 0; i < N_PORTS; i++) {
+		assert_int_equal(port_add(br, &fixture_ports[i], &tx_ctx[i], 0), i);
+	}
+	assert_int_equal(vsw_fdb_add_static(br, 10, station(1), A2), 0);
+	frame_make(frame, station(1), station(3), NULL, 0, MIN_PAYLOAD_BYTES, 0);
+	assert_int_equal(vsw_forward_burst(br, A1, pkts, 3, now, v, outs, MAX_OUTS), 3);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(v[i].n_outputs, 1);
+	}
+	vsw_fdb_get_stats(br, &st);
+	assert_int_equal(st.no_space, 3);
+	assert_int_equal(st.learned, 0);
+}
+
 /* --- Reconfiguration --- */
 
 static void test_removed_port_takes_its_entries(void **state)
@@ -1547,6 +1594,7 @@ int main(void)
 		T(test_reserved_group_not_forwarded),
 		T(test_jumbo_9000_byte_frame_forwarded_intact),
 		T(test_burst_stops_where_outputs_run_out),
+		T(test_burst_repeats_count_refused_sources),
 		T(test_removed_port_takes_its_entries),
 		T(test_set_vlan_moves_port_and_forgets_old_vlan),
 		T(test_fdb_static_dump_flush),
