@@ -135,6 +135,21 @@ void vsctl_print_show(FILE *f, struct json_object *result)
  * longer, so the column grows to the longest one. */
 #define FDB_PORT_MIN_WIDTH 5
 
+/* "entries 8192 of 8192 (2 static); learned ..., evicted 91808 (full) 0
+ * (limit)": one line, so a flood shows at a glance. */
+static void print_fdb_stats(FILE *f, struct json_object *s)
+{
+	if (!s) {
+		return;
+	}
+	fprintf(f,
+		"entries %s of %s (%s static); learned %s, moved %s, expired %s, "
+		"evicted %s (table full) %s (port limit)\n",
+		text(s, "entries"), text(s, "capacity"), text(s, "static_entries"),
+		text(s, "learned"), text(s, "moved"), text(s, "expired"), text(s, "evicted_full"),
+		text(s, "evicted_limit"));
+}
+
 void vsctl_print_fdb(FILE *f, struct json_object *result)
 {
 	struct json_object *entries = member(result, "entries");
@@ -156,6 +171,7 @@ void vsctl_print_fdb(FILE *f, struct json_object *result)
 			is_static && json_object_get_boolean(is_static) ? "static"
 									: text(e, "age_s"));
 	}
+	print_fdb_stats(f, member(result, "stats"));
 }
 
 /* ------------------------------------------------------------- stats */
@@ -212,6 +228,17 @@ static void print_counters(FILE *f, struct json_object *c)
 	print_drops(f, "tx drops", member(c, "tx_drops"));
 }
 
+/* The port's share of the forwarding table and what it lost of it. */
+static void print_port_fdb(FILE *f, struct json_object *fdb)
+{
+	if (!fdb) {
+		return;
+	}
+	fprintf(f, "    fdb: %s entries (limit %s), %s learned, evicted %s (port limit) %s (table full)\n",
+		text(fdb, "entries"), text(fdb, "limit"), text(fdb, "learned"),
+		text(fdb, "evicted_limit"), text(fdb, "evicted_full"));
+}
+
 /* What the port's device (vhost ring, tap, NIC) counted, apart from the
  * switch: frames lost there never reached the switch's counters. */
 static void print_device(FILE *f, struct json_object *dev)
@@ -241,6 +268,7 @@ void vsctl_print_stats(FILE *f, struct json_object *result)
 
 		fprintf(f, "port %s:\n", text(port, "name"));
 		print_counters(f, port);
+		print_port_fdb(f, member(port, "fdb"));
 		print_device(f, member(port, "device"));
 	}
 	for (size_t i = 0; i < array_len(vlans); i++) {

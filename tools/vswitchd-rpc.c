@@ -568,10 +568,37 @@ static int fdb_entry_json(const struct vsw_fdb_entry *e, void *arg)
 	return 0;
 }
 
+/* The table's counters: how full it is and why entries went. */
+static struct json_object *fdb_stats_json(const struct vsw_fdb_stats *s)
+{
+	struct json_object *o = json_object_new_object();
+	const struct {
+		const char *name;
+		uint64_t value;
+	} f[] = {
+		{"entries", s->entries},
+		{"static_entries", s->static_entries},
+		{"capacity", s->capacity},
+		{"learned", s->learned},
+		{"moved", s->moved},
+		{"expired", s->expired},
+		{"evicted_full", s->evicted_full},
+		{"evicted_limit", s->evicted_limit},
+		{"static_conflicts", s->static_conflicts},
+		{"no_space", s->no_space},
+	};
+
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		json_object_object_add(o, f[i].name, json_object_new_int64((int64_t)f[i].value));
+	}
+	return o;
+}
+
 static int m_fdb_show(struct rpc_call *c)
 {
 	struct vsw_dp_bridge_info br;
 	struct fdb_walk w = {.entries = json_object_new_array()};
+	struct vsw_fdb_stats stats;
 	int ret;
 
 	vsw_dp_lock(DP(c));
@@ -579,9 +606,13 @@ static int m_fdb_show(struct rpc_call *c)
 	if (ret == 0) {
 		w.bridge = br.bridge;
 		vsw_fdb_dump(br.bridge, vsw_dp_now_ms(), fdb_entry_json, &w);
+		vsw_fdb_get_stats(br.bridge, &stats);
 	}
 	vsw_dp_unlock(DP(c));
 	json_object_object_add(rpc_call_result(c), "entries", w.entries);
+	if (ret == 0) {
+		json_object_object_add(rpc_call_result(c), "stats", fdb_stats_json(&stats));
+	}
 	return ret;
 }
 
@@ -754,21 +785,37 @@ static struct json_object *device_json(const struct vsw_port_stats *s)
 	return o;
 }
 
+/* A port's share of the forwarding table, and what it lost of it. */
+static struct json_object *port_fdb_json(const struct vsw_port_fdb_stats *s)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "entries", json_object_new_int64(s->entries));
+	json_object_object_add(o, "limit", json_object_new_int64(s->limit));
+	json_object_object_add(o, "learned", json_object_new_int64((int64_t)s->learned));
+	json_object_object_add(o, "evicted_limit", json_object_new_int64((int64_t)s->evicted_limit));
+	json_object_object_add(o, "evicted_full", json_object_new_int64((int64_t)s->evicted_full));
+	return o;
+}
+
 static void stats_port(struct rpc_call *c, const struct vsw_dp_bridge_info *br, uint16_t p,
 		       struct json_object *ports)
 {
 	const char *name = vsw_port_name(br->bridge, p);
 	struct vsw_dp_port_info info;
+	struct vsw_port_fdb_stats fdb;
 	struct vsw_counters k;
 	struct json_object *o;
 
 	if (!name || vsw_port_get_counters(br->bridge, p, &k) < 0 ||
+	    vsw_port_get_fdb_stats(br->bridge, p, &fdb) < 0 ||
 	    vsw_dp_port_info(DP(c), name, &info) < 0) {
 		return;
 	}
 	o = json_object_new_object();
 	json_object_object_add(o, "name", json_object_new_string(name));
 	counters_json(&k, o);
+	json_object_object_add(o, "fdb", port_fdb_json(&fdb));
 	json_object_object_add(o, "device", device_json(&info.device));
 	json_object_array_add(ports, o);
 }

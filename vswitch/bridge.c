@@ -280,6 +280,8 @@ int vsw_port_add(struct vsw_bridge *br, const struct vsw_port_opts *opts, uint16
 	port->mac_limit = opts->mac_limit;
 	vsw_mac_set_port_limit(br->macs, (uint16_t)slot,
 			       opts->mac_limit ? opts->mac_limit : br->port_mac_limit);
+	/* The number may have served a removed port: its losses are not ours. */
+	vsw_mac_clear_port_stats(br->macs, (uint16_t)slot);
 	*port_nop = (uint16_t)slot;
 	return 0;
 out_release:
@@ -540,4 +542,21 @@ void vsw_fdb_get_stats(const struct vsw_bridge *br, struct vsw_fdb_stats *stats)
 	stats->evicted_limit = ms.evicted_limit;
 	stats->static_conflicts = ms.static_conflicts;
 	stats->no_space = ms.no_space;
+}
+
+int vsw_port_get_fdb_stats(const struct vsw_bridge *br, uint16_t port_no,
+			   struct vsw_port_fdb_stats *stats)
+{
+	struct vsw_mac_port_stats ps;
+
+	if (!vsw_bport_get(br, port_no) ||
+	    vsw_mac_get_port_stats(br->macs, port_no, &ps) < 0) {
+		return -ENODEV;
+	}
+	stats->entries = ps.entries;
+	stats->limit = ps.limit;
+	stats->learned = ps.learned;
+	stats->evicted_limit = ps.evicted_limit;
+	stats->evicted_full = ps.evicted_full;
+	return 0;
 }

@@ -40,6 +40,9 @@ struct port_state {
 	uint32_t count;    /* learned entries (rule 3) */
 	uint32_t limit;    /* most learned entries allowed, >= 1 */
 	uint32_t heap_pos; /* index in 'heap' (rule 4) */
+	uint64_t learned;       /* counters of struct vsw_mac_port_stats */
+	uint64_t evicted_limit;
+	uint64_t evicted_full;
 };
 
 struct vsw_mac_table {
@@ -273,11 +276,18 @@ static uint32_t entry_insert(struct vsw_mac_table *t, uint64_t key, uint16_t por
 	return i;
 }
 
-/* Evicts the least recently seen learned entry of 'port'. */
-static void evict_oldest(struct vsw_mac_table *t, uint16_t port, uint64_t *counter)
+/* Evicts the least recently seen learned entry of 'port', counting it in the
+ * table's and the port's counters: 'full' says which pair. */
+static void evict_oldest(struct vsw_mac_table *t, uint16_t port, bool full)
 {
 	entry_remove(t, t->ports[port].head);
-	(*counter)++;
+	if (full) {
+		t->stats.evicted_full++;
+		t->ports[port].evicted_full++;
+	} else {
+		t->stats.evicted_limit++;
+		t->ports[port].evicted_limit++;
+	}
 }
 
 /* Frees one entry for a new one: first what has expired (at most one scan
@@ -298,7 +308,7 @@ static bool make_room(struct vsw_mac_table *t, uint64_t now_ms)
 	if (t->ports[t->heap[0]].count == 0) {
 		return false;
 	}
-	evict_oldest(t, t->heap[0], &t->stats.evicted_full);
+	evict_oldest(t, t->heap[0], true);
 	return true;
 }
 
@@ -306,7 +316,7 @@ static bool make_room(struct vsw_mac_table *t, uint64_t now_ms)
 static void keep_port_limit(struct vsw_mac_table *t, uint16_t port)
 {
 	if (t->ports[port].count >= t->ports[port].limit) {
-		evict_oldest(t, port, &t->stats.evicted_limit);
+		evict_oldest(t, port, false);
 	}
 }
 
@@ -325,6 +335,7 @@ static enum vsw_mac_learn learn_new(struct vsw_mac_table *t, uint64_t key, uint1
 	t->entries[i].seen_ms = now_ms;
 	lru_append(t, i);
 	t->stats.learned++;
+	t->ports[port].learned++;
 	return VSW_MAC_LEARNED;
 }
 
@@ -340,6 +351,7 @@ static enum vsw_mac_learn learn_move(struct vsw_mac_table *t, uint32_t i, uint16
 	e->seen_ms = now_ms;
 	lru_append(t, i);
 	t->stats.moved++;
+	t->ports[port].learned++;
 	return VSW_MAC_MOVED;
 }
 
@@ -407,7 +419,7 @@ int vsw_mac_add_static(struct vsw_mac_table *t, uint16_t vid, const uint8_t *mac
 	/* A static entry is the administrator's word: it may evict learned
 	 * ones, but never another static one. */
 	if (t->free_head == NIL && t->ports[t->heap[0]].count > 0) {
-		evict_oldest(t, t->heap[0], &t->stats.evicted_full);
+		evict_oldest(t, t->heap[0], true);
 	}
 	if (t->free_head == NIL) {
 		return -ENOSPC;
@@ -499,7 +511,7 @@ int vsw_mac_set_port_limit(struct vsw_mac_table *t, uint16_t port, uint32_t limi
 	}
 	t->ports[port].limit = limit;
 	while (t->ports[port].count > limit) {
-		evict_oldest(t, port, &t->stats.evicted_limit);
+		evict_oldest(t, port, false);
 	}
 	return 0;
 }
@@ -515,6 +527,32 @@ uint32_t vsw_mac_port_count(const struct vsw_mac_table *t, uint16_t port)
 void vsw_mac_get_stats(const struct vsw_mac_table *t, struct vsw_mac_stats *stats)
 {
 	*stats = t->stats;
+}
+
+int vsw_mac_get_port_stats(const struct vsw_mac_table *t, uint16_t port,
+			   struct vsw_mac_port_stats *stats)
+{
+	const struct port_state *p;
+
+	if (port >= t->n_ports) {
+		return -EINVAL;
+	}
+	p = &t->ports[port];
+	stats->entries = p->count;
+	stats->limit = p->limit;
+	stats->learned = p->learned;
+	stats->evicted_limit = p->evicted_limit;
+	stats->evicted_full = p->evicted_full;
+	return 0;
+}
+
+void vsw_mac_clear_port_stats(struct vsw_mac_table *t, uint16_t port)
+{
+	if (port < t->n_ports) {
+		t->ports[port].learned = 0;
+		t->ports[port].evicted_limit = 0;
+		t->ports[port].evicted_full = 0;
+	}
 }
 
 int vsw_mac_foreach(const struct vsw_mac_table *t, uint64_t now_ms,

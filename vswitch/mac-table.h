@@ -57,6 +57,18 @@ struct vsw_mac_stats {
 	uint64_t no_space;       /* not learned: the table held only static entries */
 };
 
+/* One port's share of the table: what it holds and what it lost, so a port
+ * that floods the table with new sources shows its own losses. */
+struct vsw_mac_port_stats {
+	uint32_t entries;       /* learned entries it holds now */
+	uint32_t limit;         /* the most it may hold */
+	uint64_t learned;       /* entries that came to it: new stations and
+				 * stations that moved to it */
+	uint64_t evicted_limit; /* its entries evicted to keep its limit */
+	uint64_t evicted_full;  /* its entries evicted because the table was
+				 * full and it had learned the most */
+};
+
 /* One entry, as vsw_mac_foreach() shows it. */
 struct vsw_mac_info {
 	uint8_t mac[6];
@@ -115,6 +127,13 @@ int vsw_mac_set_port_limit(struct vsw_mac_table *table, uint16_t port, uint32_t 
 /* Learned (dynamic) entries on 'port', live or expired but not reclaimed. */
 uint32_t vsw_mac_port_count(const struct vsw_mac_table *table, uint16_t port);
 void vsw_mac_get_stats(const struct vsw_mac_table *table, struct vsw_mac_stats *stats);
+/* Copies 'port's share into '*stats'.  Returns 0, or -EINVAL for a port out
+ * of range. */
+int vsw_mac_get_port_stats(const struct vsw_mac_table *table, uint16_t port,
+			   struct vsw_mac_port_stats *stats);
+/* Zeroes 'port's learned and evicted counts, for a port number given to a
+ * new port.  Its entries and limit stay. */
+void vsw_mac_clear_port_stats(struct vsw_mac_table *table, uint16_t port);
 
 /* Calls 'cb' for each live entry at 'now_ms', in no particular order; stops
  * at and returns the first non-zero value 'cb' returns, else 0.  'cb' must

@@ -272,6 +272,17 @@ struct vsw_fdb_stats {
 	uint64_t no_space;         /* not learned: table full of static entries */
 };
 
+/* One port's share of the forwarding database.  A port that sources frames
+ * from ever new MACs loses its own oldest entries, to its limit or, with the
+ * table full, as the biggest learner; these say how many it lost. */
+struct vsw_port_fdb_stats {
+	uint32_t entries;       /* learned entries it holds now */
+	uint32_t limit;         /* the most it may hold (the capacity if no limit) */
+	uint64_t learned;       /* new stations learned on it, and moved to it */
+	uint64_t evicted_limit; /* its entries evicted to keep its MAC limit */
+	uint64_t evicted_full;  /* its entries evicted because the table was full */
+};
+
 /* Adds or replaces the entry for ('vid', 'mac') with a static one on
  * 'port_no': it never ages, moves or is evicted.  Returns 0; -ENODEV; -EINVAL
  * for a bad VID, a multicast or zero 'mac', or a port not in 'vid';
@@ -292,5 +303,9 @@ int vsw_fdb_dump(const struct vsw_bridge *br, uint64_t now_ms,
 int vsw_fdb_lookup(const struct vsw_bridge *br, uint16_t vid, const uint8_t *mac,
 		   uint64_t now_ms);
 void vsw_fdb_get_stats(const struct vsw_bridge *br, struct vsw_fdb_stats *stats);
+/* Copies a port's share into '*stats'.  Returns 0 or -ENODEV.  Counting
+ * starts when the port is added. */
+int vsw_port_get_fdb_stats(const struct vsw_bridge *br, uint16_t port_no,
+			   struct vsw_port_fdb_stats *stats);
 
 #endif

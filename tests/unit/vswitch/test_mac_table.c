@@ -285,6 +285,59 @@ static void test_flooding_port_cannot_push_out_others(void **state)
 	vsw_mac_table_destroy(t);
 }
 
+/* Each port's share tells who lost what: the flooder's counters account for
+ * every entry it learned, the others show no loss. */
+static void test_port_stats_show_what_the_flooder_lost(void **state)
+{
+	struct vsw_mac_table *t = table_make(64, 4, 0);
+	struct vsw_mac_port_stats ps;
+	uint32_t i;
+
+	for (i = 0; i < 10; i++) {
+		vsw_mac_learn(t, 10, mac(i), 0, T0);
+	}
+	for (i = 1000; i < 2000; i++) {
+		vsw_mac_learn(t, 10, mac(i), 1, T0 + i);
+	}
+	assert_int_equal(vsw_mac_get_port_stats(t, 1, &ps), 0);
+	assert_int_equal(ps.entries, 54);
+	assert_int_equal(ps.limit, 64);
+	assert_int_equal(ps.learned, 1000);
+	assert_int_equal(ps.evicted_full, 1000 - 54);
+	assert_int_equal(ps.evicted_limit, 0);
+	assert_int_equal(vsw_mac_get_port_stats(t, 0, &ps), 0);
+	assert_int_equal(ps.entries, 10);
+	assert_int_equal(ps.learned, 10);
+	assert_int_equal(ps.evicted_full + ps.evicted_limit, 0);
+
+	/* Under a limit, the losses count as the port's limit evictions. */
+	assert_int_equal(vsw_mac_set_port_limit(t, 1, 20), 0);
+	for (i = 2000; i < 2100; i++) {
+		vsw_mac_learn(t, 10, mac(i), 1, T0 + i);
+	}
+	assert_int_equal(vsw_mac_get_port_stats(t, 1, &ps), 0);
+	assert_int_equal(ps.entries, 20);
+	assert_int_equal(ps.limit, 20);
+	assert_int_equal(ps.learned, 1100);
+	assert_int_equal(ps.evicted_full, 1000 - 54);
+	assert_int_equal(ps.evicted_limit, 54 - 20 + 100);
+	assert_int_equal(ps.learned - ps.evicted_full - ps.evicted_limit, ps.entries);
+	assert_int_equal(stats_of(t).evicted_limit, ps.evicted_limit);
+
+	/* A station moving in counts as learned on its new port. */
+	vsw_mac_learn(t, 10, mac(3), 2, T0 + 3000);
+	assert_int_equal(vsw_mac_get_port_stats(t, 2, &ps), 0);
+	assert_int_equal(ps.learned, 1);
+	assert_int_equal(ps.entries, 1);
+
+	vsw_mac_clear_port_stats(t, 1);
+	assert_int_equal(vsw_mac_get_port_stats(t, 1, &ps), 0);
+	assert_int_equal(ps.learned + ps.evicted_full + ps.evicted_limit, 0);
+	assert_int_equal(ps.entries, 20);
+	assert_int_equal(vsw_mac_get_port_stats(t, 4, &ps), -EINVAL);
+	vsw_mac_table_destroy(t);
+}
+
 static void test_full_table_reclaims_expired_before_evicting(void **state)
 {
 	struct vsw_mac_table *t = table_make(4, 4, 0);
@@ -642,6 +695,7 @@ int main(void)
 		cmocka_unit_test(test_port_limit_set_per_port_and_lowered),
 		cmocka_unit_test(test_full_table_evicts_from_biggest_learner),
 		cmocka_unit_test(test_flooding_port_cannot_push_out_others),
+		cmocka_unit_test(test_port_stats_show_what_the_flooder_lost),
 		cmocka_unit_test(test_full_table_reclaims_expired_before_evicting),
 		cmocka_unit_test(test_station_moves_and_is_counted),
 		cmocka_unit_test(test_move_into_full_port_evicts_its_oldest_not_the_mover),
