@@ -409,7 +409,7 @@ static int check_overcommit(struct ds_datastore *ds, struct json_object *doc, co
 		return 0;
 	}
 	errmsg_set(err, "datastore %s: adding %s (%s) would provision %s on %s of capacity, "
-			"a ratio of %.2f over the overcommit limit of %.2f", ds->name, rel,
+			"a ratio of %.2f, over the overcommit limit of %.2f", ds->name, rel,
 		   ds_human(add_bytes, a, sizeof(a)), ds_human(prov, p, sizeof(p)),
 		   ds_human(cap, c, sizeof(c)), cap ? (double)prov / (double)cap : INFINITY, limit);
 	return -ENOSPC;

@@ -48,7 +48,7 @@ static int refuse_template(const char *spec, const char *path)
 	}
 	ret = ds_open(NULL, ref.name, &ds, &err);
 	if (ret == 0 && ds_entry_find(ds, ref.rel, &e) == 0 && e.kind == DS_KIND_TEMPLATE) {
-		cli_error("%s: %s:%s is a template: it is read-only while it may have clones "
+		cli_error("%s is template %s:%s: it is read-only while it may have clones "
 			  "('vdisk template --clear' makes it an image again)",
 			  spec, ref.name, ref.rel);
 		ret = -EROFS;
