@@ -1030,8 +1030,10 @@ static int dest_close(struct dest *dst, bool failed)
 {
 	int ret = 0;
 
+	/* After a failure the image is deleted: its close failing too (a
+	 * full file system) is no news. */
 	if (dst->cd.img) {
-		ret = close_image(dst->cd.img, dst->path);
+		ret = failed ? vd_close(dst->cd.img) : close_image(dst->cd.img, dst->path);
 		dst->cd.img = NULL;
 	}
 	if (dst->cd.fd >= 0) {

@@ -289,28 +289,49 @@ static int lock_image(struct vd_image *img, unsigned flags, struct errmsg *err)
 	return ret;
 }
 
+static void users_add_pid(struct vd_users *u, long pid)
+{
+	for (unsigned i = 0; i < u->n_pids; i++) {
+		if (u->pids[i] == pid) {
+			return;
+		}
+	}
+	if (u->n_pids < VD_USERS_MAX) {
+		u->pids[u->n_pids++] = pid;
+	}
+}
+
 /* One line of /proc/locks: "N: OFDLCK ADVISORY  READ -1 fe:00:1234 START END".
- * OFD locks show no pid there, but our pid bytes show their offset. */
+ * OFD locks show no pid there, but our pid bytes show their offset; any
+ * other lock on the file (QEMU's on an ISO) means in use too, and POSIX
+ * and flock locks do show their pid. */
 static void users_from_line(const char *line, dev_t dev, ino_t ino, struct vd_users *u)
 {
 	unsigned maj, min;
 	unsigned long long inode;
 	long long start;
+	long pid;
 	char kind[16], type[16];
 
-	if (sscanf(line, "%*d: %15s %*s %15s %*d %x:%x:%llu %lld", kind, type, &maj, &min, &inode,
-		   &start) != 6 || strcmp(kind, "OFDLCK")) {
+	if (sscanf(line, "%*d: %15s %*s %15s %ld %x:%x:%llu %lld", kind, type, &pid, &maj, &min,
+		   &inode, &start) != 7) {
 		return;
 	}
 	if (maj != major(dev) || min != minor(dev) || inode != (unsigned long long)ino) {
 		return;
 	}
+	u->in_use = true;
+	if (strcmp(kind, "OFDLCK")) {
+		if (pid > 0) {
+			users_add_pid(u, pid);
+		}
+		return;
+	}
 	if (start == LOCK_USE_BYTE && !strcmp(type, "WRITE")) {
 		u->writer = true;
 	}
-	if (start >= LOCK_PID_BASE && start < LOCK_PID_BASE + LOCK_PID_SPAN &&
-	    u->n_pids < VD_USERS_MAX) {
-		u->pids[u->n_pids++] = (long)(start - LOCK_PID_BASE);
+	if (start >= LOCK_PID_BASE && start < LOCK_PID_BASE + LOCK_PID_SPAN) {
+		users_add_pid(u, (long)(start - LOCK_PID_BASE));
 	}
 }
 
@@ -339,7 +360,7 @@ int vd_image_users(const char *path, struct vd_users *u, struct errmsg *err)
 	}
 	u->in_use = fl.l_type != F_UNLCK;
 	u->writer = fl.l_type == F_WRLCK;
-	f = u->in_use ? fopen("/proc/locks", "re") : NULL;
+	f = fopen("/proc/locks", "re");
 	while (f && fgets(line, sizeof(line), f)) {
 		users_from_line(line, st.st_dev, st.st_ino, u);
 	}

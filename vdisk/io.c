@@ -23,6 +23,8 @@ struct vd_sub {
 	int iovcnt;
 	size_t len;
 	bool is_read;
+	int fd;
+	uint64_t host_off;
 };
 
 struct vd_req {
@@ -208,10 +210,40 @@ static void req_finish(struct vd_req *req)
 	free(req);
 }
 
+/* A short write to a regular file means the kernel stopped where the
+ * next byte would fail (ENOSPC, EDQUOT, EFBIG): write the rest, so the
+ * request ends with that error rather than a made-up EIO, and succeeds if
+ * the space came back.  Returns 0 when the rest was queued. */
+static int resubmit_rest(struct vd_sub *sub, size_t done)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&sub->req->ctx->ring);
+	int i = 0;
+
+	if (!sqe) {
+		return -EAGAIN;
+	}
+	sub->host_off += done;
+	sub->len -= done;
+	while (done >= sub->iov[i].iov_len) {
+		done -= sub->iov[i++].iov_len;
+	}
+	sub->iov[i].iov_base = (char *)sub->iov[i].iov_base + done;
+	sub->iov[i].iov_len -= done;
+	memmove(sub->iov, sub->iov + i, sizeof(*sub->iov) * (size_t)(sub->iovcnt - i));
+	sub->iovcnt -= i;
+	io_uring_prep_writev(sqe, sub->fd, sub->iov, sub->iovcnt, sub->host_off);
+	io_uring_sqe_set_data(sqe, sub);
+	return 0;
+}
+
 static void sub_complete(struct vd_sub *sub, int res)
 {
 	struct vd_req *req = sub->req;
 
+	if (res > 0 && (size_t)res < sub->len && !sub->is_read && req->ret == 0 &&
+	    resubmit_rest(sub, (size_t)res) == 0) {
+		return;
+	}
 	if (res < 0) {
 		if (req->ret == 0) {
 			req->ret = res;
@@ -250,6 +282,8 @@ static int queue_io(struct vd_req *req, struct vd_image *img, const struct iovec
 	sub->req = req;
 	sub->len = len;
 	sub->is_read = req->is_read;
+	sub->fd = img->file.fd;
+	sub->host_off = host_off;
 	req->pending++;
 	if (img->file.ops) {
 		/* Test hook: the recorded file is synchronous. */

@@ -98,12 +98,12 @@ struct vd_users {
 	long pids[VD_USERS_MAX];
 };
 
-/* Describes who holds the image at 'path' without opening it as an image
- * (so a template's readers, a daemon serving it, or a crashed writer's
- * leftovers do not matter).  in_use comes from the lock itself and so sees
- * holders on other hosts of a shared file system; the process ids come from
- * /proc/locks and are this host's only.  Openers with VD_OPEN_FORCE_SHARE
- * hold no lock and are not seen. */
+/* Describes who holds the file at 'path' without opening it as an image
+ * (it may be any file: an ISO).  in_use comes from libvdisk's lock itself,
+ * which sees holders on other hosts of a shared file system, and from any
+ * lock /proc/locks shows on the file (another program's, QEMU's); the
+ * process ids are this host's holders only.  Openers with
+ * VD_OPEN_FORCE_SHARE hold no lock and are not seen. */
 int vd_image_users(const char *path, struct vd_users *users, struct errmsg *err);
 
 /* Incompatible feature bits (a reader that does not know one must refuse). */

@@ -203,6 +203,31 @@ static void test_image_in_use_not_deleted(void **state)
 	ds_close(ds);
 }
 
+static void test_foreign_lock_counts_as_in_use(void **state)
+{
+	struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 100, .l_len = 1};
+	struct vd_users u;
+	char p[256];
+	int fd;
+
+	/* What QEMU does to a raw file (an ISO) it has open. */
+	dt_path(p, sizeof(p), "cd.iso");
+	fd = open(p, O_CREAT | O_RDWR, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(vd_image_users(p, &u, NULL), 0);
+	assert_false(u.in_use);
+	assert_int_equal(fcntl(fd, F_SETLK, &fl), 0);
+	assert_int_equal(vd_image_users(p, &u, NULL), 0);
+	assert_true(u.in_use);
+	assert_false(u.writer);
+	assert_int_equal(u.n_pids, 1);
+	assert_int_equal(u.pids[0], (long)getpid());
+	close(fd);
+	assert_int_equal(vd_image_users(p, &u, NULL), 0);
+	assert_false(u.in_use);
+	assert_int_equal(vd_image_users("/nonexistent/x", &u, NULL), -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -211,6 +236,7 @@ int main(void)
 	    cmocka_unit_test(test_racing_creators_cannot_pass_the_limit_together),
 	    cmocka_unit_test(test_template_pinned_by_clones_elsewhere),
 	    cmocka_unit_test(test_image_in_use_not_deleted),
+	    cmocka_unit_test(test_foreign_lock_counts_as_in_use),
 	};
 
 	return cmocka_run_group_tests(tests, dt_setup, dt_teardown);
