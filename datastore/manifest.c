@@ -507,7 +507,11 @@ static int check_rel(const char *rel, struct errmsg *err)
 		s += n;
 		s += *s == '/';
 	}
-	return rel[strlen(rel) - 1] == '/' ? -EINVAL : 0;
+	if (rel[strlen(rel) - 1] == '/') {
+		errmsg_set(err, "'%s' names a directory, not a file", rel);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int ds_entry_begin(struct ds_datastore *ds, const char *rel, const struct ds_entry_opts *opts,

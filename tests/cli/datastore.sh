@@ -143,6 +143,10 @@ expect_out "backing_file=../b.vd"
 expect_ok create -q -b "[ds1] b.vd" ds2:clone2.vd
 expect_ok io -r -c 'read -P 0x5a 0 1M' ds2:clone2.vd
 expect_ok io -c 'write -P 0x77 0 4k' ds1:vm/clone.vd
+# rebase takes the datastore spelling too, and stores a path.
+expect_ok rebase -u -b ds1:b.vd ds1:vm/clone.vd
+expect_ok info --json ds1:vm/clone.vd
+[ "$(json_get backing_file)" = ../b.vd ] || fail "rebase -b NAME:PATH stored $(json_get backing_file)"
 expect_ok ls ds1
 expect_out "template"
 expect_out "ds1:b.vd"
