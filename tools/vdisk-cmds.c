@@ -63,20 +63,28 @@ static void image_error(const struct errmsg *err, const char *path, int ret)
 	}
 }
 
-/* Opens an image, printing the one-line error on failure (vdisk-snap.c too). */
+/* Opens an image, printing the one-line error on failure (vdisk-snap.c too).
+ * 'path' may name it in a datastore; a datastore's template is never
+ * opened for writing. */
 int vdisk_open_image(const char *path, unsigned flags, struct vd_image **imgp)
 {
 	struct vd_open_opts opts;
 	struct errmsg err;
+	char *host;
 	int ret;
 
+	ret = vdisk_resolve(path, flags & VD_OPEN_RDWR, &host);
+	if (ret < 0) {
+		return ret;
+	}
 	vd_open_opts_init(&opts);
 	opts.flags = flags;
 	errmsg_clear(&err);
-	ret = vd_open(path, &opts, imgp, &err);
+	ret = vd_open(host, &opts, imgp, &err);
 	if (ret < 0) {
 		image_error(&err, path, ret);
 	}
+	free(host);
 	return ret;
 }
 
@@ -318,9 +326,11 @@ static int create_parse(int argc, char **argv, struct vd_create_opts *vo, bool *
 
 int vdisk_cmd_create(int argc, char **argv)
 {
+	struct vdisk_target t;
 	struct vd_create_opts vo;
 	struct errmsg err;
-	const char *path;
+	const char *spec;
+	char *backing = NULL, *path = NULL;
 	bool quiet = false;
 	int ret;
 
@@ -329,15 +339,27 @@ int vdisk_cmd_create(int argc, char **argv)
 	if (ret != 0) {
 		return ret > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 	}
-	path = argv[optind];
+	/* FILE and BACKING may name datastores (vdisk-ds.c). */
+	spec = argv[optind];
+	if (vdisk_resolve(spec, false, &path) < 0 ||
+	    (vo.backing_path && vdisk_backing_name(spec, vo.backing_path, &backing) < 0)) {
+		free(path);
+		return CLI_EXIT_FAILURE;
+	}
+	vo.backing_path = backing;
 	/* The Formatting line shows the size the clone will get; if the
 	 * backing file cannot be opened, vd_create() says why. */
 	if (vo.backing_path && vo.size_bytes == 0 &&
 	    vdisk_backing_size(path, vo.backing_path, &vo.size_bytes) < 0) {
 		quiet = true;
 	}
+	free(path);
+	if (vdisk_target_begin(spec, false, vo.size_bytes, &t) < 0) {
+		free(backing);
+		return CLI_EXIT_FAILURE;
+	}
 	if (!quiet) {
-		printf("Formatting '%s', fmt=vdisk size=%" PRIu64, path, vo.size_bytes);
+		printf("Formatting '%s', fmt=vdisk size=%" PRIu64, spec, vo.size_bytes);
 		if (vo.backing_path) {
 			printf(" backing_file=%s", vo.backing_path);
 		}
@@ -351,12 +373,15 @@ int vdisk_cmd_create(int argc, char **argv)
 		fflush(stdout);
 	}
 	errmsg_clear(&err);
-	ret = vd_create(path, &vo, &err);
+	ret = vd_create(t.path, &vo, &err);
 	if (ret < 0) {
-		image_error(&err, path, ret);
-		return CLI_EXIT_FAILURE;
+		image_error(&err, spec, ret);
 	}
-	return CLI_EXIT_OK;
+	if (vdisk_target_end(&t, ret == 0) < 0) {
+		ret = -EIO;
+	}
+	free(backing);
+	return ret < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 }
 
 /*
@@ -1005,8 +1030,10 @@ static int dest_close(struct dest *dst, bool failed)
 {
 	int ret = 0;
 
+	/* After a failure the image is deleted: its close failing too (a
+	 * full file system) is no news. */
 	if (dst->cd.img) {
-		ret = close_image(dst->cd.img, dst->path);
+		ret = failed ? vd_close(dst->cd.img) : close_image(dst->cd.img, dst->path);
 		dst->cd.img = NULL;
 	}
 	if (dst->cd.fd >= 0) {
@@ -1127,44 +1154,65 @@ static int convert_parse(int argc, char **argv, struct convert_opts *co)
 	return want_args("convert", argc, argv, 2, "IN and OUT");
 }
 
+static int convert_run(const char *in_spec, const char *out_spec, struct convert_opts *co)
+{
+	struct dest dst = {.cd = {.fd = -1}};
+	struct vd_source *src = NULL;
+	struct vdisk_target t = {0};
+	struct errmsg err = {{0}};
+	char *in = NULL;
+	int ret;
+
+	ret = vdisk_resolve(in_spec, false, &in);
+	if (ret == 0) {
+		ret = vd_source_open(in, co->in_fmt, VD_OPEN_BUFFERED, &src, &err);
+		if (ret < 0) {
+			image_error(&err, in_spec, ret);
+		}
+	}
+	if (ret < 0) {
+		free(in);
+		return CLI_EXIT_FAILURE;
+	}
+	/* A vdisk holds whole sectors: a raw IN's tail is padded with zeros. */
+	dst.cd.size_bytes = vd_source_size_bytes(src);
+	if (co->out_fmt == VD_FORMAT_VDISK && dst.cd.size_bytes % VD_SECTOR_BYTES) {
+		dst.cd.size_bytes += VD_SECTOR_BYTES - dst.cd.size_bytes % VD_SECTOR_BYTES;
+	}
+	/* Into a datastore a raw OUT can only be an ISO image. */
+	ret = vdisk_target_begin(out_spec, co->out_fmt == VD_FORMAT_RAW, dst.cd.size_bytes, &t);
+	if (ret == 0) {
+		dst.path = t.path;
+		dst.fmt = co->out_fmt;
+		ret = check_distinct(in, dst.path);
+	}
+	if (ret == 0) {
+		ret = dest_open(&dst, co->cluster_bytes);
+	}
+	if (ret == 0) {
+		ret = convert_copy(src, &dst, co);
+	}
+	if (dst.path && dest_close(&dst, ret < 0) < 0) {
+		ret = -EIO;
+	}
+	if (t.path && vdisk_target_end(&t, ret == 0) < 0) {
+		ret = -EIO;
+	}
+	vd_source_close(src);
+	free(in);
+	return ret < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+}
+
 int vdisk_cmd_convert(int argc, char **argv)
 {
 	struct convert_opts co = {.out_fmt = VD_FORMAT_VDISK, .zero_block_bytes = 4096};
-	struct dest dst = {.cd = {.fd = -1}};
-	struct vd_source *src = NULL;
-	struct errmsg err = {{0}};
-	const char *in;
 	int ret;
 
 	ret = convert_parse(argc, argv, &co);
 	if (ret != 0) {
 		return ret > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 	}
-	in = argv[optind];
-	dst.path = argv[optind + 1];
-	dst.fmt = co.out_fmt;
-	if (check_distinct(in, dst.path) < 0) {
-		return CLI_EXIT_FAILURE;
-	}
-	ret = vd_source_open(in, co.in_fmt, VD_OPEN_BUFFERED, &src, &err);
-	if (ret < 0) {
-		image_error(&err, in, ret);
-		return CLI_EXIT_FAILURE;
-	}
-	/* A vdisk holds whole sectors: a raw IN's tail is padded with zeros. */
-	dst.cd.size_bytes = vd_source_size_bytes(src);
-	if (dst.fmt == VD_FORMAT_VDISK && dst.cd.size_bytes % VD_SECTOR_BYTES) {
-		dst.cd.size_bytes += VD_SECTOR_BYTES - dst.cd.size_bytes % VD_SECTOR_BYTES;
-	}
-	ret = dest_open(&dst, co.cluster_bytes);
-	if (ret == 0) {
-		ret = convert_copy(src, &dst, &co);
-	}
-	if (dest_close(&dst, ret < 0) < 0) {
-		ret = -EIO;
-	}
-	vd_source_close(src);
-	return ret < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+	return convert_run(argv[optind], argv[optind + 1], &co);
 }
 
 /*

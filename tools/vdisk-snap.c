@@ -583,6 +583,7 @@ int vdisk_cmd_rebase(int argc, char **argv)
 	    .longopts = rebase_longopts, .min_args = 1, .max_args = 1, .arg_names = {"FILE"},
 	};
 	struct cmd_opts co = {0};
+	char *backing = NULL;
 	int ret = parse_cmd(&spec, argc, argv, &co);
 
 	if (ret != 0) {
@@ -592,9 +593,18 @@ int vdisk_cmd_rebase(int argc, char **argv)
 		cli_usage_error("rebase", "missing -b BACKING (-b \"\" for none)");
 		return CLI_EXIT_USAGE;
 	}
+	/* A datastore's name for BACKING is stored as a path (vdisk-ds.c). */
+	if (co.backing[0] && vdisk_backing_name(argv[optind], co.backing, &backing) < 0) {
+		return CLI_EXIT_FAILURE;
+	}
+	if (backing) {
+		co.backing = backing;
+	}
 	/* -u repairs a clone whose backing file moved: do not open the old one. */
-	return run_op(argv[optind], COPY_FLAGS | (co.unsafe ? VD_OPEN_NO_BACKING : 0), op_rebase,
-		      &co);
+	ret = run_op(argv[optind], COPY_FLAGS | (co.unsafe ? VD_OPEN_NO_BACKING : 0), op_rebase,
+		     &co);
+	free(backing);
+	return ret;
 }
 
 int vdisk_cmd_flatten(int argc, char **argv)

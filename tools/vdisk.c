@@ -2,7 +2,7 @@
 /* vdisk.c: entry point of the vdisk tool, the qemu-img of vdisk images.
  * Finds the subcommand named on the command line and runs it; the commands
  * themselves live in vdisk-cmds.c and (snapshots, backing chains, resize)
- * vdisk-snap.c, shared helpers in cliutil.c.  The manual is
+ * vdisk-snap.c, datastores in vdisk-ds.c, shared helpers in cliutil.c.  The manual is
  * docs/man/vdisk.1.md. */
 #include <stdio.h>
 #include <string.h>
@@ -29,6 +29,12 @@ static const struct command commands[] = {
     {"rebase", vdisk_cmd_rebase, "change an image's backing file"},
     {"flatten", vdisk_cmd_flatten, "copy in what the backing chain provides, drop it"},
     {"resize", vdisk_cmd_resize, "change an image's virtual size"},
+    {"datastore", vdisk_cmd_datastore, "create, list, remove datastores, set their limits"},
+    {"ls", vdisk_cmd_ls, "list a datastore's images, templates and ISO images"},
+    {"import", vdisk_cmd_import, "copy an image into a datastore"},
+    {"export", vdisk_cmd_export, "copy an image out of a datastore"},
+    {"rm", vdisk_cmd_rm, "delete an image of a datastore"},
+    {"template", vdisk_cmd_template, "make a datastore image a template, or an image again"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -9,7 +9,9 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -283,6 +285,98 @@ static int lock_image(struct vd_image *img, unsigned flags, struct errmsg *err)
 	}
 	if (ret < 0) {
 		errmsg_set(err, "%s: cannot lock: %s", img->path, strerror(-ret));
+	}
+	return ret;
+}
+
+static void users_add_pid(struct vd_users *u, long pid)
+{
+	for (unsigned i = 0; i < u->n_pids; i++) {
+		if (u->pids[i] == pid) {
+			return;
+		}
+	}
+	if (u->n_pids < VD_USERS_MAX) {
+		u->pids[u->n_pids++] = pid;
+	}
+}
+
+/* One line of /proc/locks: "N: OFDLCK ADVISORY  READ -1 fe:00:1234 START END".
+ * OFD locks show no pid there, but our pid bytes show their offset; any
+ * other lock on the file (QEMU's on an ISO) means in use too, and POSIX
+ * and flock locks do show their pid. */
+static void users_from_line(const char *line, dev_t dev, ino_t ino, struct vd_users *u)
+{
+	unsigned maj, min;
+	unsigned long long inode;
+	long long start;
+	long pid;
+	char kind[16], type[16];
+
+	if (sscanf(line, "%*d: %15s %*s %15s %ld %x:%x:%llu %lld", kind, type, &pid, &maj, &min,
+		   &inode, &start) != 7) {
+		return;
+	}
+	if (maj != major(dev) || min != minor(dev) || inode != (unsigned long long)ino) {
+		return;
+	}
+	u->in_use = true;
+	if (strcmp(kind, "OFDLCK")) {
+		if (pid > 0) {
+			users_add_pid(u, pid);
+		}
+		return;
+	}
+	if (start == LOCK_USE_BYTE && !strcmp(type, "WRITE")) {
+		u->writer = true;
+	}
+	if (start >= LOCK_PID_BASE && start < LOCK_PID_BASE + LOCK_PID_SPAN) {
+		users_add_pid(u, (long)(start - LOCK_PID_BASE));
+	}
+}
+
+int vd_image_users(const char *path, struct vd_users *u, struct errmsg *err)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = LOCK_USE_BYTE,
+			   .l_len = 1};
+	char line[256];
+	struct stat st;
+	FILE *f;
+	int fd, ret = 0;
+
+	memset(u, 0, sizeof(*u));
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		ret = -errno;
+		errmsg_set(err, "%s: cannot open: %s", path, strerror(-ret));
+		goto out;
+	}
+	/* Asking the lock itself works on a shared file system too, where
+	 * the holders may be on other hosts. */
+	if (fcntl(fd, F_OFD_GETLK, &fl) < 0) {
+		ret = -errno;
+		errmsg_set(err, "%s: cannot query its lock: %s", path, strerror(-ret));
+		goto out;
+	}
+	u->in_use = fl.l_type != F_UNLCK;
+	u->writer = fl.l_type == F_WRLCK;
+	f = fopen("/proc/locks", "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		users_from_line(line, st.st_dev, st.st_ino, u);
+	}
+	if (f) {
+		fclose(f);
+	}
+	if (u->in_use && u->n_pids == 0) {
+		long pid = lock_holder(fd);
+
+		if (pid > 0) {
+			u->pids[u->n_pids++] = pid;
+		}
+	}
+out:
+	if (fd >= 0) {
+		close(fd);
 	}
 	return ret;
 }

@@ -818,6 +818,36 @@ struct sub {
 	struct iovec *iov;
 };
 
+/* A short write means the kernel stopped where the next byte would fail
+ * (ENOSPC, EDQUOT, EFBIG).  The rest is written here, synchronously: it
+ * happens only at that edge, and it ends the request with the real error
+ * (vdiskd holds ENOSPC requests; a made-up EIO would fail the guest), or
+ * with success if the space came back. */
+static int write_rest(struct vd_aio *aio, size_t done)
+{
+	size_t rest = aio->len - done, at = 0;
+	uint8_t *buf = vd_aligned_alloc(rest);
+	int ret;
+
+	if (!buf) {
+		return -ENOMEM;
+	}
+	for (int i = 0; i < aio->iovcnt; i++) {
+		size_t n = aio->iov[i].iov_len;
+
+		if (done >= n) {
+			done -= n;
+			continue;
+		}
+		memcpy(buf + at, (const uint8_t *)aio->iov[i].iov_base + done, n - done);
+		at += n - done;
+		done = 0;
+	}
+	ret = vd_file_pwrite(&aio->img->file, buf, rest, aio->off + (aio->len - rest));
+	free(buf);
+	return ret;
+}
+
 static void sub_done(struct vd_aio *aio, int res)
 {
 	struct sub *sub = (struct sub *)aio;
@@ -828,7 +858,7 @@ static void sub_done(struct vd_aio *aio, int res)
 			/* Past the end of the file: sparse, reads as zeros. */
 			iov_memset(sub->iov, aio->iovcnt, res, aio->len - res);
 		} else {
-			res = -EIO;
+			res = write_rest(aio, (size_t)res);
 		}
 	}
 	req_fail(req, res < 0 ? res : 0);

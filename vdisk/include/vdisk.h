@@ -89,6 +89,23 @@ int vd_open(const char *path, const struct vd_open_opts *opts, struct vd_image *
  * (NULL: no-op).  Returns the flush result; the handle is gone either way. */
 int vd_close(struct vd_image *img);
 
+/* Who has an image open, as its locks show. */
+#define VD_USERS_MAX 16
+struct vd_users {
+	bool in_use;	   /* some opener holds the image's lock */
+	bool writer;	   /* one of them has it read-write */
+	unsigned n_pids;   /* holders found on this host, at most VD_USERS_MAX */
+	long pids[VD_USERS_MAX];
+};
+
+/* Describes who holds the file at 'path' without opening it as an image
+ * (it may be any file: an ISO).  in_use comes from libvdisk's lock itself,
+ * which sees holders on other hosts of a shared file system, and from any
+ * lock /proc/locks shows on the file (another program's, QEMU's); the
+ * process ids are this host's holders only.  Openers with
+ * VD_OPEN_FORCE_SHARE hold no lock and are not seen. */
+int vd_image_users(const char *path, struct vd_users *users, struct errmsg *err);
+
 /* Incompatible feature bits (a reader that does not know one must refuse). */
 #define VD_INCOMPAT_JOURNAL_DIRTY ((uint64_t)1 << 0) /* journal may hold records */
 #define VD_INCOMPAT_KNOWN VD_INCOMPAT_JOURNAL_DIRTY

@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: MIT */
+/* datastore.h: datastores, named storage containers for images.
+ *
+ * A datastore is a directory on a local or shared file system holding a
+ * manifest (DS_MANIFEST_FILE): its name, id, optional overcommit limit and
+ * one entry per image, template or ISO it holds.  A registry file (one per
+ * host, DS_REGISTRY_DEFAULT or $VDISK_DATASTORES) maps names to
+ * directories.  Images are named "NAME:relative/path" or, as VMware spells
+ * it, "[NAME] relative/path"; a relative path never leaves its directory.
+ *
+ * Every change to a manifest or the registry is a read-modify-write under
+ * an exclusive flock(2) on a lock file beside it, written with
+ * rpc_store_save(): two processes changing one datastore never lose an
+ * entry, and a crash leaves the old manifest or the new one
+ * (docs/datastores.md has the argument).  Lock order: the registry before
+ * a manifest, never the reverse.
+ *
+ * Adding an image is three steps, so a copy that fails or crashes half way
+ * leaves no entry that looks complete, and so a migration can move an
+ * image between datastores: ds_entry_begin() records it "incomplete" after
+ * checking the overcommit limit; the caller fills the file; then
+ * ds_entry_commit() marks it ready (the one atomic switch) or
+ * ds_entry_abort() removes the file and the entry.
+ *
+ * Conventions: functions return 0 (or a count) or a negative errno and
+ * never print; calls a user must understand leave one sentence in 'err'
+ * (NULL allowed).  Calls that take a 'registry' path accept NULL for
+ * ds_registry_path().  Every call may block on file locks and disk I/O: not
+ * for an event loop.  A handle is used from one thread at a time. */
+#ifndef DATASTORE_H
+#define DATASTORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errmsg.h"
+
+#define DS_REGISTRY_DEFAULT "/var/lib/vdisk/datastores.json"
+#define DS_REGISTRY_ENV "VDISK_DATASTORES"
+/* In the datastore's directory; names starting with DS_RESERVED_PREFIX are
+ * the datastore's own and cannot be images. */
+#define DS_MANIFEST_FILE ".vdisk-datastore.json"
+#define DS_LOCK_FILE ".vdisk-datastore.lock"
+#define DS_RESERVED_PREFIX ".vdisk-datastore"
+/* Letters, digits, '.', '_' and '-', starting with a letter or digit. */
+#define DS_NAME_MAX_LEN 64
+
+enum ds_kind {
+	DS_KIND_IMAGE,	  /* a vdisk image */
+	DS_KIND_TEMPLATE, /* a read-only vdisk image, a base for linked clones */
+	DS_KIND_ISO,	  /* a raw read-only file (CD image) */
+};
+
+enum ds_state {
+	DS_STATE_READY,
+	DS_STATE_INCOMPLETE, /* being created, imported or migrated in */
+};
+
+/* "image", "template", "iso"; "ready", "incomplete". */
+const char *ds_kind_name(enum ds_kind kind);
+const char *ds_state_name(enum ds_state state);
+
+/* $VDISK_DATASTORES when set and not empty, else DS_REGISTRY_DEFAULT. */
+const char *ds_registry_path(void);
+bool ds_name_valid(const char *name);
+
+/* ----------------------------------------------------------- registry */
+
+struct ds_create_opts {
+	/* Largest provisioned / capacity ratio allowed; 0 = no limit. */
+	double max_overcommit;
+};
+
+void ds_create_opts_init(struct ds_create_opts *opts);
+
+/* Registers datastore 'name' at directory 'path' (created if missing,
+ * stored as an absolute path) and writes its manifest.  A directory that
+ * already holds a manifest of the same name (a shared file system another
+ * host registered) is adopted as it is; one of another name is refused
+ * with -EEXIST, as are a taken name and a directory already registered. */
+int ds_create(const char *registry, const char *name, const char *path,
+	      const struct ds_create_opts *opts, struct errmsg *err);
+
+#define DS_REMOVE_FORCE 0x1	   /* even while it holds entries */
+#define DS_REMOVE_DELETE_FILES 0x2 /* also delete its images and manifest */
+
+/* Unregisters 'name'.  Refused with -ENOTEMPTY while it holds entries,
+ * unless DS_REMOVE_FORCE.  Files are left alone (the manifest too, so it
+ * can be registered again) unless DS_REMOVE_DELETE_FILES, which deletes
+ * every entry's file, the manifest and lock file, and the directory if it
+ * is then empty; an image in use refuses it all with -EBUSY. */
+int ds_remove(const char *registry, const char *name, unsigned flags, struct errmsg *err);
+
+/* Stores in '*namesp' a new NULL-terminated array of the registered names,
+ * sorted; free it with ds_names_free().  A missing registry is empty. */
+int ds_list(const char *registry, char ***namesp, struct errmsg *err);
+void ds_names_free(char **names);
+
+/* ----------------------------------------------------- one datastore */
+
+struct ds_datastore; /* opaque */
+
+/* Opens datastore 'name' and reads its manifest.  -ENOENT: no such name;
+ * -ESTALE: its directory holds no manifest or one of another name. */
+int ds_open(const char *registry, const char *name, struct ds_datastore **dsp,
+	    struct errmsg *err);
+void ds_close(struct ds_datastore *ds);
+
+/* Borrowed until ds_close(). */
+const char *ds_name(const struct ds_datastore *ds);
+const char *ds_path(const struct ds_datastore *ds); /* canonical, absolute */
+const char *ds_id(const struct ds_datastore *ds);
+/* 0: no limit. */
+double ds_max_overcommit(const struct ds_datastore *ds);
+/* Changes the limit (0: none).  Allowed even below what is provisioned:
+ * it refuses only what would add more. */
+int ds_set_max_overcommit(struct ds_datastore *ds, double ratio, struct errmsg *err);
+
+/* Reads the manifest again (other processes may have changed it). */
+int ds_refresh(struct ds_datastore *ds, struct errmsg *err);
+
+struct ds_entry {
+	const char *path; /* relative to the datastore; borrowed until the
+			   * next call on the handle */
+	enum ds_kind kind;
+	enum ds_state state;
+	int64_t created_s;     /* CLOCK_REALTIME seconds */
+	uint64_t size_bytes;   /* virtual size when recorded */
+	const char *origin;    /* where it came from (migration), or NULL */
+	const char *moving_to; /* set by ds_entry_set_moving(), or NULL */
+};
+
+/* Entries in path order, as of the last read of the manifest. */
+unsigned ds_entry_count(const struct ds_datastore *ds);
+int ds_entry_get(const struct ds_datastore *ds, unsigned index, struct ds_entry *entry);
+/* -ENOENT when 'rel' is not an entry. */
+int ds_entry_find(const struct ds_datastore *ds, const char *rel, struct ds_entry *entry);
+
+/* ------------------------------------------------ names of images */
+
+/* An image named inside a datastore. */
+struct ds_ref {
+	char *name; /* the datastore */
+	char *rel;  /* normalised: no "." or empty components */
+	char *path; /* absolute host path */
+};
+
+void ds_ref_fini(struct ds_ref *ref);
+
+/* Parses 'spec'.  "NAME:rel" and "[NAME] rel" name an image of a
+ * registered datastore: returns 1 with 'ref' filled (free it with
+ * ds_ref_fini).  Anything else is a host path: returns 0, 'ref' zeroed;
+ * so is "a:b" when no datastore is called "a" but a file "a:b" exists
+ * (else -ENOENT: no such datastore).  Refused with -EINVAL: an empty or
+ * absolute relative path, a ".." component, a name starting with
+ * DS_RESERVED_PREFIX; with -EXDEV: a symbolic link on the way that points
+ * outside the datastore's directory.  The image need not exist. */
+int ds_parse_ref(const char *registry, const char *spec, struct ds_ref *ref,
+		 struct errmsg *err);
+
+/* For callers that only want a host path (vdiskd's disk-add): stores in
+ * '*pathp' a new string, the resolved path of a datastore spelling or a
+ * copy of any other 'spec'.  Refusals as ds_parse_ref(). */
+int ds_resolve(const char *registry, const char *spec, char **pathp, struct errmsg *err);
+
+/* The reverse: if the host path 'path' (which must exist) lies inside a
+ * registered datastore, returns 1 with 'ref' filled; else 0. */
+int ds_locate(const char *registry, const char *path, struct ds_ref *ref, struct errmsg *err);
+
+/* --------------------------------------------------- changing entries */
+
+struct ds_entry_opts {
+	enum ds_kind kind;
+	uint64_t size_bytes;   /* the virtual size it will have */
+	const char *origin;    /* NULL: none */
+};
+
+void ds_entry_opts_init(struct ds_entry_opts *opts);
+
+/* Records 'rel' as incomplete, creating missing directories on its way.
+ * -EEXIST if it is an entry or its file exists; -ENOSPC with a sentence
+ * naming provisioned, capacity and the limit if its size would pass the
+ * overcommit limit. */
+int ds_entry_begin(struct ds_datastore *ds, const char *rel, const struct ds_entry_opts *opts,
+		   struct errmsg *err);
+/* Marks an incomplete 'rel' ready: from here on it is in the inventory. */
+int ds_entry_commit(struct ds_datastore *ds, const char *rel, struct errmsg *err);
+/* Deletes the file of an incomplete 'rel' and its entry. */
+int ds_entry_abort(struct ds_datastore *ds, const char *rel, struct errmsg *err);
+/* Registers the existing file 'rel' as ready, overcommit checked (for
+ * images made in the directory by other means). */
+int ds_entry_add(struct ds_datastore *ds, const char *rel, const struct ds_entry_opts *opts,
+		 struct errmsg *err);
+/* For migration: records that 'rel' is being moved to 'target' (NULL:
+ * no longer).  The entry stays authoritative until the destination's
+ * ds_entry_commit(); a recovery that finds the target ready removes it. */
+int ds_entry_set_moving(struct ds_datastore *ds, const char *rel, const char *target,
+			struct errmsg *err);
+
+/* Makes image 'rel' a template (file mode 0444) or, with DS_KIND_IMAGE, an
+ * image again (0644), which is refused with -EBUSY while clones use it. */
+int ds_entry_set_kind(struct ds_datastore *ds, const char *rel, enum ds_kind kind,
+		      struct errmsg *err);
+
+/* Deletes the file of entry 'rel' and the entry.  Refused with -EBUSY
+ * while a process has it open, or while it is a template that images in
+ * any registered datastore use as their backing file. */
+int ds_entry_delete(struct ds_datastore *ds, const char *rel, struct errmsg *err);
+
+/* ---------------------------------------------------------- accounting */
+
+struct ds_usage {
+	uint64_t capacity_bytes;    /* of the file system */
+	uint64_t free_bytes;	    /* available to this user */
+	uint64_t provisioned_bytes; /* sum of the entries' virtual sizes */
+	uint64_t allocated_bytes;   /* sum of the host space their files use */
+	double overcommit;	    /* provisioned / capacity */
+	unsigned n_images, n_templates, n_isos, n_incomplete;
+};
+
+/* Measures the datastore now (opens every image for its virtual size). */
+int ds_get_usage(struct ds_datastore *ds, struct ds_usage *usage, struct errmsg *err);
+
+#define DS_CHAIN_MAX 16
+
+struct ds_image_info {
+	uint64_t size_bytes;	  /* virtual */
+	uint64_t allocated_bytes; /* host space of the file */
+	/* The backing files below it, nearest first, as host paths (new
+	 * strings); chain_len <= DS_CHAIN_MAX. */
+	char *chain[DS_CHAIN_MAX];
+	unsigned chain_len;
+	char **snapshots; /* names, new strings */
+	unsigned n_snapshots;
+	/* "vdiskd (pid 12), vdisk (pid 40)", "another host or process", or ""
+	 * when not in use. */
+	char users[256];
+	bool in_use;
+};
+
+/* Describes entry 'rel' by reading its file (never writing, never
+ * locking).  Free with ds_image_info_fini(). */
+int ds_image_info(struct ds_datastore *ds, const char *rel, struct ds_image_info *info,
+		  struct errmsg *err);
+void ds_image_info_fini(struct ds_image_info *info);
+
+/* Stores in '*clonesp' a new NULL-terminated array of "NAME:rel" for
+ * every image in a registered datastore whose backing file is the host
+ * path 'path'; free it with ds_names_free(). */
+int ds_find_clones(const char *registry, const char *path, char ***clonesp, struct errmsg *err);
+
+#endif
