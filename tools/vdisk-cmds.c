@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cliutil.h"
+#include "openfile.h"
 #include "qcow2.h"
 #include "vdisk-cmds.h"
 #include "vdisk.h"
@@ -977,12 +978,16 @@ struct progress {
 static int detect_format(const char *path, enum image_format *fmtp)
 {
 	char magic[sizeof(vdisk_magic)];
+	struct errmsg err;
 	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd;
 
+	/* Raw and qcow2 inputs may be block devices; a FIFO would hang. */
+	errmsg_clear(&err);
+	fd = openfile_open(path, O_RDONLY | O_CLOEXEC, 0, true, &err);
 	if (fd < 0) {
-		cli_error("%s: cannot open: %s", path, strerror(errno));
-		return -errno;
+		cli_error("%s", err.msg);
+		return fd;
 	}
 	n = pread(fd, magic, sizeof(magic), 0);
 	if (n < 0) {
@@ -1073,6 +1078,8 @@ static int qcow2_source_read(struct source *src, void *buf, size_t len, uint64_t
 
 static int source_open(struct source *src)
 {
+	struct errmsg err;
+
 	if (src->fmt == FMT_QCOW2) {
 		return qcow2_source_open(src);
 	}
@@ -1083,10 +1090,11 @@ static int source_open(struct source *src)
 		src->size = vd_size_bytes(src->img);
 		return 0;
 	}
-	src->fd = open(src->path, O_RDONLY | O_CLOEXEC);
+	errmsg_clear(&err);
+	src->fd = openfile_open(src->path, O_RDONLY | O_CLOEXEC, 0, true, &err);
 	if (src->fd < 0) {
-		cli_error("%s: cannot open: %s", src->path, strerror(errno));
-		return -errno;
+		cli_error("%s", err.msg);
+		return src->fd;
 	}
 	src->seek_data = true;
 	return fd_size(src->fd, src->path, &src->size);
@@ -1280,10 +1288,12 @@ static int dest_open(struct dest *dst, uint32_t cluster_bytes)
 	}
 	/* Truncating first turns every byte into a hole, so only data need be
 	 * written; a device keeps its old bytes, so there zeros are written. */
-	dst->fd = open(dst->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	errmsg_clear(&err);
+	dst->fd = openfile_open(dst->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644, true,
+				&err);
 	if (dst->fd < 0 || fstat(dst->fd, &st) < 0) {
-		ret = -errno;
-		cli_error("%s: cannot open: %s", dst->path, strerror(-ret));
+		ret = dst->fd < 0 ? dst->fd : -errno;
+		cli_error("%s", dst->fd < 0 ? err.msg : strerror(-ret));
 		return ret;
 	}
 	if (!S_ISREG(st.st_mode)) {
