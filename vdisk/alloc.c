@@ -382,21 +382,30 @@ int vd_freemap_build(struct vd_image *img)
 				continue;
 			}
 			if (c >= img->end_clusters) {
-				/* Referenced beyond the file: never allocate there. */
-				ret = freemap_reserve(img, c + 2);
-				for (uint64_t e = img->end_clusters; e <= c && ret == 0; e++) {
-					set_free(img, e, true, true);
-				}
-				img->end_clusters = c + 1;
+				/* Only a corrupt image counts a cluster beyond the
+				 * file (a refcount block aliased into a far table
+				 * entry, issue 11): trusting it would grow the file
+				 * to reach it.  Readers refuse references beyond
+				 * the file anyway. */
+				continue;
 			}
-			if (ret == 0) {
-				set_free(img, c, false, false);
-			}
+			set_free(img, c, false, false);
 		}
 	}
 	free(buf);
 	img->free_hint = 0;
 	return ret;
+}
+
+/* Forgets the free map and builds it again from the refcounts in the file
+ * (check --repair, once it has replaced the refcount structures; nothing is
+ * pending free then). */
+int vd_freemap_rebuild(struct vd_image *img)
+{
+	if (img->freemap) {
+		memset(img->freemap, 0, (img->freemap_bits * 2 + 63) / 64 * sizeof(uint64_t));
+	}
+	return vd_freemap_build(img);
 }
 
 void vd_freemap_fini(struct vd_image *img)

@@ -207,6 +207,7 @@ int vd_cluster_alloc(struct vd_image *img, uint64_t *clusterp);
 int vd_cluster_alloc_run(struct vd_image *img, uint64_t n, uint64_t *firstp);
 int vd_cluster_unref(struct vd_image *img, uint64_t cluster);
 int vd_freemap_build(struct vd_image *img);
+int vd_freemap_rebuild(struct vd_image *img);
 void vd_freemap_fini(struct vd_image *img);
 int vd_freemap_reserve_used(struct vd_image *img, const uint32_t *refs, uint64_t n);
 int vd_release_pending_free(struct vd_image *img);
