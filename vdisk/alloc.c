@@ -369,8 +369,15 @@ int vd_freemap_build(struct vd_image *img)
 			continue;
 		}
 		if ((off & (img->cluster_bytes - 1)) || off > VD_L1_OFFSET_MASK) {
-			ret = -EUCLEAN;
-			break;
+			/* The refcounts of these clusters are unknown: none is
+			 * free, and allocating one fails (rb_locate), until
+			 * check --repair rebuilds the table (issue 11: refusing
+			 * the open refused the repair too). */
+			for (uint64_t c = i * img->rb_entries;
+			     c < (i + 1) * img->rb_entries && c < img->end_clusters; c++) {
+				set_free(img, c, false, false);
+			}
+			continue;
 		}
 		ret = vd_meta_read(img, buf, img->cluster_bytes, off);
 		for (uint32_t k = 0; k < img->rb_entries && ret == 0; k++) {

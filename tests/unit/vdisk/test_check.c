@@ -354,6 +354,35 @@ static void test_refcount_block_on_guest_data_keeps_the_data(void **state)
 	unlink(path);
 }
 
+/* Issue 11: an invalid refcount table entry made every read-write open
+ * fail with "run 'vdisk check --repair'", which opens read-write too.  The
+ * image now opens, allocates nothing the entry covers, and repair rebuilds
+ * the table. */
+static void test_issue11_invalid_refcount_entry_can_be_repaired(void **state)
+{
+	struct vd_image *img = fresh();
+	struct vd_check_result r;
+
+	img = damage_reftable(img, 0, vd_get64(img->rt_blk, 0) | 0x200);
+	r = run(img, 0);
+	assert_true(r.corruptions >= 1);
+	/* every cluster is covered by the damaged entry 0: nothing to take */
+	assert_int_equal(vd_pwrite(img, (uint8_t[65536]){0}, 65536, 8 << 20), -EUCLEAN);
+	r = run(img, VD_CHECK_REPAIR);
+	assert_int_equal(r.corruptions_fixed, r.corruptions);
+	r = run(img, 0);
+	assert_int_equal(r.corruptions + r.leaks, 0);
+	tu_put(img, 8 << 20, 1 << 20, 0x66);
+	tu_expect(img, 0, 8 * 65536, 0x42);
+	assert_int_equal(vd_close(img), 0);
+	img = open_rw();
+	tu_clean(img);
+	tu_expect(img, 0, 8 * 65536, 0x42);
+	tu_expect(img, 8 << 20, 1 << 20, 0x66);
+	assert_int_equal(vd_close(img), 0);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -366,6 +395,7 @@ int main(void)
 		cmocka_unit_test(test_issue11_aliased_refcount_block_is_rebuilt),
 		cmocka_unit_test(test_issue11_aliased_refcounts_do_not_grow_the_file),
 		cmocka_unit_test(test_refcount_block_on_guest_data_keeps_the_data),
+		cmocka_unit_test(test_issue11_invalid_refcount_entry_can_be_repaired),
 	};
 
 	return cmocka_run_group_tests_name("vdisk_check", tests, NULL, NULL);
