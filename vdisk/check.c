@@ -9,9 +9,11 @@
  * blocks freed the header, journal and L1 and let new writes land on live
  * data):
  *
- *   1. The guest's mapping is walked before the refcount structures, so a
- *      refcount table or block that collides with an L2 table or a data
- *      cluster is what is wrong, never the guest's data.
+ *   1. The guest's mapping is walked before the refcount blocks, so a
+ *      refcount table entry that collides with an L2 table or a data
+ *      cluster is what is wrong, never the guest's data.  Within the
+ *      mapping, an L1 entry naming a cluster that cannot be an L2 table
+ *      loses to an L2 entry naming it as data (walk_mapping).
  *   2. A refcount is changed in place only when the refcount structures are
  *      sound: every table entry valid, no block shared or colliding with
  *      anything, every referenced cluster covered.  Then each stored
@@ -51,6 +53,7 @@ struct checker {
 	uint64_t nclusters;
 	uint32_t *refs;
 	uint8_t *kinds;
+	uint8_t *walked;        /* per cluster: L2_WALKED, L2_DEFERRED */
 	uint8_t *rt_bad;        /* per refcount table entry: unusable (rule 2) */
 	bool rc_broken;         /* the refcount structures need a rebuild */
 	uint64_t rc_errors;     /* corruptions a rebuild fixes */
@@ -173,9 +176,40 @@ static int walk_l2(struct checker *ck, uint64_t l2off, uint32_t l1i, uint8_t *bu
 	return ret;
 }
 
+#define L2_WALKED 1u
+#define L2_DEFERRED 2u
+
+/* Whether the cluster at 'off' could be an L2 table: every entry 0, ZERO,
+ * or a valid offset inside the file.  A real table almost always is; guest
+ * data almost never is, unless it reads as all zeros, which as a table maps
+ * nothing (zeros either way). */
+static bool plausible_l2(struct checker *ck, uint64_t off)
+{
+	struct vd_image *img = ck->img;
+	struct vd_mblock *blk;
+	bool ok = true;
+
+	if (vd_mblock_get(img, off, &blk) < 0) {
+		return true; /* add_ref decides, as for any other reference */
+	}
+	for (uint32_t j = 0; j < img->l2_entries && ok; j++) {
+		uint64_t e = vd_get64(blk, j), o = e & VD_L2_OFFSET_MASK;
+
+		ok = e == 0 || e == VD_L2_ZERO ||
+		     (!(e & (VD_L2_RESERVED_MASK | VD_L2_ZERO)) &&
+		      !(o & (img->cluster_bytes - 1)) && (o >> img->cluster_bits) < ck->nclusters);
+	}
+	vd_mblock_put(blk);
+	return ok;
+}
+
 /* Walks an L1 table: the disk's ('snap' NULL, from the pinned block, the
- * only one repair changes) or a snapshot's (read from the file). */
-static int walk_l1(struct checker *ck, const struct vd_snap *snap)
+ * only one repair changes) or a snapshot's (read from the file).  The table
+ * pass counts the L2 tables its entries name; the data pass, once every L1
+ * table has had its table pass, walks each of those L2 tables once.  So an
+ * L2 entry that names another L2 table is the error, never the table and
+ * the guest data behind it (found by repair_prop). */
+static int walk_l1(struct checker *ck, const struct vd_snap *snap, int pass)
 {
 	struct vd_image *img = ck->img;
 	uint8_t *buf = vd_aligned_alloc(img->cluster_bytes);
@@ -200,6 +234,35 @@ static int walk_l1(struct checker *ck, const struct vd_snap *snap)
 		if (!e) {
 			continue;
 		}
+		bool valid = !(e & VD_L1_RESERVED_MASK) && !(off & (img->cluster_bytes - 1)) &&
+			     (off >> img->cluster_bits) < ck->nclusters;
+		uint64_t c = off >> img->cluster_bits;
+
+		if (pass == 0 && valid && ck->kinds[c] == K_FREE && !(ck->walked[c] & L2_DEFERRED) &&
+		    !plausible_l2(ck, off)) {
+			/* Counted after the data: if an L2 entry names
+			 * the cluster as data, this entry is the error. */
+			ck->walked[c] |= L2_DEFERRED;
+			continue;
+		}
+		if (pass == 0 && valid && (ck->walked[c] & L2_DEFERRED)) {
+			continue;
+		}
+		if (pass == 2 && !(valid && (ck->walked[c] & L2_DEFERRED))) {
+			continue;
+		}
+		if (pass == 1) {
+			/* Each L2 table once, and only what the table pass
+			 * counted as one. */
+			if (valid && ck->kinds[c] == K_L2 && !(ck->walked[c] & L2_WALKED)) {
+				ck->walked[c] |= L2_WALKED;
+				ret = walk_l2(ck, off, i, buf, snap != NULL,
+					      snap ? (snap->size_bytes + img->cluster_bytes - 1) >>
+							     img->cluster_bits
+						   : img->guest_clusters);
+			}
+			continue;
+		}
 		if ((e & VD_L1_RESERVED_MASK) || !add_ref(ck, off, K_L2, from)) {
 			if (e & VD_L1_RESERVED_MASK) {
 				say(ck, "ERROR %s: invalid entry 0x%016" PRIx64, from, e);
@@ -212,7 +275,8 @@ static int walk_l1(struct checker *ck, const struct vd_snap *snap)
 			}
 			continue;
 		}
-		if (ck->refs[off >> img->cluster_bits] == 1) {
+		if (pass == 2 && !(ck->walked[c] & L2_WALKED)) {
+			ck->walked[c] |= L2_WALKED;
 			ret = walk_l2(ck, off, i, buf, snap != NULL,
 				      snap ? (snap->size_bytes + img->cluster_bytes - 1) >>
 						     img->cluster_bits
@@ -239,28 +303,28 @@ static void add_snapshot_regions(struct checker *ck)
 	}
 }
 
-static int walk_snapshots(struct checker *ck)
+/* Pass 0 counts the L2 tables every L1 table names (those that do not look
+ * like one are deferred), pass 1 walks their data, pass 2 counts and walks
+ * the deferred ones, which lose to any data reference; active disk first. */
+static int walk_mapping(struct checker *ck)
 {
 	struct vd_image *img = ck->img;
 	int ret = 0;
 
-	for (uint32_t i = 0; i < img->nsnaps && ret == 0; i++) {
-		ret = walk_l1(ck, &img->snaps[i]);
+	for (int pass = 0; pass < 3 && ret == 0; pass++) {
+		ret = walk_l1(ck, NULL, pass);
+		for (uint32_t i = 0; i < img->nsnaps && ret == 0; i++) {
+			ret = walk_l1(ck, &img->snaps[i], pass);
+		}
 	}
 	return ret;
 }
 
-/* After the guest's mapping (rule 1): the refcount table and its blocks. */
+/* After the guest's mapping (rule 1): the refcount blocks. */
 static void walk_reftable(struct checker *ck)
 {
 	struct vd_image *img = ck->img;
 
-	if (!add_region(ck, img->hdr.refcount_table_offset,
-			(uint64_t)img->hdr.refcount_table_clusters * img->cluster_bytes,
-			K_REFTABLE)) {
-		ck->rc_broken = true;
-		ck->rc_errors++;
-	}
 	for (uint64_t i = 0; i < img->rt_blk->bytes / 8; i++) {
 		uint64_t off = vd_get64(img->rt_blk, i);
 		char from[48];
@@ -592,10 +656,16 @@ static int run_check(struct checker *ck)
 	add_region(ck, img->hdr.journal_offset, img->hdr.journal_bytes, K_JOURNAL);
 	add_region(ck, img->hdr.l1_offset, (uint64_t)img->hdr.l1_entries * 8, K_L1);
 	add_snapshot_regions(ck);
-	ret = walk_l1(ck, NULL);
-	if (ret == 0) {
-		ret = walk_snapshots(ck);
+	/* The table itself is named by the header (CRC-protected) and pinned
+	 * in the cache, where no L2 table can be read: counted with the
+	 * header's other structures. */
+	if (!add_region(ck, img->hdr.refcount_table_offset,
+			(uint64_t)img->hdr.refcount_table_clusters * img->cluster_bytes,
+			K_REFTABLE)) {
+		ck->rc_broken = true;
+		ck->rc_errors++;
 	}
+	ret = walk_mapping(ck);
 	if (ret == 0) {
 		walk_reftable(ck);
 		if (ck->rc_broken) {
@@ -651,14 +721,16 @@ int vd_check(struct vd_image *img, unsigned flags, struct vd_check_result *res,
 	}
 	ck.refs = calloc(ck.nclusters + 1, sizeof(*ck.refs));
 	ck.kinds = calloc(ck.nclusters + 1, 1);
+	ck.walked = calloc(ck.nclusters + 1, 1);
 	ck.rt_bad = calloc(img->rt_blk->bytes / 8 + 1, 1);
 	res->total_clusters = img->guest_clusters;
-	ret = ck.refs && ck.kinds && ck.rt_bad ? run_check(&ck) : -ENOMEM;
+	ret = ck.refs && ck.kinds && ck.walked && ck.rt_bad ? run_check(&ck) : -ENOMEM;
 	if (ret < 0 && (!err || !err->msg[0])) {
 		errmsg_set(err, "%s: check failed: %s", img->path, strerror(-ret));
 	}
 	free(ck.refs);
 	free(ck.kinds);
+	free(ck.walked);
 	free(ck.rt_bad);
 	return ret;
 }

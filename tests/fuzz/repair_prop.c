@@ -327,6 +327,8 @@ static void run_mutant(struct subject *s, struct totals *t, const uint8_t *bytes
 		if (!err.msg[0]) {
 			fail(s, "repair failed without a message");
 		}
+		fprintf(stderr, "repair_prop: %s, mutant '%s': repair refused: %s\n", s->name,
+			s->what, err.msg);
 		t->refused++;
 		vd_close(img);
 		memfile_fini(&mf);
