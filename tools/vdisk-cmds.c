@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cliutil.h"
+#include "openfile.h"
 #include "vdisk-cmds.h"
 #include "vdisk.h"
 
@@ -1006,10 +1007,12 @@ static int dest_open(struct dest *dst, uint32_t cluster_bytes)
 	}
 	/* Truncating first turns every byte into a hole, so only data need be
 	 * written; a device keeps its old bytes, so there zeros are written. */
-	dst->cd.fd = open(dst->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	errmsg_clear(&err);
+	dst->cd.fd = openfile_open(dst->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644, true,
+				   &err);
 	if (dst->cd.fd < 0 || fstat(dst->cd.fd, &st) < 0) {
-		ret = -errno;
-		cli_error("%s: cannot open: %s", dst->path, strerror(-ret));
+		ret = dst->cd.fd < 0 ? dst->cd.fd : -errno;
+		cli_error("%s", dst->cd.fd < 0 ? err.msg : strerror(-ret));
 		return ret;
 	}
 	if (!S_ISREG(st.st_mode)) {

@@ -145,9 +145,10 @@ int vd_file_grow(struct vd_image *img, uint64_t end_clusters)
 /* Puts region 'r' into the free map from its refcount block's contents
  * ('rb' NULL: it has none, every refcount is 0).  Clusters freed since the
  * last checkpoint stay taken (rule 5); a refcount beyond the end of the
- * file (only a corrupt image has one) moves the end past it, so that the
- * end never hands out a cluster in use. */
-static int region_learn(struct vd_image *img, uint64_t r, const uint8_t *rb)
+ * file (only a corrupt image has one) is ignored.  'all_used': the table
+ * entry is invalid, so the region's refcounts are unknown and none of its
+ * clusters is free until check --repair rebuilds the table. */
+static int region_learn(struct vd_image *img, uint64_t r, const uint8_t *rb, bool all_used)
 {
 	uint64_t first = r * img->rb_entries, lowest = UINT64_MAX;
 	int ret = regions_reserve(img, r + 1);
@@ -165,10 +166,19 @@ static int region_learn(struct vd_image *img, uint64_t r, const uint8_t *rb)
 		if (rb) {
 			memcpy(&v, rb + (size_t)k * 2, 2);
 		}
-		set_free(img, c, v == 0, v == 0);
-		if (v && c >= img->end_clusters) {
-			img->end_clusters = c + 1;
+		if (all_used && c < img->end_clusters) {
+			set_free(img, c, false, false);
+			continue;
 		}
+		if (v && c >= img->end_clusters) {
+			/* Only a corrupt image counts a cluster beyond the file
+			 * (a refcount block aliased into a far table entry,
+			 * issue 11): trusting it would grow the file to reach
+			 * it, and readers refuse references beyond the file
+			 * anyway. */
+			v = 0;
+		}
+		set_free(img, c, v == 0, v == 0);
 		if (!v && lowest == UINT64_MAX) {
 			lowest = c;
 		}
@@ -205,10 +215,14 @@ static int region_learn_cached(struct vd_image *img, uint64_t r)
 		return 0;
 	}
 	if (!off) {
-		return region_learn(img, r, NULL);
+		return region_learn(img, r, NULL, false);
+	}
+	if ((off & (img->cluster_bytes - 1)) || off > VD_L1_OFFSET_MASK) {
+		/* Refusing the open would refuse the repair too (issue 11). */
+		return region_learn(img, r, NULL, true);
 	}
 	rb = vd_mblock_find(img, off);
-	return rb ? region_learn(img, r, rb->data) : 1;
+	return rb ? region_learn(img, r, rb->data, false) : 1;
 }
 
 /* The host offset of region 'r''s refcount block, when learning the region
@@ -217,6 +231,9 @@ uint64_t vd_region_rb_offset(struct vd_image *img, uint64_t r)
 {
 	uint64_t off = r < img->rt_blk->bytes / 8 ? vd_get64(img->rt_blk, r) : 0;
 
+	if ((off & (img->cluster_bytes - 1)) || off > VD_L1_OFFSET_MASK) {
+		return 0; /* learned as all used, without a read */
+	}
 	return off && !vd_region_known(img, r) && !vd_mblock_find(img, off) ? off : 0;
 }
 
@@ -500,7 +517,7 @@ static int rb_locate(struct vd_image *img, uint64_t cluster, bool create,
 		ret = vd_mblock_get(img, off, rbp);
 		if (ret == 0 && !vd_region_known(img, rt_index)) {
 			/* Read anyway: the region's free clusters cost nothing more. */
-			ret = region_learn(img, rt_index, (*rbp)->data);
+			ret = region_learn(img, rt_index, (*rbp)->data, false);
 		}
 		return ret;
 	}
@@ -645,6 +662,20 @@ int vd_freemap_init(struct vd_image *img)
 	img->free_hint = 0;
 	img->learn_next = 0;
 	return freemap_reserve(img, img->end_clusters + 1);
+}
+
+/* Forgets the free map and builds it again from the refcounts in the file
+ * (check --repair, once it has replaced the refcount structures; nothing is
+ * pending free then). */
+int vd_freemap_rebuild(struct vd_image *img)
+{
+	if (img->freemap) {
+		memset(img->freemap, 0, (img->freemap_bits * 2 + 63) / 64 * sizeof(uint64_t));
+	}
+	if (img->region_known) {
+		memset(img->region_known, 0, (img->region_bits + 63) / 64 * sizeof(uint64_t));
+	}
+	return vd_freemap_init(img);
 }
 
 void vd_freemap_fini(struct vd_image *img)

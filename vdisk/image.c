@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "openfile.h"
 
 #define DEFAULT_CACHE_BYTES (4u << 20)
 /* A transaction holds at most about three clusters of records (copying an
@@ -387,17 +388,14 @@ static int open_fd(struct vd_image *img, const char *path, unsigned flags, struc
 	uint8_t *probe;
 	ssize_t n;
 
-	img->file.fd = open(path, oflags | ((flags & VD_OPEN_BUFFERED) ? 0 : O_DIRECT));
-	img->file.direct = img->file.fd >= 0 && !(flags & VD_OPEN_BUFFERED);
-	if (img->file.fd < 0 && errno == EINVAL) {
-		img->file.fd = open(path, oflags);
-	}
+	/* Regular files only: the image grows and shrinks with the file, and
+	 * a FIFO would block the open for ever. */
+	img->file.fd = openfile_open(path, oflags | ((flags & VD_OPEN_BUFFERED) ? 0 : O_DIRECT),
+				     0, false, err);
 	if (img->file.fd < 0) {
-		int ret = -errno;
-
-		errmsg_set(err, "%s: cannot open: %s", path, strerror(-ret));
-		return ret;
+		return img->file.fd;
 	}
+	img->file.direct = fcntl(img->file.fd, F_GETFL) & O_DIRECT;
 	img->file.align_bytes = img->file.direct ? VD_SECTOR_BYTES : 1;
 	if (!img->file.direct) {
 		return 0;

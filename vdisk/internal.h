@@ -286,6 +286,7 @@ int vd_cluster_peek(struct vd_image *img, bool may_read, uint64_t *clusterp, boo
 		    uint64_t *rb_offp);
 int vd_cluster_take(struct vd_image *img, uint64_t c, bool at_end, bool *unknownp);
 void vd_cluster_untake(struct vd_image *img, uint64_t c);
+int vd_freemap_rebuild(struct vd_image *img);
 void vd_freemap_fini(struct vd_image *img);
 int vd_freemap_reserve_used(struct vd_image *img, const uint32_t *refs, uint64_t n);
 int vd_release_pending_free(struct vd_image *img);

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "openfile.h"
 #include "qcow2.h"
 
 #define QCOW2_MAGIC 0x514649fbu /* "QFI\xfb" */
@@ -1040,14 +1041,15 @@ static int file_open(struct vd_qcow2 *q, const char *path, struct errmsg *err)
 	if (!q->path) {
 		return -ENOMEM;
 	}
-	q->fd = -1;
-	ret = vd_file_open_checked(path, O_RDONLY, &q->fd, err);
-	if (ret < 0) {
-		return ret;
+	/* A qcow2 image or raw backing file may be a block device; a FIFO
+	 * would block the open for ever. */
+	q->fd = openfile_open(path, O_RDONLY | O_CLOEXEC, 0, true, err);
+	if (q->fd < 0) {
+		return q->fd;
 	}
 	if (fstat(q->fd, &st) < 0) {
 		ret = -errno;
-		errmsg_set(err, "%s: cannot open: %s", path, strerror(-ret));
+		errmsg_set(err, "%s: cannot stat: %s", path, strerror(-ret));
 		return ret;
 	}
 	if (S_ISREG(st.st_mode)) {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "format.h"
+#include "openfile.h"
 #include "internal.h"
 #include "qcow2.h"
 
@@ -58,33 +59,13 @@ int vd_format_parse(const char *name, enum vd_format *fmtp)
 
 int vd_file_open_checked(const char *path, int oflags, int *fdp, struct errmsg *err)
 {
-	struct stat st;
-	int fd, ret;
+	int fd = openfile_open(path, oflags | O_CLOEXEC, 0, true, err);
 
-	/* O_NONBLOCK so that opening a FIFO returns at once instead of
-	 * waiting for a writer; it is refused just below. */
-	fd = open(path, oflags | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		ret = -errno;
-		errmsg_set(err, "%s: cannot open: %s", path, strerror(-ret));
-		goto out_close;
-	}
-	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
-		ret = -EINVAL;
-		errmsg_set(err, "%s: not a regular file or block device, so not an image", path);
-		goto out_close;
-	}
-	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
-		ret = -errno;
-		goto out_close;
+	if (fd < 0) {
+		return fd;
 	}
 	*fdp = fd;
 	return 0;
-out_close:
-	if (fd >= 0) {
-		close(fd);
-	}
-	return ret;
 }
 
 int vd_format_probe(const char *path, enum vd_format *fmtp, struct errmsg *err)

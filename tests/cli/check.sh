@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # vdisk check: clean images exit 0 without being touched; a leaked cluster
 # exits 3 and a reference past the end of the file exits 2, and --repair
-# fixes both; JSON output parses.
+# fixes both; an aliased refcount block is rebuilt (issue 11); JSON output
+# parses.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need python3
 poke()
@@ -56,6 +57,25 @@ expect_ok check --repair --json "$TMP/bad.vd"
 [ "$(json_get corruptions)" -eq 0 ] || fail "corruptions left after repair"
 expect_ok check "$TMP/bad.vd"
 expect_ok io -c 'read -P 0 6400k 64k' -c 'read -P 7 0 512k' "$TMP/bad.vd"
+
+# Issue 11: the last refcount table entry aliased to the first refcount
+# block.  Repair used to free the header, journal and L1 through the alias,
+# grow the file to 16 TiB and let the next write reuse live clusters.
+alias=$TMP/alias.vd
+expect_ok create -q "$alias" 16M
+expect_ok io -q -c 'write -P 5 0 4M' "$alias"
+poke "$alias" rt-set -1 "$(poke "$alias" rt-get 0)"
+expect_rc 2 check "$alias"
+expect_out "refcount structures are damaged"
+expect_ok check --repair "$alias"
+expect_out "Rebuilt the refcount structures"
+expect_out "No errors were found on the image."
+[ "$(stat -c %s "$alias")" -lt $((64 << 20)) ] || fail "repair grew the file"
+expect_ok check "$alias"
+expect_ok io -c 'write -P 9 8M 2M' -c 'read -P 5 0 4M' -c 'read -P 9 8M 2M' "$alias"
+expect_ok check "$alias"
+expect_out "No errors were found on the image."
+[ "$(stat -c %s "$alias")" -lt $((64 << 20)) ] || fail "writing grew the file"
 
 expect_rc 1 check "$TMP/missing.vd"
 expect_one_line_error "$TMP/missing.vd"

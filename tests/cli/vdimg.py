@@ -10,6 +10,8 @@
 #   vdimg.py FILE l2-get GUEST_CLUSTER
 #   vdimg.py FILE l2-set GUEST_CLUSTER VALUE
 #   vdimg.py FILE ref-set HOST_CLUSTER VALUE
+#   vdimg.py FILE rt-get INDEX              refcount table entry (-1: the last)
+#   vdimg.py FILE rt-set INDEX VALUE
 import struct
 import sys
 
@@ -108,6 +110,14 @@ def main():
             write_at(f, l2_entry_offset(f, int(args[0], 0)), '<Q', int(args[1], 0))
         elif cmd == 'ref-set':
             write_at(f, refcount_offset(f, int(args[0], 0)), '<H', int(args[1], 0))
+        elif cmd in ('rt-get', 'rt-set'):
+            rt = read_at(f, 64, '<Q')
+            entries = read_at(f, 72, '<I') * (1 << read_at(f, 40, '<I')) // 8
+            i = int(args[0], 0) % entries
+            if cmd == 'rt-get':
+                print(read_at(f, rt + i * 8, '<Q'))
+            else:
+                write_at(f, rt + i * 8, '<Q', int(args[1], 0))
         else:
             sys.exit('unknown command ' + cmd)
 

@@ -325,8 +325,13 @@ typedef void (*vd_report_fn)(void *arg, const char *sentence);
 /* Checks 'img': references out of the file, overlapping references, wrong
  * and leaked refcounts, corrupt table entries.  With VD_CHECK_REPAIR, fixes
  * refcounts and leaks, and unmaps (reads as zeros) entries that point outside
- * the file or into metadata.  Returns 0 when the check ran (whatever it
- * found), a negative errno when it could not run. */
+ * the file or into metadata; when the refcount structures themselves are
+ * damaged (invalid, aliased or colliding entries), rebuilds them from the
+ * references at the end of the file instead.  A repair never frees a
+ * cluster something references.  Returns 0 when the check ran (whatever it
+ * found), a negative errno when it could not run or the repair could not be
+ * made (then with one sentence in 'err'; the image keeps its old refcount
+ * structures). */
 int vd_check(struct vd_image *img, unsigned flags, struct vd_check_result *res,
 	     vd_report_fn report, void *arg, struct errmsg *err);
 

@@ -14,9 +14,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <cmocka.h>
 
 #include "internal.h"
+#include "testutil.h"
 
 static const char *path = "check-test.vd";
 
@@ -241,6 +245,144 @@ static void test_stale_snapshot_table_offset_frees_nothing(void **state)
 	unlink(path);
 }
 
+static void poke64(uint64_t off, uint64_t v)
+{
+	int fd = open(path, O_RDWR);
+
+	v = htole64(v);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, &v, 8, (off_t)off), 8);
+	close(fd);
+}
+
+static uint64_t file_bytes(void)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return (uint64_t)st.st_size;
+}
+
+/* Closes 'img' and makes refcount table entry 'entry' point at 'target'
+ * in the file, as a bit flip or a bug would; returns the image reopened. */
+static struct vd_image *damage_reftable(struct vd_image *img, uint64_t entry, uint64_t target)
+{
+	uint64_t rt = img->hdr.refcount_table_offset;
+
+	assert_int_equal(vd_close(img), 0);
+	poke64(rt + entry * 8, target);
+	return open_rw();
+}
+
+/* Issue 11: the last refcount table entry aliased to the first block.
+ * Repair zeroed the refcounts of the header, journal, L1 and data through
+ * the alias, the file grew to 16 TiB and new writes reused live clusters. */
+static void test_issue11_aliased_refcount_block_is_rebuilt(void **state)
+{
+	struct vd_image *img = fresh();
+	uint64_t last = img->rt_blk->bytes / 8 - 1, size;
+	struct vd_check_result r;
+
+	img = damage_reftable(img, last, vd_get64(img->rt_blk, 0));
+	size = file_bytes();
+	r = run(img, 0);
+	assert_true(r.corruptions >= 1);
+	r = run(img, VD_CHECK_REPAIR);
+	assert_int_equal(r.corruptions_fixed, r.corruptions);
+	r = run(img, 0);
+	assert_int_equal(r.corruptions + r.leaks, 0);
+	assert_true(file_bytes() < size + (1 << 20));
+	for (int i = 0; i < 8; i++) {
+		assert_data(img, i * 65536ull, 0x42);
+	}
+	tu_put(img, 8 << 20, 2 << 20, 0x77);
+	for (int i = 0; i < 8; i++) {
+		assert_data(img, i * 65536ull, 0x42);
+	}
+	assert_int_equal(vd_close(img), 0);
+	img = open_rw();
+	tu_clean(img);
+	tu_expect(img, 0, 8 * 65536, 0x42);
+	tu_expect(img, 8 << 20, 2 << 20, 0x77);
+	assert_true(file_bytes() < size + (4 << 20));
+	assert_int_equal(vd_close(img), 0);
+	unlink(path);
+}
+
+/* Issue 11: the free map trusted the alias's refcounts of clusters 16 TiB
+ * away and moved the end of the image there, so the next run of clusters
+ * appended (a snapshot's L1 table) grew the file to 16 TiB. */
+static void test_issue11_aliased_refcounts_do_not_grow_the_file(void **state)
+{
+	struct vd_image *img = fresh();
+	uint64_t last = img->rt_blk->bytes / 8 - 1;
+
+	img = damage_reftable(img, last, vd_get64(img->rt_blk, 0));
+	tu_put(img, 8 << 20, 2 << 20, 0x77);
+	assert_true(file_bytes() < (64 << 20));
+	assert_int_equal(vd_snapshot_create(img, "s", NULL), 0);
+	assert_true(file_bytes() < (64 << 20));
+	tu_expect(img, 0, 8 * 65536, 0x42);
+	assert_int_equal(vd_close(img), 0);
+	unlink(path);
+}
+
+/* A refcount block that lands on guest data: the table entry is what is
+ * wrong (rule 1 of check.c), so the data stays and the refcounts move. */
+static void test_refcount_block_on_guest_data_keeps_the_data(void **state)
+{
+	struct vd_image *img = fresh();
+	struct vd_check_result r;
+	struct vd_extent e;
+
+	assert_int_equal(vd_map(img, 3 * 65536, &e), 0);
+	img = damage_reftable(img, 1, e.host_offset);
+	r = run(img, 0);
+	assert_true(r.corruptions >= 1);
+	r = run(img, VD_CHECK_REPAIR);
+	r = run(img, 0);
+	assert_int_equal(r.corruptions + r.leaks, 0);
+	tu_expect(img, 0, 8 * 65536, 0x42);
+	tu_put(img, 1 << 20, 4 << 20, 0x55);
+	tu_expect(img, 0, 8 * 65536, 0x42);
+	assert_int_equal(vd_close(img), 0);
+	img = open_rw();
+	tu_clean(img);
+	tu_expect(img, 0, 8 * 65536, 0x42);
+	tu_expect(img, 1 << 20, 4 << 20, 0x55);
+	assert_int_equal(vd_close(img), 0);
+	unlink(path);
+}
+
+/* Issue 11: an invalid refcount table entry made every read-write open
+ * fail with "run 'vdisk check --repair'", which opens read-write too.  The
+ * image now opens, allocates nothing the entry covers, and repair rebuilds
+ * the table. */
+static void test_issue11_invalid_refcount_entry_can_be_repaired(void **state)
+{
+	struct vd_image *img = fresh();
+	struct vd_check_result r;
+
+	img = damage_reftable(img, 0, vd_get64(img->rt_blk, 0) | 0x200);
+	r = run(img, 0);
+	assert_true(r.corruptions >= 1);
+	/* every cluster is covered by the damaged entry 0: nothing to take */
+	assert_int_equal(vd_pwrite(img, (uint8_t[65536]){0}, 65536, 8 << 20), -EUCLEAN);
+	r = run(img, VD_CHECK_REPAIR);
+	assert_int_equal(r.corruptions_fixed, r.corruptions);
+	r = run(img, 0);
+	assert_int_equal(r.corruptions + r.leaks, 0);
+	tu_put(img, 8 << 20, 1 << 20, 0x66);
+	tu_expect(img, 0, 8 * 65536, 0x42);
+	assert_int_equal(vd_close(img), 0);
+	img = open_rw();
+	tu_clean(img);
+	tu_expect(img, 0, 8 * 65536, 0x42);
+	tu_expect(img, 8 << 20, 1 << 20, 0x66);
+	assert_int_equal(vd_close(img), 0);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -250,6 +392,10 @@ int main(void)
 		cmocka_unit_test(test_read_only_check_writes_nothing),
 		cmocka_unit_test(test_resize_grows_the_refcount_table),
 		cmocka_unit_test(test_stale_snapshot_table_offset_frees_nothing),
+		cmocka_unit_test(test_issue11_aliased_refcount_block_is_rebuilt),
+		cmocka_unit_test(test_issue11_aliased_refcounts_do_not_grow_the_file),
+		cmocka_unit_test(test_refcount_block_on_guest_data_keeps_the_data),
+		cmocka_unit_test(test_issue11_invalid_refcount_entry_can_be_repaired),
 	};
 
 	return cmocka_run_group_tests_name("vdisk_check", tests, NULL, NULL);
