@@ -81,7 +81,7 @@ static uint64_t vdisk_allocated_bytes(struct blk_backend *b)
 {
 	struct vd_info info;
 
-	return vd_get_info(IMG(b), &info) == 0 ? info.disk_bytes : 0;
+	return vd_get_info(IMG(b), &info) == 0 ? info.allocated_bytes : 0;
 }
 
 static int vdisk_resize(struct blk_backend *b, uint64_t size_bytes, struct errmsg *err)

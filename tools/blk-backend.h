@@ -52,7 +52,7 @@ struct blk_backend_class {
 	/* Flushes and closes; no request may be in flight. */
 	int (*close)(struct blk_backend *b);
 	uint64_t (*size_bytes)(struct blk_backend *b);
-	/* Host bytes the disk uses (for disk-list); 0 if unknown. */
+	/* Guest bytes the disk holds (for disk-list); 0 if unknown. */
 	uint64_t (*allocated_bytes)(struct blk_backend *b);
 	/* Control operations, with no request in flight on any queue.  NULL
 	 * when the back end cannot do them (raw files have no snapshots). */

@@ -599,15 +599,21 @@ static uint8_t *salvage_status(struct vdd_queue *q, const struct chain *ch)
 	return va && len == 1 ? (uint8_t *)(uintptr_t)va : NULL;
 }
 
-/* Copies 'len' bytes from the start of 'iov' to 'buf'. */
-static void iov_read(const struct iovec *iov, int cnt, void *buf, size_t len)
+/* Copies 'len' bytes at byte 'skip' of 'iov' to 'buf'. */
+static void iov_read(const struct iovec *iov, int cnt, size_t skip, void *buf, size_t len)
 {
 	uint8_t *p = buf;
 
 	for (int i = 0; i < cnt && len; i++) {
-		size_t n = iov[i].iov_len < len ? iov[i].iov_len : len;
+		size_t n;
 
-		memcpy(p, iov[i].iov_base, n);
+		if (skip >= iov[i].iov_len) {
+			skip -= iov[i].iov_len;
+			continue;
+		}
+		n = iov[i].iov_len - skip < len ? iov[i].iov_len - skip : len;
+		memcpy(p, (uint8_t *)iov[i].iov_base + skip, n);
+		skip = 0;
 		p += n;
 		len -= n;
 	}
@@ -709,7 +715,7 @@ static int classify(struct vdd_queue *q, struct vdd_req *r, struct chain *ch, ui
 				    vdd_op_name(r->op), data_read, sizeof(seg));
 			return VIRTIO_BLK_S_IOERR;
 		}
-		iov_read(r->iov, ch->n_read, &seg, sizeof(seg));
+		iov_read(r->iov, ch->n_read, sizeof(struct virtio_blk_outhdr), &seg, sizeof(seg));
 		if (ro) {
 			guest_error(d, "%s on a read-only disk", vdd_op_name(r->op));
 			return VIRTIO_BLK_S_IOERR;
@@ -769,7 +775,7 @@ static bool parse(struct vdd_queue *q, struct vdd_req *r)
 		complete(r, VIRTIO_BLK_S_IOERR);
 		return false;
 	}
-	iov_read(r->iov, ch.n_read, &hdr, sizeof(hdr));
+	iov_read(r->iov, ch.n_read, 0, &hdr, sizeof(hdr));
 	r->type = hdr.type;
 	/* The status byte is the last writable one; the data lie between. */
 	{
