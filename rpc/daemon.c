@@ -138,7 +138,7 @@ int rpc_unix_claim(const char *path, const char *what, struct errmsg *err)
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EAGAIN ||
 	    errno == EINPROGRESS) {
 		close(fd);
-		errmsg_set(err, "%s %s is in use by a running process", what, path);
+		errmsg_set(err, "%s %s is in use by another process", what, path);
 		return -EADDRINUSE;
 	}
 	close(fd);

@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include "cliutil.h"
-#include "qcow2.h"
 #include "vdisk-cmds.h"
 #include "vdisk.h"
 
@@ -40,17 +39,6 @@ enum {
 
 /* qemu-io's default fill byte, so scripts written for it carry over. */
 #define DEFAULT_PATTERN 0xcd
-
-/* The bytes every vdisk image starts with; anything else but qcow2 (by its
- * own magic) converts as raw. */
-static const char vdisk_magic[8] = {'V', 'D', 'I', 'S', 'K', 'I', 'M', 'G'};
-
-enum image_format {
-	FMT_AUTO,
-	FMT_RAW,
-	FMT_VDISK,
-	FMT_QCOW2, /* convert's IN only */
-};
 
 static void *buf_alloc(size_t bytes)
 {
@@ -131,15 +119,9 @@ static int parse_count_arg(const char *cmd, const char *what, const char *str, u
 	return ret;
 }
 
-static int parse_format(const char *cmd, const char *str, enum image_format *fmtp)
+static int parse_format(const char *cmd, const char *str, enum vd_format *fmtp)
 {
-	if (!strcmp(str, "raw")) {
-		*fmtp = FMT_RAW;
-	} else if (!strcmp(str, "vdisk")) {
-		*fmtp = FMT_VDISK;
-	} else if (!strcmp(str, "qcow2")) {
-		*fmtp = FMT_QCOW2;
-	} else {
+	if (vd_format_parse(str, fmtp) < 0 || *fmtp == VD_FORMAT_AUTO) {
 		cli_usage_error(cmd, "unknown format '%s' (raw, vdisk or qcow2)", str);
 		return -EINVAL;
 	}
@@ -266,7 +248,7 @@ static int create_parse(int argc, char **argv, struct vd_create_opts *vo, bool *
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	enum image_format fmt = FMT_AUTO;
+	enum vd_format fmt = VD_FORMAT_AUTO;
 	int c;
 
 	optind = 0;
@@ -300,7 +282,7 @@ static int create_parse(int argc, char **argv, struct vd_create_opts *vo, bool *
 			break;
 		case 'f':
 			ret = parse_format("create", optarg, &fmt);
-			if (ret == 0 && fmt != FMT_VDISK) {
+			if (ret == 0 && fmt != VD_FORMAT_VDISK) {
 				cli_usage_error("create", "only the vdisk format can be created");
 				ret = -EINVAL;
 			}
@@ -403,7 +385,7 @@ static int report_parse(const char *cmd, const char *help, bool allow_repair, in
 	optind = 0;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":f:rUh", longopts, NULL)) != -1) {
-		enum image_format fmt = FMT_AUTO;
+		enum vd_format fmt = VD_FORMAT_AUTO;
 
 		switch (c) {
 		case OPT_JSON:
@@ -425,7 +407,7 @@ static int report_parse(const char *cmd, const char *help, bool allow_repair, in
 			if (parse_format(cmd, optarg, &fmt) < 0) {
 				return -EINVAL;
 			}
-			if (fmt != FMT_VDISK) {
+			if (fmt != VD_FORMAT_VDISK) {
 				cli_usage_error(cmd, "only vdisk images can be inspected");
 				return -EINVAL;
 			}
@@ -940,33 +922,20 @@ static const char convert_help[] =
     "  -h, --help           show this help\n";
 
 struct convert_opts {
-	enum image_format in_fmt;
-	enum image_format out_fmt;
+	enum vd_format in_fmt;
+	enum vd_format out_fmt;
 	uint32_t cluster_bytes;
 	uint64_t zero_block_bytes;
 	bool progress;
 };
 
-/* Where the copy reads from. */
-struct source {
-	const char *path;
-	enum image_format fmt;
-	uint64_t size;	      /* bytes of guest data */
-	int fd;		      /* raw */
-	bool seek_data;	      /* raw: SEEK_DATA/SEEK_HOLE work here */
-	struct vd_image *img; /* vdisk */
-	struct qcow2 *qcow2;  /* qcow2, with its backing chain */
-};
-
-/* Where it writes to. */
+/* Where it writes to: the tool creates OUT, libvdisk's copy engine fills
+ * it (vd_copy). */
 struct dest {
 	const char *path;
-	enum image_format fmt;
-	uint64_t size;
-	int fd;		      /* raw */
-	bool fill_holes;      /* raw OUT cannot hold holes (a device) */
-	bool created;	      /* vdisk OUT: this run made the file */
-	struct vd_image *img; /* vdisk */
+	enum vd_format fmt;
+	struct vd_copy_dest cd;
+	bool created; /* vdisk OUT: this run made the file */
 };
 
 struct progress {
@@ -974,411 +943,9 @@ struct progress {
 	long last; /* hundredths of a percent last printed */
 };
 
-static int detect_format(const char *path, enum image_format *fmtp)
+static void progress_update(void *arg, uint64_t done, uint64_t total)
 {
-	char magic[sizeof(vdisk_magic)];
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0) {
-		cli_error("%s: cannot open: %s", path, strerror(errno));
-		return -errno;
-	}
-	n = pread(fd, magic, sizeof(magic), 0);
-	if (n < 0) {
-		cli_error("%s: cannot read: %s", path, strerror(errno));
-		close(fd);
-		return -EIO;
-	}
-	close(fd);
-	*fmtp =
-	    n == sizeof(magic) && !memcmp(magic, vdisk_magic, sizeof(magic)) ? FMT_VDISK : FMT_RAW;
-	if (n > 0 && qcow2_probe(magic, (size_t)n)) {
-		*fmtp = FMT_QCOW2;
-	}
-	return 0;
-}
-
-/* The length of a raw file or block device. */
-static int fd_size(int fd, const char *path, uint64_t *sizep)
-{
-	struct stat st;
-	off_t end;
-
-	if (fstat(fd, &st) < 0) {
-		cli_error("%s: cannot stat: %s", path, strerror(errno));
-		return -errno;
-	}
-	if (S_ISREG(st.st_mode)) {
-		*sizep = st.st_size;
-		return 0;
-	}
-	end = lseek(fd, 0, SEEK_END);
-	if (end < 0) {
-		cli_error("%s: cannot find its size: %s", path, strerror(errno));
-		return -errno;
-	}
-	*sizep = end;
-	return 0;
-}
-
-/* A qcow2 IN: the reader checks the whole image and its chain at open, so
- * what it refuses is refused before OUT exists. */
-static int qcow2_source_open(struct source *src)
-{
-	struct errmsg err;
-	int ret;
-
-	errmsg_clear(&err);
-	ret = qcow2_open(src->path, &src->qcow2, &err);
-	if (ret < 0) {
-		image_error(&err, src->path, ret);
-		return ret;
-	}
-	src->size = qcow2_size_bytes(src->qcow2);
-	return 0;
-}
-
-static int qcow2_source_extent(struct source *src, uint64_t off, uint64_t max, uint64_t *lenp,
-			       bool *datap)
-{
-	struct qcow2_extent e;
-	struct errmsg err;
-	int ret;
-
-	errmsg_clear(&err);
-	ret = qcow2_map(src->qcow2, off, max, &e, &err);
-	if (ret < 0) {
-		image_error(&err, src->path, ret);
-		return ret;
-	}
-	*lenp = e.length < max ? e.length : max;
-	/* Zero clusters and what no file of the chain holds stay unwritten. */
-	*datap = e.state == QCOW2_DATA || e.state == QCOW2_BACKING;
-	return 0;
-}
-
-static int qcow2_source_read(struct source *src, void *buf, size_t len, uint64_t off)
-{
-	struct errmsg err;
-	int ret;
-
-	errmsg_clear(&err);
-	ret = qcow2_pread(src->qcow2, buf, len, off, &err);
-	if (ret < 0) {
-		image_error(&err, src->path, ret);
-	}
-	return ret;
-}
-
-static int source_open(struct source *src)
-{
-	if (src->fmt == FMT_QCOW2) {
-		return qcow2_source_open(src);
-	}
-	if (src->fmt == FMT_VDISK) {
-		if (vdisk_open_image(src->path, VD_OPEN_BUFFERED, &src->img) < 0) {
-			return -EIO;
-		}
-		src->size = vd_size_bytes(src->img);
-		return 0;
-	}
-	src->fd = open(src->path, O_RDONLY | O_CLOEXEC);
-	if (src->fd < 0) {
-		cli_error("%s: cannot open: %s", src->path, strerror(errno));
-		return -errno;
-	}
-	src->seek_data = true;
-	return fd_size(src->fd, src->path, &src->size);
-}
-
-static void source_close(struct source *src)
-{
-	if (src->img) {
-		vd_close(src->img);
-	}
-	qcow2_close(src->qcow2);
-	if (src->fd >= 0) {
-		close(src->fd);
-	}
-}
-
-/* Describes the raw file at 'off': data, or a hole that surely reads as
- * zeros.  Without SEEK_DATA everything is data (and zero detection still
- * keeps the output thin). */
-static int raw_extent(struct source *src, uint64_t off, uint64_t max, uint64_t *lenp, bool *datap)
-{
-	off_t data, hole;
-
-	*lenp = max;
-	*datap = true;
-	if (!src->seek_data) {
-		return 0;
-	}
-	data = lseek(src->fd, off, SEEK_DATA);
-	if (data < 0 && errno == ENXIO) {
-		*datap = false; /* a hole runs to the end of the file */
-		return 0;
-	}
-	if (data < 0) {
-		src->seek_data = false;
-		return 0;
-	}
-	if ((uint64_t)data > off) {
-		*datap = false;
-		*lenp = (uint64_t)data - off < max ? (uint64_t)data - off : max;
-		return 0;
-	}
-	hole = lseek(src->fd, off, SEEK_HOLE);
-	if (hole > (off_t)off && (uint64_t)hole - off < max) {
-		*lenp = (uint64_t)hole - off;
-	}
-	return 0;
-}
-
-static int vdisk_extent(struct source *src, uint64_t off, uint64_t max, uint64_t *lenp, bool *datap)
-{
-	struct vd_extent e;
-	int ret = vd_map(src->img, off, &e);
-
-	if (ret < 0) {
-		cli_error("%s: cannot map guest offset %#" PRIx64 ": %s", src->path, off,
-			  strerror(-ret));
-		return ret;
-	}
-	if (e.offset != off || e.length == 0) {
-		cli_error("%s: the library returned a bad extent at guest offset %#" PRIx64,
-			  src->path, off);
-		return -EIO;
-	}
-	*lenp = e.length < max ? e.length : max;
-	/* What a backing chain provides must be read and copied. */
-	*datap = e.state == VD_EXTENT_DATA || e.state == VD_EXTENT_BACKING;
-	return 0;
-}
-
-/* The extent at 'off', at most 'max' long, ending on a multiple of 'align'
- * (unless it ends at 'max') because a vdisk OUT takes whole sectors: a
- * hole shorter than a sector is copied as data. */
-static int source_extent(struct source *src, uint64_t off, uint64_t max, uint64_t align,
-			 uint64_t *lenp, bool *datap)
-{
-	uint64_t len, end;
-	int ret;
-
-	if (off >= src->size) {
-		*lenp = max; /* OUT's rounding past IN's end reads as zeros */
-		*datap = false;
-		return 0;
-	}
-	if (src->fmt == FMT_VDISK) {
-		ret = vdisk_extent(src, off, max, &len, datap);
-	} else if (src->fmt == FMT_QCOW2) {
-		ret = qcow2_source_extent(src, off, max, &len, datap);
-	} else {
-		ret = raw_extent(src, off, max, &len, datap);
-	}
-	if (ret < 0) {
-		return ret;
-	}
-	end = off + len;
-	if (end % align && len < max) {
-		end = *datap ? end + align - end % align : end - end % align;
-		if (end <= off) {
-			end = off + align;
-			*datap = true;
-		}
-		if (end > off + max) {
-			end = off + max;
-		}
-	}
-	*lenp = end - off;
-	return 0;
-}
-
-static int pread_full(int fd, void *buf, size_t len, uint64_t off)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pread(fd, (char *)buf + done, len - done, off + done);
-
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n < 0) {
-			return -errno;
-		}
-		if (n == 0) {
-			memset((char *)buf + done, 0, len - done); /* past the end */
-			break;
-		}
-		done += n;
-	}
-	return 0;
-}
-
-static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pwrite(fd, (const char *)buf + done, len - done, off + done);
-
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n < 0) {
-			return -errno;
-		}
-		if (n == 0) {
-			return -EIO;
-		}
-		done += n;
-	}
-	return 0;
-}
-
-static int source_read(struct source *src, void *buf, size_t len, uint64_t off)
-{
-	int ret;
-
-	if (src->fmt == FMT_QCOW2) {
-		return qcow2_source_read(src, buf, len, off);
-	}
-	if (src->fmt == FMT_VDISK) {
-		ret = vd_pread(src->img, buf, len, off);
-	} else {
-		ret = pread_full(src->fd, buf, len, off);
-	}
-	if (ret < 0) {
-		cli_error("%s: read of %zu bytes at offset %" PRIu64 " failed: %s", src->path, len,
-			  off, strerror(-ret));
-	}
-	return ret;
-}
-
-static int dest_open(struct dest *dst, uint32_t cluster_bytes)
-{
-	struct vd_create_opts vo;
-	struct errmsg err;
-	struct stat st;
-	int ret;
-
-	if (dst->fmt == FMT_VDISK) {
-		vd_create_opts_init(&vo);
-		vo.size_bytes = dst->size;
-		vo.cluster_bytes = cluster_bytes;
-		errmsg_clear(&err);
-		ret = vd_create(dst->path, &vo, &err);
-		if (ret < 0) {
-			image_error(&err, dst->path, ret);
-			return ret;
-		}
-		dst->created = true;
-		return vdisk_open_image(dst->path, VD_OPEN_RDWR | VD_OPEN_BUFFERED, &dst->img);
-	}
-	/* Truncating first turns every byte into a hole, so only data need be
-	 * written; a device keeps its old bytes, so there zeros are written. */
-	dst->fd = open(dst->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (dst->fd < 0 || fstat(dst->fd, &st) < 0) {
-		ret = -errno;
-		cli_error("%s: cannot open: %s", dst->path, strerror(-ret));
-		return ret;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		dst->fill_holes = true;
-		return 0;
-	}
-	if (ftruncate(dst->fd, dst->size) < 0) {
-		ret = -errno;
-		cli_error("%s: cannot set its size: %s", dst->path, strerror(-ret));
-		return ret;
-	}
-	return 0;
-}
-
-static int dest_write(struct dest *dst, const void *buf, size_t len, uint64_t off)
-{
-	int ret;
-
-	if (dst->fmt == FMT_VDISK) {
-		ret = vd_pwrite(dst->img, buf, len, off);
-	} else {
-		ret = pwrite_full(dst->fd, buf, len, off);
-	}
-	if (ret < 0) {
-		cli_error("%s: write of %zu bytes at offset %" PRIu64 " failed: %s", dst->path, len,
-			  off, strerror(-ret));
-	}
-	return ret;
-}
-
-/* Flushes and closes OUT; with 'failed' a vdisk OUT this run created is
- * removed, since a half-copied image is worse than none. */
-static int dest_close(struct dest *dst, bool failed)
-{
-	int ret = 0;
-
-	if (dst->img) {
-		ret = close_image(dst->img, dst->path);
-		dst->img = NULL;
-	}
-	if (dst->fd >= 0) {
-		if (!failed && fsync(dst->fd) < 0) {
-			ret = -errno;
-			cli_error("%s: cannot flush: %s", dst->path, strerror(-ret));
-		}
-		if (close(dst->fd) < 0 && ret == 0) {
-			ret = -errno;
-			cli_error("%s: cannot close: %s", dst->path, strerror(-ret));
-		}
-		dst->fd = -1;
-	}
-	if ((failed || ret < 0) && dst->created) {
-		unlink(dst->path);
-	}
-	return ret;
-}
-
-static bool is_zero(const unsigned char *p, size_t len)
-{
-	/* Comparing the buffer with itself shifted by one byte checks all of
-	 * it at memcmp's speed. */
-	return len == 0 || (p[0] == 0 && !memcmp(p, p + 1, len - 1));
-}
-
-/* Writes what 'buf' holds for [off, off+len) except runs of zeros that
- * fill whole aligned blocks of 'zero_block' bytes. */
-static int write_nonzero(struct dest *dst, const unsigned char *buf, size_t len, uint64_t off,
-			 uint64_t zero_block)
-{
-	size_t run_start = 0, pos = 0;
-
-	if (zero_block == 0 || dst->fill_holes) {
-		return dest_write(dst, buf, len, off);
-	}
-	while (pos < len) {
-		uint64_t blk_end = ((off + pos) / zero_block + 1) * zero_block - off;
-		size_t n = blk_end < len ? blk_end - pos : len - pos;
-
-		if (is_zero(buf + pos, n)) {
-			if (pos > run_start && dest_write(dst, buf + run_start, pos - run_start,
-							  off + run_start) < 0) {
-				return -EIO;
-			}
-			run_start = pos + n;
-		}
-		pos += n;
-	}
-	if (pos > run_start) {
-		return dest_write(dst, buf + run_start, pos - run_start, off + run_start);
-	}
-	return 0;
-}
-
-static void progress_update(struct progress *p, uint64_t done, uint64_t total)
-{
+	struct progress *p = arg;
 	long now;
 
 	if (!p->enabled) {
@@ -1391,69 +958,92 @@ static void progress_update(struct progress *p, uint64_t done, uint64_t total)
 	}
 }
 
-/* Copies one chunk-bounded piece starting at 'off'; returns its length. */
-static int64_t convert_step(struct source *src, struct dest *dst, unsigned char *buf, uint64_t off,
-			    const struct convert_opts *co)
+static int dest_open(struct dest *dst, uint32_t cluster_bytes)
 {
-	uint64_t align = dst->fmt == FMT_VDISK ? VD_SECTOR_BYTES : 1;
-	uint64_t chunk_end = (off / CHUNK_BYTES + 1) * CHUNK_BYTES;
-	uint64_t max = (chunk_end < dst->size ? chunk_end : dst->size) - off;
-	uint64_t len, more;
-	bool data, more_data;
+	struct vd_create_opts vo;
+	struct errmsg err;
+	struct stat st;
+	int ret;
 
-	if (source_extent(src, off, max, align, &len, &data) < 0) {
-		return -EIO;
+	dst->cd.name = dst->path;
+	if (dst->fmt == VD_FORMAT_VDISK) {
+		vd_create_opts_init(&vo);
+		vo.size_bytes = dst->cd.size_bytes;
+		vo.cluster_bytes = cluster_bytes;
+		errmsg_clear(&err);
+		ret = vd_create(dst->path, &vo, &err);
+		if (ret < 0) {
+			image_error(&err, dst->path, ret);
+			return ret;
+		}
+		dst->created = true;
+		return vdisk_open_image(dst->path, VD_OPEN_RDWR | VD_OPEN_BUFFERED, &dst->cd.img);
 	}
-	/* Gather neighbouring data extents into one read. */
-	while (data && len < max) {
-		if (source_extent(src, off + len, max - len, align, &more, &more_data) < 0) {
-			return -EIO;
-		}
-		if (!more_data) {
-			break;
-		}
-		len += more;
+	/* Truncating first turns every byte into a hole, so only data need be
+	 * written; a device keeps its old bytes, so there zeros are written. */
+	dst->cd.fd = open(dst->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (dst->cd.fd < 0 || fstat(dst->cd.fd, &st) < 0) {
+		ret = -errno;
+		cli_error("%s: cannot open: %s", dst->path, strerror(-ret));
+		return ret;
 	}
-	if (data) {
-		if (source_read(src, buf, len, off) < 0 ||
-		    write_nonzero(dst, buf, len, off, co->zero_block_bytes) < 0) {
-			return -EIO;
-		}
-	} else if (dst->fill_holes) {
-		memset(buf, 0, len);
-		if (dest_write(dst, buf, len, off) < 0) {
-			return -EIO;
-		}
+	if (!S_ISREG(st.st_mode)) {
+		dst->cd.fill_holes = true;
+		return 0;
 	}
-	return (int64_t)len;
+	if (ftruncate(dst->cd.fd, (off_t)dst->cd.size_bytes) < 0) {
+		ret = -errno;
+		cli_error("%s: cannot set its size: %s", dst->path, strerror(-ret));
+		return ret;
+	}
+	return 0;
 }
 
-static int convert_copy(struct source *src, struct dest *dst, const struct convert_opts *co)
+/* Flushes and closes OUT; with 'failed' a vdisk OUT this run created is
+ * removed, since a half-copied image is worse than none. */
+static int dest_close(struct dest *dst, bool failed)
 {
-	struct progress prog = {.enabled = co->progress && isatty(STDERR_FILENO), .last = -1};
-	unsigned char *buf = buf_alloc(CHUNK_BYTES);
-	uint64_t off = 0;
 	int ret = 0;
 
-	if (!buf) {
-		cli_error("%s", strerror(ENOMEM));
-		return -ENOMEM;
+	if (dst->cd.img) {
+		ret = close_image(dst->cd.img, dst->path);
+		dst->cd.img = NULL;
 	}
-	progress_update(&prog, 0, dst->size);
-	while (off < dst->size) {
-		int64_t n = convert_step(src, dst, buf, off, co);
-
-		if (n < 0) {
-			ret = (int)n;
-			break;
+	if (dst->cd.fd >= 0) {
+		if (!failed && fsync(dst->cd.fd) < 0) {
+			ret = -errno;
+			cli_error("%s: cannot flush: %s", dst->path, strerror(-ret));
 		}
-		off += (uint64_t)n;
-		progress_update(&prog, off, dst->size);
+		if (close(dst->cd.fd) < 0 && ret == 0) {
+			ret = -errno;
+			cli_error("%s: cannot close: %s", dst->path, strerror(-ret));
+		}
+		dst->cd.fd = -1;
 	}
+	if ((failed || ret < 0) && dst->created) {
+		unlink(dst->path);
+	}
+	return ret;
+}
+
+static int convert_copy(struct vd_source *src, struct dest *dst, const struct convert_opts *co)
+{
+	struct progress prog = {.enabled = co->progress && isatty(STDERR_FILENO), .last = -1};
+	struct vd_copy_opts opts;
+	struct errmsg err = {{0}};
+	int ret;
+
+	vd_copy_opts_init(&opts);
+	opts.zero_block_bytes = co->zero_block_bytes;
+	opts.progress = progress_update;
+	opts.progress_arg = &prog;
+	ret = vd_copy(src, &dst->cd, &opts, &err);
 	if (prog.enabled) {
 		fputc('\n', stderr);
 	}
-	free(buf);
+	if (ret < 0) {
+		image_error(&err, dst->path, ret);
+	}
 	return ret;
 }
 
@@ -1526,11 +1116,11 @@ static int convert_parse(int argc, char **argv, struct convert_opts *co)
 			return -EINVAL;
 		}
 	}
-	if (co->out_fmt == FMT_QCOW2) {
+	if (co->out_fmt == VD_FORMAT_QCOW2) {
 		cli_usage_error("convert", "qcow2 is read, not written: OUT is raw or vdisk");
 		return -EINVAL;
 	}
-	if (co->cluster_bytes && co->out_fmt != FMT_VDISK) {
+	if (co->cluster_bytes && co->out_fmt != VD_FORMAT_VDISK) {
 		cli_usage_error("convert", "-c applies only to a vdisk output");
 		return -EINVAL;
 	}
@@ -1539,38 +1129,41 @@ static int convert_parse(int argc, char **argv, struct convert_opts *co)
 
 int vdisk_cmd_convert(int argc, char **argv)
 {
-	struct convert_opts co = {.out_fmt = FMT_VDISK, .zero_block_bytes = 4096};
-	struct source src = {.fd = -1};
-	struct dest dst = {.fd = -1};
+	struct convert_opts co = {.out_fmt = VD_FORMAT_VDISK, .zero_block_bytes = 4096};
+	struct dest dst = {.cd = {.fd = -1}};
+	struct vd_source *src = NULL;
+	struct errmsg err = {{0}};
+	const char *in;
 	int ret;
 
 	ret = convert_parse(argc, argv, &co);
 	if (ret != 0) {
 		return ret > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 	}
-	src.path = argv[optind];
+	in = argv[optind];
 	dst.path = argv[optind + 1];
-	src.fmt = co.in_fmt;
 	dst.fmt = co.out_fmt;
-	if (check_distinct(src.path, dst.path) < 0 ||
-	    (src.fmt == FMT_AUTO && detect_format(src.path, &src.fmt) < 0) ||
-	    source_open(&src) < 0) {
-		source_close(&src);
+	if (check_distinct(in, dst.path) < 0) {
+		return CLI_EXIT_FAILURE;
+	}
+	ret = vd_source_open(in, co.in_fmt, VD_OPEN_BUFFERED, &src, &err);
+	if (ret < 0) {
+		image_error(&err, in, ret);
 		return CLI_EXIT_FAILURE;
 	}
 	/* A vdisk holds whole sectors: a raw IN's tail is padded with zeros. */
-	dst.size = src.size;
-	if (dst.fmt == FMT_VDISK && dst.size % VD_SECTOR_BYTES) {
-		dst.size += VD_SECTOR_BYTES - dst.size % VD_SECTOR_BYTES;
+	dst.cd.size_bytes = vd_source_size_bytes(src);
+	if (dst.fmt == VD_FORMAT_VDISK && dst.cd.size_bytes % VD_SECTOR_BYTES) {
+		dst.cd.size_bytes += VD_SECTOR_BYTES - dst.cd.size_bytes % VD_SECTOR_BYTES;
 	}
 	ret = dest_open(&dst, co.cluster_bytes);
 	if (ret == 0) {
-		ret = convert_copy(&src, &dst, &co);
+		ret = convert_copy(src, &dst, &co);
 	}
 	if (dest_close(&dst, ret < 0) < 0) {
 		ret = -EIO;
 	}
-	source_close(&src);
+	vd_source_close(src);
 	return ret < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 }
 
@@ -1990,7 +1583,7 @@ static int io_parse_opts(int argc, char **argv, struct io_opts *io)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	enum image_format fmt = FMT_AUTO;
+	enum vd_format fmt = VD_FORMAT_AUTO;
 	int c;
 
 	optind = 0;
@@ -2015,8 +1608,8 @@ static int io_parse_opts(int argc, char **argv, struct io_opts *io)
 			io->cache_flags = 0;
 			break;
 		case 'f':
-			if (parse_format("io", optarg, &fmt) < 0 || fmt != FMT_VDISK) {
-				if (fmt != FMT_AUTO) {
+			if (parse_format("io", optarg, &fmt) < 0 || fmt != VD_FORMAT_VDISK) {
+				if (fmt != VD_FORMAT_AUTO) {
 					cli_usage_error("io", "only vdisk images are supported");
 				}
 				return -EINVAL;

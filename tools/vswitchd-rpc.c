@@ -4,6 +4,10 @@
  * switch core, and builds its result.  Parameter errors and -EINVAL from
  * the libraries answer "invalid params"; everything else "failed". */
 #include <errno.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +19,9 @@
 #include "vswitchd.h"
 
 _Static_assert(VSW_VLAN_MAX == VLAN_VID_MAX, "one VLAN range for client and daemon");
+
+/* sun_path less its NUL. */
+#define SOCKET_PATH_MAX_BYTES 107
 
 #define DP(c) vswd_dp(rpc_call_ctx(c))
 
@@ -239,6 +246,45 @@ static int m_del_br(struct rpc_call *c)
 
 /* -------------------------------------------------------------- Ports */
 
+/* An uplink on a loopback interface would hand every frame the switch
+ * sends straight back to it, and one on an interface that already is a
+ * port (a host port's tap) would join the switch to itself: either makes a
+ * forwarding loop, so both are refused. */
+static int check_uplink(struct rpc_call *c, const char *ifname)
+{
+	struct ifreq ifr = {0};
+	struct vsw_dp_bridge_info br;
+	int fd, ret = 0;
+
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && ioctl(fd, SIOCGIFFLAGS, &ifr) == 0 && (ifr.ifr_flags & IFF_LOOPBACK)) {
+		ret = -EINVAL;
+		errmsg_set(rpc_call_err(c), "uplink on %s refused: a loopback interface sends every "
+			   "frame back to the switch", ifname);
+	}
+	if (fd >= 0) {
+		close(fd);
+	}
+	vsw_dp_lock(DP(c));
+	for (unsigned int i = 0; ret == 0 && vsw_dp_bridge_at(DP(c), i, &br) == 0; i++) {
+		for (uint16_t p = 0; ret == 0 && p < vsw_bridge_max_ports(br.bridge); p++) {
+			const char *name = vsw_port_name(br.bridge, p);
+			struct vsw_dp_port_info info;
+
+			if (name && vsw_dp_port_info(DP(c), name, &info) == 0 &&
+			    strncmp(info.type, "vhost-user", 10) != 0 &&
+			    strcmp(info.path, ifname) == 0) {
+				ret = -EADDRINUSE;
+				errmsg_set(rpc_call_err(c), "uplink on %s refused: the interface already "
+					   "is port %s of bridge %s", ifname, name, br.name);
+			}
+		}
+	}
+	vsw_dp_unlock(DP(c));
+	return ret;
+}
+
 static int m_add_port(struct rpc_call *c)
 {
 	struct vsw_dp_port_config cfg;
@@ -253,7 +299,7 @@ static int m_add_port(struct rpc_call *c)
 	if ((ret = get_name(c, "bridge", true, &bridge)) < 0 ||
 	    (ret = get_name(c, "port", true, &cfg.name)) < 0 ||
 	    (ret = rpc_get_str(c, "type", true, &cfg.type)) < 0 ||
-	    (ret = rpc_get_str(c, "socket", false, &sock)) < 0 ||
+	    (ret = rpc_get_path(c, "socket", false, SOCKET_PATH_MAX_BYTES, &sock)) < 0 ||
 	    (ret = rpc_get_str(c, "ifname", false, &ifname)) < 0) {
 		return ret;
 	}
@@ -265,6 +311,9 @@ static int m_add_port(struct rpc_call *c)
 		cfg.path = sock;
 	} else {
 		cfg.path = ifname ? ifname : cfg.name;
+		if (strcmp(cfg.type, "uplink") == 0 && (ret = check_uplink(c, cfg.path)) < 0) {
+			return ret;
+		}
 	}
 	if ((ret = get_uint(c, "queues", 1, VSW_PORT_MAX_QUEUES, &v)) < 0) {
 		return ret;
@@ -287,6 +336,15 @@ static int m_add_port(struct rpc_call *c)
 		ret = vsw_dp_port_add(DP(c), bridge, &cfg, &port_no, rpc_call_err(c));
 	}
 	vlan_edit_free(&e);
+	/* rte_vhost creates the socket with the umask's mode; QEMU running
+	 * in the socket group needs 0660 (docs/vswitch-rpc.md). */
+	if (ret == 0 && strcmp(cfg.type, "vhost-user") == 0) {
+		ret = rpc_unix_set_mode(sock, 0660, vswd_socket_group(rpc_call_ctx(c)),
+					rpc_call_err(c));
+		if (ret < 0) {
+			vsw_dp_port_del(DP(c), cfg.name, NULL);
+		}
+	}
 	if (ret == 0) {
 		rpc_call_set_changed(c);
 		json_object_object_add(rpc_call_result(c), "port_no", json_object_new_int(port_no));
@@ -752,8 +810,60 @@ static int m_stats(struct rpc_call *c)
 
 /* ------------------------------------------------------------ Capture */
 
+/* Captures are written only under the capture directory (vswitchd
+ * --capture-dir) and only as new files (pcap.c): whoever can reach the
+ * control socket must not be able to make root overwrite a file, or create
+ * one where another program would read it (a cron directory).  A relative
+ * name is taken in that directory, never in the daemon's own working
+ * directory.  Stores the resolved path in 'out'. */
+static int capture_path(struct rpc_call *c, const char *file, char *out, size_t size)
+{
+	const char *dir = vswd_capture_dir(rpc_call_ctx(c));
+	char real_dir[PATH_MAX], full[PATH_MAX], real_parent[PATH_MAX];
+	char *slash;
+	const char *base;
+	size_t n;
+
+	if (!realpath(dir, real_dir)) {
+		errmsg_set(rpc_call_err(c), "capture directory %s: %s", dir, strerror(errno));
+		return -errno;
+	}
+	if (snprintf(full, sizeof(full), "%s%s%s", file[0] == '/' ? "" : real_dir,
+		     file[0] == '/' ? "" : "/", file) >= (int)sizeof(full)) {
+		errmsg_set(rpc_call_err(c), "capture file name too long");
+		return -ENAMETOOLONG;
+	}
+	slash = strrchr(full, '/');
+	base = slash + 1;
+	if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0) {
+		errmsg_set(rpc_call_err(c), "capture file '%s' names a directory", file);
+		return -EINVAL;
+	}
+	*slash = '\0';
+	if (!realpath(full[0] ? full : "/", real_parent)) {
+		errmsg_set(rpc_call_err(c), "capture file '%s': directory %s: %s", file,
+			   full[0] ? full : "/", strerror(errno));
+		return -errno;
+	}
+	n = strlen(real_dir);
+	if (strcmp(real_dir, "/") != 0 && strcmp(real_parent, real_dir) != 0 &&
+	    !(strncmp(real_parent, real_dir, n) == 0 && real_parent[n] == '/')) {
+		errmsg_set(rpc_call_err(c),
+			   "capture file '%s' is outside the capture directory %s (vswitchd "
+			   "--capture-dir)", file, real_dir);
+		return -EPERM;
+	}
+	if (snprintf(out, size, "%s/%s", strcmp(real_parent, "/") ? real_parent : "", base) >=
+	    (int)size) {
+		errmsg_set(rpc_call_err(c), "capture file name too long");
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
 static int m_capture(struct rpc_call *c)
 {
+	char path[PATH_MAX];
 	const char *port, *file;
 	uint64_t count = 0, seconds = 0;
 	int ret;
@@ -764,7 +874,11 @@ static int m_capture(struct rpc_call *c)
 	    (ret = get_uint(c, "seconds", 1, 86400 * 365, &seconds)) < 0) {
 		return ret;
 	}
-	return vsw_dp_capture_start(DP(c), port, file, count, (uint32_t)seconds, rpc_call_err(c));
+	ret = capture_path(c, file, path, sizeof(path));
+	if (ret < 0) {
+		return ret;
+	}
+	return vsw_dp_capture_start(DP(c), port, path, count, (uint32_t)seconds, rpc_call_err(c));
 }
 
 static int m_capture_stop(struct rpc_call *c)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <rte_eal.h>
@@ -23,12 +24,14 @@
 
 #define CTL_DEFAULT "/run/vswitch/vswitchd.sock"
 #define DB_DEFAULT "/var/lib/vswitch/conf.json"
+#define CAPTURE_DIR_DEFAULT "/var/lib/vswitch/captures"
 /* Memory for the packet pool and DPDK's own needs, either way. */
 #define EAL_MEM_MB 256
 
 struct daemon {
 	const char *ctl_path;
 	const char *db_path;
+	const char *capture_dir;
 	gid_t ctl_group;
 	struct vsw_dp *dp;
 	struct rpc_server *server;
@@ -176,13 +179,37 @@ static void usage(FILE *f)
 		"  --eal ARGS        more EAL arguments, space separated\n"
 		"  --pidfile PATH    write the process id there\n"
 		"  --group GROUP     group of the control and vhost-user sockets (mode 0660)\n"
+		"  --capture-dir DIR the one directory captures are written in (default %s)\n"
 		"  -h, --help        this text\n",
-		CTL_DEFAULT, DB_DEFAULT, 2 * EAL_MEM_MB);
+		CTL_DEFAULT, DB_DEFAULT, 2 * EAL_MEM_MB, CAPTURE_DIR_DEFAULT);
+}
+
+static int make_capture_dir(const char *dir)
+{
+	char probe[PATH_MAX];
+	int ret;
+
+	snprintf(probe, sizeof(probe), "%s/.", dir);
+	ret = rpc_mkdirs_for(probe);
+	if (ret < 0) {
+		logmsg("cannot create the capture directory %s: %s", dir, strerror(-ret));
+	}
+	return ret;
 }
 
 struct vsw_dp *vswd_dp(void *ctx)
 {
 	return ((struct daemon *)ctx)->dp;
+}
+
+gid_t vswd_socket_group(void *ctx)
+{
+	return ((struct daemon *)ctx)->ctl_group;
+}
+
+const char *vswd_capture_dir(void *ctx)
+{
+	return ((struct daemon *)ctx)->capture_dir;
 }
 
 int main(int argc, char **argv)
@@ -193,9 +220,11 @@ int main(int argc, char **argv)
 		{"hugepages", required_argument, NULL, 'H'}, {"eal", required_argument, NULL, 'e'},
 		{"pidfile", required_argument, NULL, 'P'}, {"help", no_argument, NULL, 'h'},
 		{"group", required_argument, NULL, 'g'},
+		{"capture-dir", required_argument, NULL, 'D'},
 		{NULL, 0, NULL, 0},
 	};
-	struct daemon d = {.ctl_path = CTL_DEFAULT, .db_path = DB_DEFAULT, .ctl_group = (gid_t)-1};
+	struct daemon d = {.ctl_path = CTL_DEFAULT, .db_path = DB_DEFAULT, .ctl_group = (gid_t)-1,
+			   .capture_dir = CAPTURE_DIR_DEFAULT};
 	struct vsw_dp_opts dp_opts;
 	struct errmsg err = {{0}};
 	struct eal_opts eal = {.argv0 = argv[0], .name = "vswitchd", .mem_mb = EAL_MEM_MB};
@@ -226,6 +255,7 @@ int main(int argc, char **argv)
 			break;
 		case 'e': eal.extra = optarg; break;
 		case 'P': pidfile = optarg; break;
+		case 'D': d.capture_dir = optarg; break;
 		case 'g':
 			if (rpc_parse_group(optarg, &d.ctl_group) < 0) {
 				cli_usage_error(NULL, "unknown group '%s'", optarg);
@@ -243,6 +273,9 @@ int main(int argc, char **argv)
 	d.signal_fd = rpc_signal_fd();
 	if (rpc_mkdirs_for(d.db_path) < 0) {
 		logmsg("cannot create the directory of %s: %s", d.db_path, strerror(errno));
+		return 1;
+	}
+	if (make_capture_dir(d.capture_dir) < 0) {
 		return 1;
 	}
 	/* Before the EAL: a second daemon on the same socket fails fast. */

@@ -7,6 +7,7 @@
 #define VSWITCHD_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include <json-c/json.h>
 
@@ -19,6 +20,10 @@ extern const struct rpc_method vswd_methods[];
 extern const size_t vswd_n_methods;
 /* The datapath behind the methods' context pointer. */
 struct vsw_dp *vswd_dp(void *ctx);
+/* The one directory captures may be written in (--capture-dir). */
+const char *vswd_capture_dir(void *ctx);
+/* The group vhost-user server sockets get ((gid_t)-1: the daemon's). */
+gid_t vswd_socket_group(void *ctx);
 
 /* The persistent configuration: bridges with their settings, ports as the
  * add-port parameters that recreate them, static FDB entries as fdb-add

@@ -204,7 +204,9 @@ int vsw_pcap_open(const char *path, uint32_t snap_bytes, struct vsw_pcap **pcapp
 		free(pc);
 		goto out_nomem;
 	}
-	pc->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* Only a new file, never through a symlink: a capture must not
+	 * overwrite anything, whoever asked for it. */
+	pc->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (pc->fd < 0) {
 		ret = -errno;
 		errmsg_set(err, "%s: cannot create the capture file: %s", path, strerror(-ret));

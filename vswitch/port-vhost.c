@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -33,6 +32,7 @@
 #include "errmsg.h"
 #include "port-provider.h"
 #include "port-stats.h"
+#include "rpc.h"
 
 /* A guest's transmit ring (our receive side) of queue pair q is vring
  * 2q+1, its receive ring 2q: virtio-net's numbering. */
@@ -144,42 +144,6 @@ static const uint64_t disabled_features =
 	(1ULL << VIRTIO_NET_F_GUEST_TSO4) | (1ULL << VIRTIO_NET_F_GUEST_TSO6) |
 	(1ULL << VIRTIO_NET_F_GUEST_ECN) | (1ULL << VIRTIO_NET_F_GUEST_UFO);
 
-/* A server socket path must be free: rte_vhost's bind() fails on any
- * existing file.  A socket nobody listens on is what a killed switch
- * leaves behind, and goes; a live one, or anything else, is refused. */
-static int claim_server_path(const char *name, const char *path, struct errmsg *err)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct stat st;
-	int fd, ret;
-
-	if (lstat(path, &st) != 0) {
-		return errno == ENOENT ? 0 : -errno;
-	}
-	if (!S_ISSOCK(st.st_mode)) {
-		errmsg_set(err, "port %s: %s exists and is not a socket", name, path);
-		return -EEXIST;
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		return -errno;
-	}
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	ret = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-	close(fd);
-	if (ret == 0) {
-		errmsg_set(err, "port %s: socket %s is in use by another process", name, path);
-		return -EADDRINUSE;
-	}
-	if (unlink(path) != 0 && errno != ENOENT) {
-		ret = -errno;
-		errmsg_set(err, "port %s: cannot remove stale socket %s: %s", name, path,
-			   strerror(errno));
-		return ret;
-	}
-	return 0;
-}
-
 static bool path_taken(const char *path)
 {
 	struct vhost_port *p;
@@ -236,7 +200,15 @@ static int vhost_open(const struct vsw_port_params *params, bool client,
 		free(p);
 		return -EADDRINUSE;
 	}
-	ret = client ? 0 : claim_server_path(p->name, p->path, err);
+	/* rte_vhost's bind() fails on any existing file: a socket a killed
+	 * switch left goes, a live one or anything else is refused. */
+	ret = 0;
+	if (!client) {
+		char what[VSW_NAME_BYTES + 16];
+
+		snprintf(what, sizeof(what), "port %s: socket", p->name);
+		ret = rpc_unix_claim(p->path, what, err);
+	}
 	if (ret == 0) {
 		p->next = ports;
 		ports = p;

@@ -91,7 +91,7 @@ class Switch:
 
     def start(self, timeout=30):
         argv = [self.vswitchd, "--ctl", self.ctl_path, "--db", self.db_path,
-                "--hugepages", "no"] + self.args
+                "--capture-dir", self.workdir, "--hugepages", "no"] + self.args
         if self.netns:
             # ip netns exec execs the daemon: the PID stays the daemon's.
             argv = ["ip", "netns", "exec", self.netns.name] + argv

@@ -363,15 +363,153 @@ def test_host_and_uplink(d):
             rc, _ = a.sh("ip neigh flush all && "
                          "busybox ping -c 2 -W 1 10.0.10.101", check=False)
             check(rc != 0, "the uplink moved to VLAN 20: no longer reached")
+            p = sw.ctl("add-port", "br0", "up2", "--type", "uplink",
+                       "--ifname", "lo", check=False)
+            check(p.returncode == 1 and "loopback" in p.stderr,
+                  "an uplink on loopback is refused")
+            p = sw.ctl("add-port", "br0", "up3", "--type", "uplink",
+                       "--ifname", "vsh0", check=False)
+            check(p.returncode == 1 and "already is port h0" in p.stderr,
+                  "an uplink on a host port's own tap is refused")
             p = sw.ctl("add-port", "br0", "up1", "--type", "uplink",
                        "--ifname", "nosuchif0", check=False)
             check(p.returncode == 1 and "no interface named" in p.stderr,
                   "an uplink onto a missing interface is refused")
 
 
+def raw_lines(sw, text, n_lines, timeout=5):
+    """Sends raw bytes on a new control connection and reads n_lines."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(timeout)
+        s.connect(sw.ctl_path)
+        s.sendall(text.encode())
+        buf = b""
+        while buf.count(b"\n") < n_lines:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    return buf.decode().splitlines()
+
+
+def test_hardening(d):
+    """What a local attacker or a careless client can no longer do."""
+    db = os.path.join(d, "conf.json")
+    with open(db + ".tmp", "w") as f:
+        f.write("{half a save")
+    with Switch(VSWITCHD, VSWITCHCTL, d).start() as sw:
+        check(not os.path.exists(db + ".tmp"),
+              "a temporary file a crash left is removed at start")
+        check(os.stat(sw.ctl_path).st_mode & 0o777 == 0o660,
+              "the control socket has mode 0660")
+        sw.ctl("add-br", "br0")
+        sock = os.path.join(d, "v.sock")
+        sw.ctl("add-port", "br0", "v", "--type", "vhost-user", "--socket", sock)
+        check(os.stat(sock).st_mode & 0o777 == 0o660,
+              "a vhost-user socket has mode 0660 whatever the umask")
+
+        # Embedded NUL characters are refused, not cut.
+        r = rpc(sw, "add-br", {"bridge": "a\u0000../../etc"})
+        check(r.get("error", {}).get("code") == -32600
+              and "a" not in [b["name"] for b in sw.ctl_json("show")["bridges"]],
+              "add-br with a NUL in the name is refused and makes no bridge")
+        sw.ctl("add-br", "a")
+        r = rpc(sw, "del-br", {"bridge": "a\u0000zzz"})
+        check("error" in r and "a" in [b["name"] for b in sw.ctl_json("show")["bridges"]],
+              "del-br with a NUL in the name deletes nothing")
+        r = rpc(sw, "add-port", {"bridge": "a", "port": "n", "type": "vhost-user",
+                                 "socket": os.path.join(d, "x.sock\u0000/etc/passwd")})
+        check("error" in r and not os.path.exists(os.path.join(d, "x.sock")),
+              "a socket path with a NUL is refused")
+        r = rpc(sw, "add-port", {"bridge": "a", "port": "n", "type": "vhost-user",
+                                 "socket": "rel.sock"})
+        check(r.get("error", {}).get("code") == -32602,
+              "a relative socket path is refused")
+
+        # Captures: only new files, only in the capture directory.
+        outside = os.path.join(WORKDIR, "outside.pcap")
+        r = rpc(sw, "capture", {"port": "v", "file": outside})
+        check(r.get("error", {}).get("data", {}).get("name") == "EPERM"
+              and not os.path.exists(outside),
+              "a capture outside --capture-dir is refused")
+        victim = os.path.join(d, "victim")
+        with open(victim, "w") as f:
+            f.write("precious\n")
+        r = rpc(sw, "capture", {"port": "v", "file": victim})
+        check("error" in r and open(victim).read() == "precious\n",
+              "a capture onto an existing file is refused and the file kept")
+        link = os.path.join(d, "link.pcap")
+        os.symlink(victim, link)
+        r = rpc(sw, "capture", {"port": "v", "file": link})
+        check("error" in r and open(victim).read() == "precious\n",
+              "a capture through a symlink is refused")
+        r = rpc(sw, "capture", {"port": "v", "file": "rel.pcap", "count": 1})
+        check("result" in r and os.path.exists(os.path.join(d, "rel.pcap")),
+              "a relative capture name lands in the capture directory")
+        rpc(sw, "capture-stop", {"port": "v"})
+
+        # JSON-RPC 2.0 as specified.
+        big = "123456789012345678901234567890"
+        lines = raw_lines(sw, '{"jsonrpc":"2.0","method":"version"}\n'
+                          '{"jsonrpc":"2.0","method":"version","id":%s}\n' % big, 1)
+        check(len(lines) == 1 and ('"id":%s' % big) in lines[0],
+              "a notification is not answered; a long numeric id comes back exactly")
+        lines = raw_lines(sw, '{"jsonrpc":"1.0","method":"version","id":1}\n'
+                          '{"jsonrpc":"2.0","method":"version","id":2} junk\n', 2)
+        check(len(lines) == 2 and '"code":-32600' in lines[0] and '"code":-32700' in lines[1],
+              "jsonrpc 1.0 and trailing garbage are refused")
+        lines = raw_lines(sw, '[{"jsonrpc":"2.0","method":"version","id":1},'
+                          '{"jsonrpc":"2.0","method":"nope","id":2}]\n', 1)
+        check(len(lines) == 1 and json.loads(lines[0])[1]["error"]["code"] == -32601,
+              "a batch gets an array of answers")
+
+        # A client that pipelines 20,000 requests and never reads.
+        hog = socket.socket(socket.AF_UNIX)
+        hog.connect(sw.ctl_path)
+        hog.setblocking(False)
+        req = b'{"jsonrpc":"2.0","method":"version","id":1}\n'
+        sent, stuck_since = 0, None
+        while sent < 20000:
+            try:
+                hog.send(req)
+                sent += 1
+                stuck_since = None
+            except BlockingIOError:
+                # The daemon stops reading a client whose answers pile
+                # up unread: that is the point.
+                stuck_since = stuck_since or time.monotonic()
+                if time.monotonic() - stuck_since > 1:
+                    break
+                time.sleep(0.001)
+        t0 = time.monotonic()
+        p = sw.ctl("--timeout", "5", "version", check=False)
+        check(p.returncode == 0,
+              f"version answered beside a hog that sent {sent} requests "
+              f"({time.monotonic() - t0:.2f} s)")
+        hog.close()
+
+        # Idle connections cannot lock others out.
+        idle = []
+        for _ in range(40):
+            c = socket.socket(socket.AF_UNIX)
+            c.connect(sw.ctl_path)
+            idle.append(c)
+        p = sw.ctl("version", check=False)
+        check(p.returncode == 1 and "busy" in p.stderr,
+              "with every slot just taken, the CLI says the daemon is busy: "
+              + p.stderr.strip())
+        time.sleep(1.2)
+        p = sw.ctl("show", check=False)
+        check(p.returncode == 0,
+              "once they idle, 40 open connections do not lock out show")
+        for c in idle:
+            c.close()
+
+
 def main():
     os.makedirs(WORKDIR, exist_ok=True)
     for name, fn in (("errors", test_errors),
+                     ("hardening", test_hardening),
                      ("persistence", test_persistence),
                      ("forwarding", test_forwarding),
                      ("reconnect", test_reconnect),

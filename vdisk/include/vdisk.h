@@ -268,4 +268,81 @@ typedef void (*vd_report_fn)(void *arg, const char *sentence);
 int vd_check(struct vd_image *img, unsigned flags, struct vd_check_result *res,
 	     vd_report_fn report, void *arg, struct errmsg *err);
 
+/* ---------------------------------------------------- Sources and copies */
+
+/* Any image the library reads, seen one way, for 'vdisk convert', import
+ * and export, and the migration copy: a raw file or block device, a vdisk
+ * image with its backing chain, or a qcow2 image (versions 2 and 3) with
+ * its chain.  A source describes itself as runs that hold data and runs
+ * that read as zeros, so a copy can stay thin.  Read-only; one thread. */
+enum vd_format {
+	VD_FORMAT_AUTO,	 /* by the magic: vdisk, qcow2, else raw */
+	VD_FORMAT_RAW,
+	VD_FORMAT_VDISK,
+	VD_FORMAT_QCOW2,
+};
+
+struct vd_source; /* opaque */
+
+/* "auto", "raw", "vdisk", "qcow2"; parse returns -EINVAL for others. */
+const char *vd_format_name(enum vd_format fmt);
+int vd_format_parse(const char *name, enum vd_format *fmtp);
+/* The format of the file at 'path', by its first bytes. */
+int vd_format_probe(const char *path, enum vd_format *fmtp, struct errmsg *err);
+
+/* Opens 'path' as a source of format 'fmt'.  Only regular files and block
+ * devices are images: anything else (a FIFO, a socket, a directory) is
+ * refused with -EINVAL at once, never waited on.  'open_flags' are
+ * VD_OPEN_* flags for a vdisk image (FORCE_SHARE, BUFFERED; never RDWR).
+ * A qcow2 image is checked whole here (-EUCLEAN damaged, -EOPNOTSUPP
+ * compressed, encrypted or with an external data file). */
+int vd_source_open(const char *path, enum vd_format fmt, unsigned open_flags,
+		   struct vd_source **srcp, struct errmsg *err);
+/* A source reading the open image 'img', which must outlive it and is not
+ * closed with it (the migration copy reads an image vdiskd serves). */
+int vd_source_from_image(struct vd_image *img, struct vd_source **srcp);
+void vd_source_close(struct vd_source *src);
+uint64_t vd_source_size_bytes(const struct vd_source *src);
+enum vd_format vd_source_format(const struct vd_source *src);
+/* Describes the run at 'off', at most 'max' (> 0) bytes: '*datap' true if
+ * it must be read, false if it reads as zeros (a hole, an unallocated or
+ * zero cluster, past the end). */
+int vd_source_extent(struct vd_source *src, uint64_t off, uint64_t max, uint64_t *lenp,
+		     bool *datap, struct errmsg *err);
+/* Reads guest bytes, through backing chains; past the end reads zeros. */
+int vd_source_pread(struct vd_source *src, void *buf, size_t len, uint64_t off,
+		    struct errmsg *err);
+
+/* Called as a copy advances, from the copying thread. */
+typedef void (*vd_progress_fn)(void *arg, uint64_t done_bytes, uint64_t total_bytes);
+
+struct vd_copy_opts {
+	/* Aligned blocks of this many zero bytes are not written (holes stay
+	 * holes); 0 writes every byte the source holds.  At most 2 MiB. */
+	uint64_t zero_block_bytes;
+	vd_progress_fn progress; /* NULL: none */
+	void *progress_arg;
+};
+
+/* Zero blocks of 4 KiB, no progress. */
+void vd_copy_opts_init(struct vd_copy_opts *opts);
+
+/* Where a copy writes: a vdisk image open read-write, or (img NULL) a
+ * descriptor of a raw file or device. */
+struct vd_copy_dest {
+	struct vd_image *img;
+	int fd;
+	/* The destination holds old bytes where the source reads zeros (a
+	 * device, a reused file): write zeros there too. */
+	bool fill_holes;
+	uint64_t size_bytes; /* bytes to copy; past the source's end: zeros */
+	const char *name;    /* for messages */
+};
+
+/* Copies the first dst->size_bytes of 'src' to 'dst', writing only data
+ * (and of it only blocks not all zeros).  Does not flush 'dst'.  Blocks:
+ * synchronous I/O, for tools and job threads, never an event loop. */
+int vd_copy(struct vd_source *src, const struct vd_copy_dest *dst,
+	    const struct vd_copy_opts *opts, struct errmsg *err);
+
 #endif

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* qcow2.c: the qcow2 reader behind 'vdisk convert' (API and contracts in
+/* qcow2.c: the qcow2 reader behind vd_source (source.c) (API and contracts in
  * qcow2.h), written from QEMU's docs/interop/qcow2.txt.  Reading needs only
  * the header and the active L1/L2 mapping: refcounts and snapshot tables are
  * never read, so an image with internal snapshots converts as its current
@@ -126,7 +126,7 @@ enum cluster_kind {
 };
 
 /* One file of the chain: a qcow2 image, or a raw file (no tables). */
-struct qcow2 {
+struct vd_qcow2 {
 	char *path; /* for messages */
 	int fd;
 	uint64_t file_bytes;
@@ -142,7 +142,7 @@ struct qcow2 {
 	uint64_t l1_entries;	 /* those the virtual size needs */
 	uint64_t *l2;		 /* the L2 table read last, host order */
 	uint64_t l2_offset;	 /* where it came from; 0: none */
-	struct qcow2 *backing;	 /* NULL: none */
+	struct vd_qcow2 *backing;	 /* NULL: none */
 };
 
 /* What open learns from the header area and needs later. */
@@ -151,7 +151,7 @@ struct header_info {
 	char backing_format[QCOW2_MAX_FORMAT_NAME + 1]; /* "": not recorded */
 };
 
-static int layer_open(const char *path, enum layer_format fmt, unsigned depth, struct qcow2 **qp,
+static int layer_open(const char *path, enum layer_format fmt, unsigned depth, struct vd_qcow2 **qp,
 		      struct errmsg *err);
 
 static uint32_t get_be32(const unsigned char *p)
@@ -179,11 +179,11 @@ static int printable(int ret, struct errmsg *err)
 	return ret;
 }
 
-bool qcow2_probe(const void *buf, size_t len) { return len >= 4 && get_be32(buf) == QCOW2_MAGIC; }
+bool vd_qcow2_probe(const void *buf, size_t len) { return len >= 4 && get_be32(buf) == QCOW2_MAGIC; }
 
 /* Reads exactly 'len' bytes of metadata at 'off', which the caller has
  * checked lie inside the file; a short read means the file shrank. */
-static int read_meta(struct qcow2 *q, void *buf, size_t len, uint64_t off, const char *what,
+static int read_meta(struct vd_qcow2 *q, void *buf, size_t len, uint64_t off, const char *what,
 		     struct errmsg *err)
 {
 	size_t done = 0;
@@ -214,7 +214,7 @@ static int read_meta(struct qcow2 *q, void *buf, size_t len, uint64_t off, const
 
 /* Reads guest data at host offset 'off'.  Bytes past the end of the file
  * read as zeros, as QEMU reads them: a last cluster may be partly written. */
-static int read_data(struct qcow2 *q, void *buf, size_t len, uint64_t off, struct errmsg *err)
+static int read_data(struct vd_qcow2 *q, void *buf, size_t len, uint64_t off, struct errmsg *err)
 {
 	size_t n = (size_t)min_u64(len, off < q->file_bytes ? q->file_bytes - off : 0);
 	size_t done = 0;
@@ -274,7 +274,7 @@ static void header_from_disk(const struct qcow2_disk_header *d, struct qcow2_dis
 
 /* Reads the fixed header and checks the fields that say how to read the
  * rest: magic, version, header length, cluster size. */
-static int read_header(struct qcow2 *q, struct qcow2_disk_header *h, struct errmsg *err)
+static int read_header(struct vd_qcow2 *q, struct qcow2_disk_header *h, struct errmsg *err)
 {
 	struct qcow2_disk_header d;
 	size_t n = (size_t)min_u64(sizeof(d), q->file_bytes);
@@ -285,7 +285,7 @@ static int read_header(struct qcow2 *q, struct qcow2_disk_header *h, struct errm
 	if (ret < 0) {
 		return ret;
 	}
-	if (!qcow2_probe(&d, n)) {
+	if (!vd_qcow2_probe(&d, n)) {
 		errmsg_set(err, "%s: not a qcow2 image (no QFI\\xfb magic)", q->path);
 		return -EINVAL;
 	}
@@ -348,7 +348,7 @@ static void feature_name(const unsigned char *table, size_t bytes, unsigned bit,
 }
 
 /* Refuses the incompatible features this reader cannot honour. */
-static int check_features(struct qcow2 *q, uint64_t incompat, const unsigned char *names,
+static int check_features(struct vd_qcow2 *q, uint64_t incompat, const unsigned char *names,
 			  size_t names_bytes, struct errmsg *err)
 {
 	uint64_t unknown = incompat & ~QCOW2_INCOMPAT_KNOWN;
@@ -391,7 +391,7 @@ static int check_features(struct qcow2 *q, uint64_t incompat, const unsigned cha
 /* Walks the header extensions in 'area' (the first 'end' bytes of the
  * file): records the backing format, then checks the feature bits with the
  * feature name table at hand. */
-static int parse_extensions(struct qcow2 *q, struct header_info *hi, const unsigned char *area,
+static int parse_extensions(struct vd_qcow2 *q, struct header_info *hi, const unsigned char *area,
 			    uint64_t end, struct errmsg *err)
 {
 	const unsigned char *names = NULL;
@@ -436,7 +436,7 @@ static int parse_extensions(struct qcow2 *q, struct header_info *hi, const unsig
 
 /* Reads the header area (header, extensions and backing name share the
  * first cluster) and parses the extensions. */
-static int read_header_area(struct qcow2 *q, struct header_info *hi, struct errmsg *err)
+static int read_header_area(struct vd_qcow2 *q, struct header_info *hi, struct errmsg *err)
 {
 	const struct qcow2_disk_header *h = &hi->h;
 	uint64_t end = min_u64(q->cluster_bytes, q->file_bytes);
@@ -462,7 +462,7 @@ static int read_header_area(struct qcow2 *q, struct header_info *hi, struct errm
 /* Checks that a table of 'bytes' at 'off', named by header field 'field' at
  * header offset 'at', is cluster aligned, clear of the header and inside the
  * file. */
-static int check_table(struct qcow2 *q, const char *field, unsigned at, uint64_t off,
+static int check_table(struct vd_qcow2 *q, const char *field, unsigned at, uint64_t off,
 		       uint64_t bytes, struct errmsg *err)
 {
 	if (off % q->cluster_bytes || off == 0) {
@@ -484,7 +484,7 @@ static int check_table(struct qcow2 *q, const char *field, unsigned at, uint64_t
 
 /* Checks the fields that place things in the file and sizes the L1 table
  * the virtual size needs. */
-static int check_layout(struct qcow2 *q, const struct qcow2_disk_header *h, struct errmsg *err)
+static int check_layout(struct vd_qcow2 *q, const struct qcow2_disk_header *h, struct errmsg *err)
 {
 	uint64_t cb = q->cluster_bytes;
 	int ret;
@@ -549,7 +549,7 @@ static int check_layout(struct qcow2 *q, const struct qcow2_disk_header *h, stru
 }
 
 /* Checks L1 entry 'index', stored at file offset 'at'. */
-static int check_l1_entry(struct qcow2 *q, uint64_t entry, uint64_t index, uint64_t at,
+static int check_l1_entry(struct vd_qcow2 *q, uint64_t entry, uint64_t index, uint64_t at,
 			  struct errmsg *err)
 {
 	uint64_t l2 = entry & QCOW2_L1_OFFSET_MASK;
@@ -578,7 +578,7 @@ static int check_l1_entry(struct qcow2 *q, uint64_t entry, uint64_t index, uint6
 	return 0;
 }
 
-static int read_l1(struct qcow2 *q, const struct qcow2_disk_header *h, struct errmsg *err)
+static int read_l1(struct vd_qcow2 *q, const struct qcow2_disk_header *h, struct errmsg *err)
 {
 	uint64_t i;
 	int ret;
@@ -604,7 +604,7 @@ static int read_l1(struct qcow2 *q, const struct qcow2_disk_header *h, struct er
 
 /* Checks the L2 entry of guest cluster 'cluster'.  A data cluster must start
  * inside the file; one ending past it reads zeros there (read_data). */
-static int check_l2_entry(struct qcow2 *q, uint64_t entry, uint64_t cluster, struct errmsg *err)
+static int check_l2_entry(struct vd_qcow2 *q, uint64_t entry, uint64_t cluster, struct errmsg *err)
 {
 	uint64_t host = entry & QCOW2_L2_OFFSET_MASK;
 	uint64_t guest = cluster << q->cluster_bits;
@@ -658,7 +658,7 @@ static int check_l2_entry(struct qcow2 *q, uint64_t entry, uint64_t cluster, str
 }
 
 /* Makes the L2 table at 'off' (checked by check_l1_entry) the cached one. */
-static int load_l2(struct qcow2 *q, uint64_t off, struct errmsg *err)
+static int load_l2(struct vd_qcow2 *q, uint64_t off, struct errmsg *err)
 {
 	uint64_t n = q->cluster_bytes / 8;
 	int ret;
@@ -682,7 +682,7 @@ static int load_l2(struct qcow2 *q, uint64_t off, struct errmsg *err)
  * in '*spanp' how many clusters from it share that answer: the rest of the
  * table when its L1 entry is empty, else 1.  Skipping empty tables whole
  * keeps a walk over a huge, empty disk cheap. */
-static int lookup(struct qcow2 *q, uint64_t cluster, uint64_t *entryp, uint64_t *spanp,
+static int lookup(struct vd_qcow2 *q, uint64_t cluster, uint64_t *entryp, uint64_t *spanp,
 		  struct errmsg *err)
 {
 	uint64_t per_table = 1ull << q->l2_bits;
@@ -712,7 +712,7 @@ static int lookup(struct qcow2 *q, uint64_t cluster, uint64_t *entryp, uint64_t 
 /* Checks every L2 entry of the virtual disk once, so that damage or an
  * unsupported cluster is refused at open rather than halfway through a
  * copy.  Costs one read of each L2 table. */
-static int walk_mapping(struct qcow2 *q, struct errmsg *err)
+static int walk_mapping(struct vd_qcow2 *q, struct errmsg *err)
 {
 	uint64_t cluster, entry, span;
 	int ret;
@@ -737,7 +737,7 @@ static enum cluster_kind kind_of(uint64_t entry)
 /* Describes the run of guest bytes at 'off' (inside the virtual size), at
  * most 'max' long, of one kind in this file; with 'contiguous', a data run
  * also has contiguous host offsets, starting at '*hostp'. */
-static int map_local(struct qcow2 *q, uint64_t off, uint64_t max, bool contiguous,
+static int map_local(struct vd_qcow2 *q, uint64_t off, uint64_t max, bool contiguous,
 		     enum cluster_kind *kindp, uint64_t *hostp, uint64_t *lenp, struct errmsg *err)
 {
 	uint64_t in = off & (q->cluster_bytes - 1);
@@ -776,18 +776,18 @@ static int map_local(struct qcow2 *q, uint64_t off, uint64_t max, bool contiguou
 
 /* A raw file's holes read as zeros; SEEK_DATA finds them where the file
  * system can, and everything is data where it cannot. */
-static void raw_map(struct qcow2 *q, uint64_t off, uint64_t max, struct qcow2_extent *ext)
+static void raw_map(struct vd_qcow2 *q, uint64_t off, uint64_t max, struct vd_qcow2_extent *ext)
 {
 	off_t data, hole;
 
 	ext->length = max;
-	ext->state = QCOW2_DATA;
+	ext->state = VD_QCOW2_DATA;
 	if (!q->seek_data) {
 		return;
 	}
 	data = lseek(q->fd, (off_t)off, SEEK_DATA);
 	if (data < 0 && errno == ENXIO) {
-		ext->state = QCOW2_UNALLOCATED; /* a hole to the end of the file */
+		ext->state = VD_QCOW2_UNALLOCATED; /* a hole to the end of the file */
 		return;
 	}
 	if (data < 0) {
@@ -795,7 +795,7 @@ static void raw_map(struct qcow2 *q, uint64_t off, uint64_t max, struct qcow2_ex
 		return;
 	}
 	if ((uint64_t)data > off) {
-		ext->state = QCOW2_UNALLOCATED;
+		ext->state = VD_QCOW2_UNALLOCATED;
 		ext->length = min_u64((uint64_t)data - off, max);
 		return;
 	}
@@ -805,10 +805,10 @@ static void raw_map(struct qcow2 *q, uint64_t off, uint64_t max, struct qcow2_ex
 	}
 }
 
-int qcow2_map(struct qcow2 *q, uint64_t off, uint64_t max, struct qcow2_extent *ext,
+int vd_qcow2_map(struct vd_qcow2 *q, uint64_t off, uint64_t max, struct vd_qcow2_extent *ext,
 	      struct errmsg *err)
 {
-	struct qcow2_extent below;
+	struct vd_qcow2_extent below;
 	enum cluster_kind kind;
 	uint64_t host, len;
 	int ret;
@@ -818,7 +818,7 @@ int qcow2_map(struct qcow2 *q, uint64_t off, uint64_t max, struct qcow2_extent *
 	}
 	if (off >= q->size_bytes) {
 		ext->length = max;
-		ext->state = QCOW2_UNALLOCATED;
+		ext->state = VD_QCOW2_UNALLOCATED;
 		return 0;
 	}
 	max = min_u64(max, q->size_bytes - off);
@@ -832,39 +832,39 @@ int qcow2_map(struct qcow2 *q, uint64_t off, uint64_t max, struct qcow2_extent *
 	}
 	ext->length = len;
 	if (kind == CLUSTER_DATA) {
-		ext->state = QCOW2_DATA;
+		ext->state = VD_QCOW2_DATA;
 	} else if (kind == CLUSTER_ZERO) {
-		ext->state = QCOW2_ZERO; /* hides the backing chain */
+		ext->state = VD_QCOW2_ZERO; /* hides the backing chain */
 	} else if (!q->backing) {
-		ext->state = QCOW2_UNALLOCATED;
+		ext->state = VD_QCOW2_UNALLOCATED;
 	} else {
-		ret = qcow2_map(q->backing, off, len, &below, err);
+		ret = vd_qcow2_map(q->backing, off, len, &below, err);
 		if (ret < 0) {
 			return ret;
 		}
 		ext->length = below.length;
-		ext->state = below.state == QCOW2_DATA || below.state == QCOW2_BACKING
-				 ? QCOW2_BACKING
-				 : QCOW2_UNALLOCATED;
+		ext->state = below.state == VD_QCOW2_DATA || below.state == VD_QCOW2_BACKING
+				 ? VD_QCOW2_BACKING
+				 : VD_QCOW2_UNALLOCATED;
 	}
 	return 0;
 }
 
 /* Reads one run map_local() described. */
-static int read_run(struct qcow2 *q, enum cluster_kind kind, uint64_t host, void *buf, size_t len,
+static int read_run(struct vd_qcow2 *q, enum cluster_kind kind, uint64_t host, void *buf, size_t len,
 		    uint64_t off, struct errmsg *err)
 {
 	if (kind == CLUSTER_DATA) {
 		return read_data(q, buf, len, host, err);
 	}
 	if (kind == CLUSTER_UNALLOCATED && q->backing) {
-		return qcow2_pread(q->backing, buf, len, off, err);
+		return vd_qcow2_pread(q->backing, buf, len, off, err);
 	}
 	memset(buf, 0, len);
 	return 0;
 }
 
-int qcow2_pread(struct qcow2 *q, void *buf, size_t len, uint64_t off, struct errmsg *err)
+int vd_qcow2_pread(struct vd_qcow2 *q, void *buf, size_t len, uint64_t off, struct errmsg *err)
 {
 	unsigned char *p = buf;
 	enum cluster_kind kind;
@@ -912,7 +912,7 @@ static char *backing_path(const char *image, const char *name)
 }
 
 /* Reads the backing file name and settles the backing file's format. */
-static int backing_name(struct qcow2 *q, const struct header_info *hi, char *name,
+static int backing_name(struct vd_qcow2 *q, const struct header_info *hi, char *name,
 			enum layer_format *fmtp, struct errmsg *err)
 {
 	const struct qcow2_disk_header *h = &hi->h;
@@ -959,7 +959,7 @@ static int backing_name(struct qcow2 *q, const struct header_info *hi, char *nam
 	return 0;
 }
 
-static int open_backing(struct qcow2 *q, const struct header_info *hi, unsigned depth,
+static int open_backing(struct vd_qcow2 *q, const struct header_info *hi, unsigned depth,
 			struct errmsg *err)
 {
 	char name[QCOW2_MAX_BACKING_NAME_BYTES + 1];
@@ -997,7 +997,7 @@ static int open_backing(struct qcow2 *q, const struct header_info *hi, unsigned 
 }
 
 /* Reads and checks everything but the data of a qcow2 file. */
-static int qcow2_layer_init(struct qcow2 *q, unsigned depth, struct errmsg *err)
+static int qcow2_layer_init(struct vd_qcow2 *q, unsigned depth, struct errmsg *err)
 {
 	struct header_info hi;
 	int ret;
@@ -1030,7 +1030,7 @@ static int qcow2_layer_init(struct qcow2 *q, unsigned depth, struct errmsg *err)
 	return open_backing(q, &hi, depth, err);
 }
 
-static int file_open(struct qcow2 *q, const char *path, struct errmsg *err)
+static int file_open(struct vd_qcow2 *q, const char *path, struct errmsg *err)
 {
 	struct stat st;
 	off_t end;
@@ -1040,8 +1040,12 @@ static int file_open(struct qcow2 *q, const char *path, struct errmsg *err)
 	if (!q->path) {
 		return -ENOMEM;
 	}
-	q->fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (q->fd < 0 || fstat(q->fd, &st) < 0) {
+	q->fd = -1;
+	ret = vd_file_open_checked(path, O_RDONLY, &q->fd, err);
+	if (ret < 0) {
+		return ret;
+	}
+	if (fstat(q->fd, &st) < 0) {
 		ret = -errno;
 		errmsg_set(err, "%s: cannot open: %s", path, strerror(-ret));
 		return ret;
@@ -1062,7 +1066,7 @@ static int file_open(struct qcow2 *q, const char *path, struct errmsg *err)
 
 /* A backing file whose format the image does not record: qcow2 by its
  * magic, otherwise raw. */
-static int probe_format(struct qcow2 *q, enum layer_format *fmtp, struct errmsg *err)
+static int probe_format(struct vd_qcow2 *q, enum layer_format *fmtp, struct errmsg *err)
 {
 	unsigned char magic[4];
 	size_t n = (size_t)min_u64(sizeof(magic), q->file_bytes);
@@ -1071,14 +1075,14 @@ static int probe_format(struct qcow2 *q, enum layer_format *fmtp, struct errmsg 
 	if (ret < 0) {
 		return ret;
 	}
-	*fmtp = qcow2_probe(magic, n) ? LAYER_QCOW2 : LAYER_RAW;
+	*fmtp = vd_qcow2_probe(magic, n) ? LAYER_QCOW2 : LAYER_RAW;
 	return 0;
 }
 
-static int layer_open(const char *path, enum layer_format fmt, unsigned depth, struct qcow2 **qp,
+static int layer_open(const char *path, enum layer_format fmt, unsigned depth, struct vd_qcow2 **qp,
 		      struct errmsg *err)
 {
-	struct qcow2 *q = calloc(1, sizeof(*q));
+	struct vd_qcow2 *q = calloc(1, sizeof(*q));
 	int ret;
 
 	if (!q) {
@@ -1097,24 +1101,24 @@ static int layer_open(const char *path, enum layer_format fmt, unsigned depth, s
 		ret = qcow2_layer_init(q, depth, err);
 	}
 	if (ret < 0) {
-		qcow2_close(q);
+		vd_qcow2_close(q);
 		return ret;
 	}
 	*qp = q;
 	return 0;
 }
 
-int qcow2_open(const char *path, struct qcow2 **qp, struct errmsg *err)
+int vd_qcow2_open(const char *path, struct vd_qcow2 **qp, struct errmsg *err)
 {
 	return printable(layer_open(path, LAYER_QCOW2, 0, qp, err), err);
 }
 
-void qcow2_close(struct qcow2 *q)
+void vd_qcow2_close(struct vd_qcow2 *q)
 {
 	if (!q) {
 		return;
 	}
-	qcow2_close(q->backing);
+	vd_qcow2_close(q->backing);
 	if (q->fd >= 0) {
 		close(q->fd);
 	}
@@ -1124,4 +1128,4 @@ void qcow2_close(struct qcow2 *q)
 	free(q);
 }
 
-uint64_t qcow2_size_bytes(const struct qcow2 *q) { return q->size_bytes; }
+uint64_t vd_qcow2_size_bytes(const struct vd_qcow2 *q) { return q->size_bytes; }

@@ -1,0 +1,343 @@
+// SPDX-License-Identifier: MIT
+/* vublk-bench.c: 'vublk bench', a fio-like load on a vhost-user-blk server
+ * from one thread: QD requests in flight on each of Q queues, random or
+ * sequential, read, write or a mix, for a fixed time; prints ops/s, MiB/s
+ * and completion latency percentiles.  Waits on the call eventfds by
+ * default (as a guest with interrupts would), or busy-polls with --poll. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "cliutil.h"
+#include "vublk-cli.h"
+
+static const char bench_usage[] =
+	"Usage: vublk bench [options] SOCK\n"
+	"Drives the server at SOCK with QD requests per queue for a fixed time.\n"
+	"  -w, --rw MODE        randread (default), randwrite, read, write, randrw\n"
+	"  -b, --bs SIZE        bytes per request (default 4K)\n"
+	"  -d, --qd N           requests in flight per queue (default 32)\n"
+	"  -t, --time SECONDS   run time (default 5)\n"
+	"  -M, --mix PERCENT    reads in randrw (default 70)\n"
+	"  -s, --size SIZE      use only the first SIZE bytes of the disk\n"
+	"  -p, --poll           busy-poll the used rings instead of sleeping\n" CONN_HELP;
+
+struct bench_slot {
+	struct bench *b;
+	unsigned int q;
+	void *buf;
+	uint64_t start_ns;
+};
+
+struct bench {
+	struct vublk *dev;
+	bool random, read_only, write_only;
+	unsigned int mix;
+	uint32_t bs;
+	uint64_t blocks;     /* bs-sized blocks in the range used */
+	uint64_t next_block; /* sequential cursor */
+	uint64_t rng;
+	uint64_t end_ns;
+	bool stopping;
+	uint64_t ops, errors, submit_errors;
+	uint32_t *lat_ns;    /* one per completion */
+	size_t nlat, caplat;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
+}
+
+static void bench_done(void *opaque, int status, uint32_t used_bytes);
+
+static int bench_submit(struct bench_slot *slot)
+{
+	struct bench *b = slot->b;
+	uint64_t block = b->random ? xorshift(&b->rng) % b->blocks : b->next_block++ % b->blocks;
+	bool read = b->read_only || (!b->write_only && xorshift(&b->rng) % 100 < b->mix);
+	struct vublk_io io = {.type = read ? VUBLK_T_IN : VUBLK_T_OUT,
+			      .sector = block * (b->bs / VUBLK_SECTOR_BYTES),
+			      .buf = slot->buf, .bytes = b->bs};
+
+	slot->start_ns = now_ns();
+	return vublk_submit(b->dev, slot->q, &io, bench_done, slot);
+}
+
+static void bench_done(void *opaque, int status, uint32_t used_bytes)
+{
+	struct bench_slot *slot = opaque;
+	struct bench *b = slot->b;
+	uint64_t t = now_ns();
+
+	b->ops++;
+	if (status != VUBLK_S_OK) {
+		b->errors++;
+	}
+	if (b->nlat == b->caplat) {
+		size_t cap = b->caplat ? b->caplat * 2 : 1 << 16;
+		uint32_t *p = realloc(b->lat_ns, cap * sizeof(*p));
+
+		if (p) {
+			b->lat_ns = p;
+			b->caplat = cap;
+		}
+	}
+	if (b->nlat < b->caplat) {
+		uint64_t d = t - slot->start_ns;
+
+		b->lat_ns[b->nlat++] = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+	}
+	if (t < b->end_ns && bench_submit(slot) < 0) {
+		b->submit_errors++;
+	}
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double pct_us(const struct bench *b, double p)
+{
+	size_t i;
+
+	if (b->nlat == 0) {
+		return 0;
+	}
+	i = (size_t)ceil(p / 100.0 * b->nlat);
+	i = i ? i - 1 : 0;
+	return b->lat_ns[i < b->nlat ? i : b->nlat - 1] / 1000.0;
+}
+
+static int parse_mode(const char *s, struct bench *b)
+{
+	static const struct {
+		const char *name;
+		bool random, read_only, write_only;
+	} modes[] = {{"randread", true, true, false},  {"randwrite", true, false, true},
+		     {"read", false, true, false},     {"write", false, false, true},
+		     {"randrw", true, false, false}};
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		if (!strcmp(s, modes[i].name)) {
+			b->random = modes[i].random;
+			b->read_only = modes[i].read_only;
+			b->write_only = modes[i].write_only;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static void bench_report(const struct bench *b, const char *mode, unsigned int qd,
+			 unsigned int nq, double secs, bool json)
+{
+	double iops = b->ops / secs, mibs = iops * b->bs / (1 << 20), mean = 0;
+
+	for (size_t i = 0; i < b->nlat; i++) {
+		mean += b->lat_ns[i];
+	}
+	mean = b->nlat ? mean / b->nlat / 1000.0 : 0;
+	if (json) {
+		struct json_object *o = json_object_new_object(), *lat = json_object_new_object();
+
+		json_object_object_add(o, "rw", json_object_new_string(mode));
+		json_object_object_add(o, "bs", json_object_new_int64(b->bs));
+		json_object_object_add(o, "qd", json_object_new_int(qd));
+		json_object_object_add(o, "queues", json_object_new_int(nq));
+		json_object_object_add(o, "seconds", json_object_new_double(secs));
+		json_object_object_add(o, "ops", json_object_new_int64(b->ops));
+		json_object_object_add(o, "errors", json_object_new_int64(b->errors));
+		json_object_object_add(o, "ops_per_sec", json_object_new_int64(llround(iops)));
+		json_object_object_add(o, "mib_per_sec", json_object_new_double(round(mibs * 10) / 10));
+		json_object_object_add(lat, "mean", json_object_new_double(round(mean * 10) / 10));
+		json_object_object_add(lat, "p50", json_object_new_double(pct_us(b, 50)));
+		json_object_object_add(lat, "p99", json_object_new_double(pct_us(b, 99)));
+		json_object_object_add(lat, "p999", json_object_new_double(pct_us(b, 99.9)));
+		json_object_object_add(lat, "max", json_object_new_double(pct_us(b, 100)));
+		json_object_object_add(o, "lat_us", lat);
+		cli_json_print(stdout, o);
+		json_object_put(o);
+		return;
+	}
+	printf("%s bs=%u qd=%u queues=%u: %.0f ops/s, %.1f MiB/s, %" PRIu64 " errors\n", mode, b->bs,
+	       qd, nq, iops, mibs, b->errors);
+	printf("latency us: mean %.1f p50 %.1f p99 %.1f p99.9 %.1f max %.1f\n", mean, pct_us(b, 50),
+	       pct_us(b, 99), pct_us(b, 99.9), pct_us(b, 100));
+}
+
+static int bench_run(struct bench *b, unsigned int nq, unsigned int qd, double secs, bool poll)
+{
+	struct bench_slot *slots = calloc((size_t)nq * qd, sizeof(*slots));
+	uint64_t start;
+	int ret = 0;
+
+	if (!slots) {
+		return -ENOMEM;
+	}
+	for (unsigned int i = 0; i < nq * qd; i++) {
+		slots[i] = (struct bench_slot){.b = b, .q = i / qd, .buf = vublk_alloc(b->dev, b->bs)};
+		if (!slots[i].buf) {
+			free(slots);
+			return -ENOMEM;
+		}
+		memset(slots[i].buf, 0x5a, b->bs);
+	}
+	start = now_ns();
+	b->end_ns = start + (uint64_t)(secs * 1e9);
+	for (unsigned int i = 0; i < nq * qd && ret == 0; i++) {
+		ret = bench_submit(&slots[i]);
+	}
+	/* Past the end no callback resubmits; drain what is in flight. */
+	while (ret >= 0) {
+		bool idle = true;
+
+		for (unsigned int q = 0; q < nq; q++) {
+			struct vublk_qstats st;
+
+			vublk_queue_stats(b->dev, q, &st);
+			idle = idle && st.inflight == 0;
+		}
+		if (idle) {
+			break;
+		}
+		ret = poll ? vublk_poll(b->dev, -1) : vublk_wait(b->dev, -1, 1000);
+	}
+	b->end_ns = now_ns();
+	free(slots);
+	if (ret < 0) {
+		return ret;
+	}
+	qsort(b->lat_ns, b->nlat, sizeof(*b->lat_ns), cmp_u32);
+	return (int)((b->end_ns - start) / 1000); /* microseconds, fits for a bench */
+}
+
+int cmd_bench(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		CONN_LONG_OPTS, {"rw", required_argument, NULL, 'w'},
+		{"bs", required_argument, NULL, 'b'}, {"qd", required_argument, NULL, 'd'},
+		{"time", required_argument, NULL, 't'}, {"mix", required_argument, NULL, 'M'},
+		{"size", required_argument, NULL, 's'}, {"poll", no_argument, NULL, 'p'},
+		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	struct conn_args ca = {.json = false};
+	struct bench b = {.mix = 70, .bs = 4096, .rng = 0x2545f4914f6cdd1dull};
+	const char *mode = "randread";
+	uint64_t v, qd = 32, size = 0;
+	double secs = 5;
+	bool poll = false;
+	int c, us;
+
+	vublk_opts_init(&ca.opts);
+	parse_mode(mode, &b);
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":" CONN_SHORT_OPTS "w:b:d:t:M:s:ph", longopts, NULL)) !=
+	       -1) {
+		int bad = 0;
+
+		switch (c) {
+		case 'h':
+			fputs(bench_usage, stdout);
+			return CLI_EXIT_OK;
+		case 'w':
+			mode = optarg;
+			bad = parse_mode(optarg, &b) < 0;
+			break;
+		case 'b':
+			bad = cli_parse_size(optarg, &v) < 0 || v == 0 || v % 512 || v > (4 << 20);
+			b.bs = v;
+			break;
+		case 'd':
+			bad = cli_parse_u64(optarg, &qd) < 0 || qd == 0 || qd > 1024;
+			break;
+		case 't':
+			secs = atof(optarg);
+			bad = !(secs > 0 && secs <= 2000);
+			break;
+		case 'M':
+			bad = cli_parse_u64(optarg, &v) < 0 || v > 100;
+			b.mix = v;
+			break;
+		case 's':
+			bad = cli_parse_size(optarg, &size) < 0;
+			break;
+		case 'p':
+			poll = true;
+			break;
+		default:
+			if (conn_opt("bench", c, optarg, &ca) == 1) {
+				break;
+			}
+			if (c == '?' || c == ':') {
+				cli_getopt_error("bench", c, argv);
+			}
+			return CLI_EXIT_USAGE;
+		}
+		if (bad) {
+			cli_usage_error("bench", "invalid value '%s'", optarg);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 1) {
+		cli_usage_error("bench", "expects one socket path");
+		return CLI_EXIT_USAGE;
+	}
+	/* A chain per request: each queue needs qd * 3 descriptors. */
+	if (ca.opts.queue_size < qd * 3) {
+		ca.opts.queue_size = 1;
+		while (ca.opts.queue_size < qd * 3) {
+			ca.opts.queue_size <<= 1;
+		}
+	}
+	ca.opts.mem_bytes = (uint64_t)ca.opts.num_queues * qd * ((b.bs + 4095) / 4096 * 4096) +
+			    (32 << 20);
+	b.dev = conn_open(argv[optind], &ca.opts);
+	if (!b.dev) {
+		return CLI_EXIT_FAILURE;
+	}
+	v = vublk_config(b.dev)->capacity_sectors * VUBLK_SECTOR_BYTES;
+	if (size && size < v) {
+		v = size;
+	}
+	b.blocks = v / b.bs;
+	if (b.blocks == 0) {
+		cli_error("bench: the disk is smaller than one block");
+		vublk_close(b.dev);
+		return CLI_EXIT_FAILURE;
+	}
+	us = bench_run(&b, ca.opts.num_queues, qd, secs, poll);
+	if (us < 0) {
+		cli_error("bench: %s", strerror(-us));
+		vublk_close(b.dev);
+		free(b.lat_ns);
+		return CLI_EXIT_FAILURE;
+	}
+	bench_report(&b, mode, qd, ca.opts.num_queues, us / 1e6, ca.json);
+	vublk_close(b.dev);
+	free(b.lat_ns);
+	return b.errors || b.submit_errors ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+}
