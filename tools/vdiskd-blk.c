@@ -772,6 +772,12 @@ static bool parse(struct vdd_queue *q, struct vdd_req *r)
 	if (ch.write_bytes < 1 || ch.read_bytes < sizeof(hdr)) {
 		guest_error(d, "queue %u request %u: no %s", q->index, r->head,
 			    ch.write_bytes < 1 ? "writable status byte" : "request header");
+		if (ch.write_bytes >= 1) {
+			int nw = ch.n_write;
+
+			r->status = iov_take_last(r->iov + ch.n_read, &nw);
+			r->used_len = 1;
+		}
 		complete(r, VIRTIO_BLK_S_IOERR);
 		return false;
 	}
@@ -1378,21 +1384,17 @@ static void on_destroy_device(int vid)
 
 /* Runs with rte_vhost's queue locks held: hands work to the queue's
  * thread and waits for nothing (the thread may be in rte_vhost_vring_call,
- * which takes one of those locks). */
+ * which takes one of those locks).  A disable is not acted on: rte_vhost
+ * disables a ring for the time of every SET_VRING_CALL, and the guest's
+ * memory stays mapped until GET_VRING_BASE or the disconnect, where the
+ * queue is detached (rule 4). */
 static int on_vring_state_changed(int vid, uint16_t index, int enable)
 {
 	struct vdd_disk *d = disk_of_vid(vid);
-	struct vdd_queue *q;
 
-	if (!d || index >= d->opts.queues) {
-		return 0;
-	}
-	q = d->queues[index];
-	if (enable && !q && ensure_device(d, vid) == 0) {
+	if (d && enable && index < d->opts.queues && !d->queues[index] &&
+	    ensure_device(d, vid) == 0) {
 		attach_queue(d, vid, index);
-	} else if (!enable && q) {
-		atomic_store(&q->stopping, true);
-		wake(q->worker);
 	}
 	return 0;
 }

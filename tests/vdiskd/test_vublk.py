@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""vdiskd against the project's own vhost-user-blk front end (tests/vublk):
+every malformed request of vublk's catalogue gets IOERR or UNSUPP on a
+connection that keeps serving (strict mode), on a read-write and a
+read-only disk; then a two-queue random read/write run keeps both queues
+busy with no error, and the per-queue counters show it.
+
+usage: test_vublk.py VDISKD VUBLK WORKDIR      (exit 0 or 1)
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from vdlib import Vdiskd  # noqa: E402
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+    print(f"ok: {what}")
+
+
+def vublk(binary, *args):
+    p = subprocess.run([binary] + list(args), stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=300)
+    return p.returncode, p.stdout
+
+
+def main():
+    vdiskd, vub, work = sys.argv[1:]
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    raw = os.path.join(work, "r.img")
+    ro = os.path.join(work, "ro.img")
+    for p in (raw, ro):
+        with open(p, "wb") as f:
+            f.truncate(64 << 20)
+    d = Vdiskd(vdiskd, os.path.join(work, "d"))
+    with d:
+        rw_sock = os.path.join(d.workdir, "r.sock")
+        ro_sock = os.path.join(d.workdir, "ro.sock")
+        d.call("disk-add", image=raw, socket=rw_sock, queues=2)
+        d.call("disk-add", image=ro, socket=ro_sock, read_only=True)
+        rc, out = vublk(vub, "malicious", "-s", rw_sock)
+        print(out)
+        check(rc == 0, "every malformed request is refused and the disk keeps serving")
+        rc, out = vublk(vub, "malicious", "-s", "-c", "write-on-read-only", ro_sock)
+        print(out)
+        check(rc == 0, "a write to the read-only disk gets IOERR")
+        check("guest error" in d.log_text(), "the daemon logged the guest's errors")
+        rc, out = vublk(vub, "bench", "-t", "3", "-q", "2", "-w", "randrw", rw_sock)
+        print(out)
+        check(rc == 0 and " 0 errors" in out, "two-queue random read/write run, no error")
+        q = d.disk(raw)["queue-requests"]
+        check(q[0] > 1000 and q[1] > 1000, f"both queues served requests: {q}")
+        st = d.call("disk-stats", disk=raw)["ops"]
+        check(st["read"]["requests"] > 0 and st["write"]["requests"] > 0 and
+              st["read"]["latency-histogram"], "disk-stats counts reads and writes with "
+              f"a latency histogram (read avg {st['read']['latency-us-avg']} us)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
