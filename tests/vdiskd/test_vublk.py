@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -63,7 +64,56 @@ def main():
         check(st["read"]["requests"] > 0 and st["write"]["requests"] > 0 and
               st["read"]["latency-histogram"], "disk-stats counts reads and writes with "
               f"a latency histogram (read avg {st['read']['latency-us-avg']} us)")
+        rc, out = vublk(vub, "io", "-c", "write -P 0x33 1M 1M", "-c", "zero -u 1M 512K",
+                        "-c", "read -P 0 1M 512K", "-c", "read -P 0x33 1536K 512K", rw_sock)
+        check(rc == 0, "write-zeroes with unmap zeroes exactly its range")
+    test_enospc(vdiskd, vub, work)
     return 0
+
+
+def test_enospc(vdiskd, vub, work):
+    """Writes the host file system has no room for are held, shown in
+    disk-list, and complete when space comes back and the disk is told to
+    retry; nothing fails in the guest."""
+    if os.geteuid() != 0:
+        print("note: not root, no small file system to fill: ENOSPC case skipped")
+        return
+    mnt = os.path.join(work, "small")
+    os.makedirs(mnt)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6M", "tmpfs", mnt], check=True)
+    d = Vdiskd(vdiskd, os.path.join(work, "d2"))
+    try:
+        img = os.path.join(mnt, "full.img")
+        with open(img, "wb") as f:
+            f.truncate(64 << 20)
+        sock = os.path.join(d.workdir, "f.sock")
+        with d:
+            d.call("disk-add", image=img, socket=sock, cache="writeback")
+            cmds = []
+            for i in range(10):
+                cmds += ["-c", f"write -P 0x5a {i}M 1M"]
+            w = subprocess.Popen([vub, "io"] + cmds + [sock], stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True)
+            info = None
+            for _ in range(100):
+                info = d.disk(img)
+                if info["held"]:
+                    break
+                time.sleep(0.1)
+            check(info["state"] == "held" and info["held"] > 0 and w.poll() is None,
+                  f"writes beyond the free space are held ({info['held']}, "
+                  f"{info['held-reason']}), the writer waits")
+            check("holding requests" in d.log_text(), "the log says requests are held")
+            subprocess.run(["mount", "-o", "remount,size=128M", mnt], check=True)
+            d.call("disk-retry", disk=img)
+            out = w.communicate(timeout=60)[0]
+            check(w.returncode == 0, "held writes complete once space is back: " +
+                  out.strip().splitlines()[-1])
+            rc, out = vublk(vub, "io", "-c", "read -P 0x5a 0 10M", sock)
+            check(rc == 0 and d.disk(img)["held"] == 0, "their data reads back")
+    finally:
+        d.stop()
+        subprocess.run(["umount", "-l", mnt])
 
 
 if __name__ == "__main__":
