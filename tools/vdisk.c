@@ -29,6 +29,9 @@ static const struct command commands[] = {
     {"rebase", vdisk_cmd_rebase, "change an image's backing file"},
     {"flatten", vdisk_cmd_flatten, "copy in what the backing chain provides, drop it"},
     {"resize", vdisk_cmd_resize, "change an image's virtual size"},
+    {"serve", vdisk_cmd_serve, "have vdiskd serve an image over vhost-user-blk"},
+    {"unserve", vdisk_cmd_unserve, "have vdiskd stop serving an image"},
+    {"ps", vdisk_cmd_ps, "list the images vdiskd serves"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

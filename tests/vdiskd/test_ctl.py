@@ -108,7 +108,29 @@ def main():
     d.start()
     with d:
         check(d.call("disk-list")["disks"] == [], "the removal survives a restart")
+        test_cli(d, vdisk, img)
     return 0
+
+
+def test_cli(d, vdisk, img):
+    """vdisk serve / ps / unserve, with the daemon found through
+    $VDISKD_CTL (and --ctl)."""
+    env = dict(os.environ, VDISKD_CTL=d.ctl)
+    run = lambda *a: subprocess.run([vdisk] + list(a), env=env, stdout=subprocess.PIPE,  # noqa
+                                    stderr=subprocess.PIPE, text=True)
+    sock = os.path.join(d.workdir, "cli.sock")
+    p = run("serve", img, "--socket", sock, "--queues", "2")
+    check(p.returncode == 0 and os.path.exists(sock), "vdisk serve (via $VDISKD_CTL)")
+    p = run("ps", "--ctl", d.ctl)
+    check(p.returncode == 0 and img in p.stdout and "waiting" in p.stdout,
+          "vdisk ps --ctl lists it")
+    p = run("serve", img, "--socket", sock + "2")
+    check(p.returncode == 1 and "already served" in p.stderr,
+          f"serving it twice: {p.stderr.strip()}")
+    p = run("unserve", img)
+    check(p.returncode == 0 and not os.path.exists(sock), "vdisk unserve")
+    p = run("unserve", img)
+    check(p.returncode == 1 and "not served" in p.stderr, f"again: {p.stderr.strip()}")
 
 
 if __name__ == "__main__":
