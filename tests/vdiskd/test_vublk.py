@@ -67,8 +67,35 @@ def main():
         rc, out = vublk(vub, "io", "-c", "write -P 0x33 1M 1M", "-c", "zero -u 1M 512K",
                         "-c", "read -P 0 1M 512K", "-c", "read -P 0x33 1536K 512K", rw_sock)
         check(rc == 0, "write-zeroes with unmap zeroes exactly its range")
+        test_idle(d, vub, rw_sock)
     test_enospc(vdiskd, vub, work)
     return 0
+
+
+def cpu_ticks(pid):
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def test_idle(d, vub, sock):
+    """Event mode: a connected front end that sends nothing costs vdiskd no
+    CPU."""
+    hold = subprocess.Popen([vub, "io", "-q", "2", "-c", "hold", sock],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert hold.stdout.readline().strip() == "hold"
+        time.sleep(0.5)
+        t0 = cpu_ticks(d.pid)
+        time.sleep(3)
+        used = cpu_ticks(d.pid) - t0
+        check(d.disk(sock)["connected"] and used <= 3,
+              f"idle with a connected front end: {used} CPU ticks in 3 s")
+    finally:
+        hold.communicate("\n", timeout=30)
 
 
 def test_enospc(vdiskd, vub, work):
