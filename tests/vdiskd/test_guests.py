@@ -105,6 +105,19 @@ def test_pattern(env, g, raw_img, vd_img):
           "vdisk image holds the pattern offline (vdisk convert -O raw)")
 
 
+def test_multiqueue(env, g, vd_img):
+    """num-queues=2 with two vCPUs: blk-mq sends each CPU's requests to its
+    own queue, and vdiskd serves both."""
+    before = env.d.disk(vd_img)["queue-requests"]
+    for cpu in (1, 2):
+        g.run(f"taskset {cpu} dd if=/dev/vdb of=/dev/null bs=4k count=200 iflag=direct "
+              "2>/dev/null", check=True, timeout=60)
+    after = env.d.disk(vd_img)["queue-requests"]
+    check(env.d.disk(vd_img)["active-queues"] == 2 and
+          all(a - b >= 200 for a, b in zip(after, before)),
+          f"both queues of the 2-queue disk carry requests ({before} -> {after})")
+
+
 def test_serial_and_ro(env, g):
     rc, out = g.run("cat /sys/block/vda/serial", check=True)
     check(out.strip() == "VDTEST-SERIAL-1", f"GET_ID gives the serial ({out.strip()!r})")
@@ -249,6 +262,7 @@ def main():
         with g:
             g.wait_ready(timeout=180)
             test_pattern(env, g, raw_img, vd_img)
+            test_multiqueue(env, g, vd_img)
             test_serial_and_ro(env, g)
             test_discard(env, g, vd_img)
             test_resize(env, g, vd_img)
