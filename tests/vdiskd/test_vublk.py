@@ -72,6 +72,33 @@ def main():
     return 0
 
 
+def test_kill_inflight(d, vub, mnt, img, sock):
+    """kill -9 while requests are in flight (held for lack of space): the
+    restarted vdiskd finds them in the inflight area and completes them."""
+    img2 = os.path.join(mnt, "fresh.img")
+    with open(img2, "wb") as f:
+        f.truncate(16 << 20)
+    sock = os.path.join(d.workdir, "fresh.sock")
+    d.call("disk-add", image=img2, socket=sock)
+    st = os.statvfs(mnt)
+    used_k = (st.f_blocks - st.f_bfree) * st.f_frsize // 1024
+    subprocess.run(["mount", "-o", f"remount,size={used_k}k", mnt], check=True)
+    w = subprocess.Popen([vub, "inflight", "-n", "16", "-b", "64K", "-S", "7", "-R", "30000",
+                          sock], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    line = w.stdout.readline()
+    check(line.startswith("ready") and line.split()[1] != "0",
+          f"requests are in flight in vdiskd: {line.strip()}")
+    d.kill9()
+    subprocess.run(["mount", "-o", "remount,size=128M", mnt], check=True)
+    d.start()
+    out = w.communicate(timeout=60)[0]
+    check(w.returncode == 0, "every write in flight at the kill completed OK after the "
+          "restart: " + " ".join(out.split()[-8:]))
+    check("resubmitting" in d.log_text(), "the restarted vdiskd resubmitted them")
+    rc, out = vublk(vub, "io", "-c", "read -S 7 0 1M", sock)
+    check(rc == 0, "their data reads back")
+
+
 def cpu_ticks(pid):
     total = 0
     for tid in os.listdir(f"/proc/{pid}/task"):
@@ -138,6 +165,7 @@ def test_enospc(vdiskd, vub, work):
                   out.strip().splitlines()[-1])
             rc, out = vublk(vub, "io", "-c", "read -P 0x5a 0 10M", sock)
             check(rc == 0 and d.disk(img)["held"] == 0, "their data reads back")
+            test_kill_inflight(d, vub, mnt, img, sock)
     finally:
         d.stop()
         subprocess.run(["umount", "-l", mnt])
