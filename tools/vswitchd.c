@@ -16,9 +16,9 @@
 #include <unistd.h>
 
 #include <rte_eal.h>
-#include <rte_errno.h>
 
 #include "cliutil.h"
+#include "eal.h"
 #include "vswitch-dp.h"
 #include "vswitchd.h"
 
@@ -48,71 +48,6 @@ static void logmsg(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
-}
-
-/* ---------------------------------------------------------------- EAL */
-
-/* Free hugepage memory in MiB, 0 if none or no hugetlbfs mounted. */
-static unsigned long free_hugepage_mb(void)
-{
-	unsigned long free_pages = 0, size_kb = 0;
-	char line[128];
-	FILE *f;
-
-	if (access("/dev/hugepages", W_OK) != 0) {
-		return 0;
-	}
-	f = fopen("/proc/meminfo", "r");
-	if (!f) {
-		return 0;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		sscanf(line, "HugePages_Free: %lu", &free_pages);
-		sscanf(line, "Hugepagesize: %lu kB", &size_kb);
-	}
-	fclose(f);
-	return free_pages * size_kb / 1024;
-}
-
-enum huge_mode { HUGE_AUTO, HUGE_YES, HUGE_NO };
-
-static int eal_start(const char *argv0, enum huge_mode huge, const char *extra)
-{
-	char prefix[64], mem[16], *args[64], *copy = NULL, *save, *tok;
-	int argc = 0, ret;
-
-	snprintf(prefix, sizeof(prefix), "vswitchd-%d", (int)getpid());
-	snprintf(mem, sizeof(mem), "%d", EAL_MEM_MB);
-	args[argc++] = (char *)argv0;
-	args[argc++] = "-l";
-	args[argc++] = "0";
-	args[argc++] = "--no-pci";
-	args[argc++] = "--file-prefix";
-	args[argc++] = prefix;
-	if (huge == HUGE_NO || (huge == HUGE_AUTO && free_hugepage_mb() < 2 * EAL_MEM_MB)) {
-		args[argc++] = "--no-huge";
-		args[argc++] = "--no-shconf";
-	} else {
-		/* No files under /dev/hugepages to leak if we are killed. */
-		args[argc++] = "--in-memory";
-	}
-	args[argc++] = "-m";
-	args[argc++] = mem;
-	if (extra) {
-		copy = strdup(extra);
-		for (tok = strtok_r(copy, " ", &save); tok && argc < 63;
-		     tok = strtok_r(NULL, " ", &save)) {
-			args[argc++] = tok;
-		}
-	}
-	args[argc] = NULL;
-	ret = rte_eal_init(argc, args);
-	free(copy);
-	if (ret < 0) {
-		logmsg("cannot start DPDK's EAL: %s", rte_strerror(rte_errno));
-		return -1;
-	}
-	return 0;
 }
 
 /* -------------------------------------------------------- Persistence */
@@ -292,8 +227,8 @@ int main(int argc, char **argv)
 			   .capture_dir = CAPTURE_DIR_DEFAULT};
 	struct vsw_dp_opts dp_opts;
 	struct errmsg err = {{0}};
-	enum huge_mode huge = HUGE_AUTO;
-	const char *eal_extra = NULL, *pidfile = NULL;
+	struct eal_opts eal = {.argv0 = argv[0], .name = "vswitchd", .mem_mb = EAL_MEM_MB};
+	const char *pidfile = NULL;
 	uint64_t cpu;
 	int c, status = 1;
 
@@ -313,18 +248,12 @@ int main(int argc, char **argv)
 			dp_opts.poll_cpu = (int)cpu;
 			break;
 		case 'H':
-			if (strcmp(optarg, "auto") == 0) {
-				huge = HUGE_AUTO;
-			} else if (strcmp(optarg, "yes") == 0) {
-				huge = HUGE_YES;
-			} else if (strcmp(optarg, "no") == 0) {
-				huge = HUGE_NO;
-			} else {
+			if (eal_parse_huge(optarg, &eal.huge) < 0) {
 				cli_usage_error(NULL, "--hugepages takes auto, yes or no");
 				return CLI_EXIT_USAGE;
 			}
 			break;
-		case 'e': eal_extra = optarg; break;
+		case 'e': eal.extra = optarg; break;
 		case 'P': pidfile = optarg; break;
 		case 'D': d.capture_dir = optarg; break;
 		case 'g':
@@ -353,7 +282,8 @@ int main(int argc, char **argv)
 	if (open_ctl(&d) < 0) {
 		return 1;
 	}
-	if (eal_start(argv[0], huge, eal_extra) < 0) {
+	if (eal_start(&eal, &err) < 0) {
+		logmsg("%s", err.msg);
 		goto out;
 	}
 	if (vsw_dp_create(&dp_opts, &d.dp, &err) < 0) {

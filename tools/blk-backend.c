@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/* blk-backend.c: choosing the back end of blk-backend.h for a file. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "blk-backend.h"
+
+static const struct blk_backend_class *const classes[] = {&blk_backend_vdisk, &blk_backend_raw};
+
+int blk_backend_open(const char *path, const char *format, const struct blk_open_opts *opts,
+		     struct blk_backend **bp, struct errmsg *err)
+{
+	const struct blk_backend_class *cls = NULL;
+	struct stat st;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int ret = -errno;
+
+		errmsg_set(err, "%s: cannot open: %s", path, strerror(errno));
+		return ret;
+	}
+	if (fstat(fd, &st) != 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
+		close(fd);
+		errmsg_set(err, "%s: not a regular file or a block device", path);
+		return -EINVAL;
+	}
+	if (!format || strcmp(format, "auto") == 0) {
+		cls = blk_backend_vdisk.probe(fd) ? &blk_backend_vdisk : &blk_backend_raw;
+	} else {
+		for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++) {
+			if (strcmp(classes[i]->name, format) == 0) {
+				cls = classes[i];
+			}
+		}
+	}
+	close(fd);
+	if (!cls) {
+		errmsg_set(err, "unknown format '%s': use auto, vdisk or raw", format);
+		return -EINVAL;
+	}
+	return cls->open(path, opts, bp, err);
+}
