@@ -16,6 +16,7 @@
  *     "busy" (RPC_BUSY) and closed.  Connections idle for idle_timeout_ms
  *     are closed.  So one local user cannot lock others out. */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -420,6 +421,25 @@ int rpc_server_run(struct rpc_server *s)
 		return 0;
 	}
 	return next == UINT64_MAX ? -1 : (int)(next - now);
+}
+
+int rpc_server_loop(struct rpc_server *s, int stop_fd)
+{
+	struct pollfd pfds[2] = {
+		{.fd = stop_fd, .events = POLLIN},
+		{.fd = s->ep, .events = POLLIN},
+	};
+	int timeout_ms = -1;
+
+	for (;;) {
+		if (poll(pfds, 2, timeout_ms) < 0 && errno != EINTR) {
+			return -errno;
+		}
+		if (pfds[0].revents) {
+			return 0;
+		}
+		timeout_ms = rpc_server_run(s);
+	}
 }
 
 int rpc_server_fd(const struct rpc_server *s)

@@ -137,25 +137,6 @@ static int open_ctl(struct daemon *d)
 	return ret;
 }
 
-static void serve(struct daemon *d)
-{
-	struct pollfd pfds[2] = {
-		{.fd = d->signal_fd, .events = POLLIN},
-		{.fd = rpc_server_fd(d->server), .events = POLLIN},
-	};
-	int timeout_ms = -1;
-
-	for (;;) {
-		if (poll(pfds, 2, timeout_ms) < 0 && errno != EINTR) {
-			return;
-		}
-		if (pfds[0].revents) {
-			return; /* SIGTERM or SIGINT */
-		}
-		timeout_ms = rpc_server_run(d->server);
-	}
-}
-
 /* ---------------------------------------------------------------- main */
 
 static void usage(FILE *f)
@@ -285,7 +266,7 @@ int main(int argc, char **argv)
 		vdd_log("%s", err.msg);
 	}
 	vdd_log("ready on %s (%s mode)", d.ctl_path, vopts.poll ? "poll" : "event");
-	serve(&d);
+	rpc_server_loop(d.server, d.signal_fd); /* until SIGTERM or SIGINT */
 	vdd_log("stopping");
 	status = 0;
 	rpc_server_close(d.server);

@@ -145,25 +145,6 @@ static int open_ctl(struct daemon *d)
 	return ret;
 }
 
-static void serve(struct daemon *d)
-{
-	struct pollfd pfds[2] = {
-		{.fd = d->signal_fd, .events = POLLIN},
-		{.fd = rpc_server_fd(d->server), .events = POLLIN},
-	};
-	int timeout_ms = -1;
-
-	for (;;) {
-		if (poll(pfds, 2, timeout_ms) < 0 && errno != EINTR) {
-			return;
-		}
-		if (pfds[0].revents) {
-			return; /* SIGTERM or SIGINT */
-		}
-		timeout_ms = rpc_server_run(d->server);
-	}
-}
-
 /* ---------------------------------------------------------------- main */
 
 static void usage(FILE *f)
@@ -295,7 +276,7 @@ int main(int argc, char **argv)
 		logmsg("%s", err.msg);
 	}
 	logmsg("ready on %s (%s mode)", d.ctl_path, dp_opts.poll ? "poll" : "event");
-	serve(&d);
+	rpc_server_loop(d.server, d.signal_fd); /* until SIGTERM or SIGINT */
 	logmsg("stopping");
 	status = 0;
 	rpc_server_close(d.server);

@@ -127,6 +127,10 @@ int rpc_server_fd(const struct rpc_server *server);
  * closes idle clients.  Returns the milliseconds until it next needs to
  * run for a timeout (-1: none), for the caller's poll(). */
 int rpc_server_run(struct rpc_server *server);
+/* Serves until 'stop_fd' (a daemon's signalfd) polls readable: the main
+ * loop of a daemon whose control thread does nothing else.  Returns 0, or
+ * a negative errno if poll() fails. */
+int rpc_server_loop(struct rpc_server *server, int stop_fd);
 /* Connections open now. */
 unsigned rpc_server_n_clients(const struct rpc_server *server);
 
