@@ -145,7 +145,7 @@ def main():
                "ip link set eth0.20.10 up", check=True)
         g1.run("ip addr add 10.0.11.1/24 dev eth0 && "
                "ip addr add 10.0.12.1/24 dev eth0", check=True)
-        cap = os.path.join(work, "g1-attack.pcap")
+        cap = os.path.join(sw.workdir, "g1-attack.pcap")  # --capture-dir
         sw.ctl("capture", "g1", cap)
         check(pings(g3, "10.0.11.1", count=3) == 0,
               "g3's frames tagged 10 do not reach g1")

@@ -158,19 +158,27 @@ def test_resize(env, g, vd_img):
 def test_snapshot(env, g, vd_img):
     """Blocks written one after the other: the snapshot holds a prefix of
     them, with no torn block and nothing after the instant."""
-    nblk = 400
-    g.run("rm -f /tmp/done; (i=0; while [ $i -lt %d ]; do printf 'blk%%06d' $i | "
+    # The writer runs until told to stop, then writes 20 more blocks, so
+    # the snapshot falls strictly inside the run on a fast or slow host.
+    g.run("rm -f /tmp/done /tmp/stop /tmp/n; (i=0; extra=20; "
+          "while [ $i -lt 4000 ] && [ $extra -gt 0 ]; do printf 'blk%06d' $i | "
           "dd of=/dev/vdb bs=4096 seek=$((4096+i)) conv=sync oflag=direct "
-          "2>/dev/null || echo FAIL; i=$((i+1)); done; touch /tmp/done) "
-          ">/tmp/snapw.log 2>&1 &" % nblk, check=True)
-    time.sleep(2.0)
+          "2>/dev/null || echo FAIL; i=$((i+1)); echo $i >/tmp/n; "
+          "[ -e /tmp/stop ] && extra=$((extra-1)); done; touch /tmp/done) "
+          ">/tmp/snapw.log 2>&1 &", check=True)
+    deadline = time.monotonic() + 120
+    while int(g.run("cat /tmp/n 2>/dev/null || echo 0")[1].strip() or 0) < 20:
+        assert time.monotonic() < deadline, "snapshot writer did not start"
+        time.sleep(0.2)
     res = env.d.call("snapshot-create", disk=vd_img, name="mid")
+    g.run("touch /tmp/stop", check=True)
     deadline = time.monotonic() + 180
     while g.run("test -e /tmp/done")[0] != 0:
         assert time.monotonic() < deadline, "snapshot writer did not finish"
         time.sleep(0.5)
     check(g.run("cat /tmp/snapw.log", check=True)[1].strip() == "",
           "writer saw no error during the snapshot")
+    nblk = int(g.run("cat /tmp/n", check=True)[1].strip())
     data = env.raw_of(vd_img, snapshot="mid")
     base = 4096 * 4096
     state = []

@@ -148,18 +148,24 @@ static void test_flushes_share_a_commit(void **state)
 	memset(buf, 0x66, 8 * CL);
 	seq = img->journal_seq;
 	calls = img->file.sync_calls;
+	/* A flush covers the writes completed before it starts (virtio-blk's
+	 * rule), so the writes complete first: whether a write still in
+	 * flight makes a later commit depends on the machine's speed. */
 	for (int i = 0; i < 8; i++) {
 		struct iovec iov = {buf + i * CL, CL};
 
 		/* each write allocates (a new L2 table every 2 MiB) */
 		assert_int_equal(vd_submit_writev(ctx, img, &iov, 1, i * (3ull << 20), cb_count,
 						  &done), 0);
+	}
+	drain(ctx, &done, 8);
+	for (int i = 0; i < 8; i++) {
 		assert_int_equal(vd_submit_flush(ctx, img, cb_count, &done), 0);
 	}
 	drain(ctx, &done, 16);
-	/* eight flushes, but at most a commit in flight and one after it per
-	 * round: far fewer transactions than flushes */
-	assert_true(img->journal_seq - seq <= 4);
+	/* eight flushes: the first starts a commit, the seven that arrive
+	 * while it is in flight share at most one more */
+	assert_true(img->journal_seq - seq <= 2);
 	assert_true(img->journal_seq - seq >= 1);
 	assert_int_equal(img->file.sync_calls, calls);
 	vd_ctx_destroy(ctx);
