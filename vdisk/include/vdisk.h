@@ -65,6 +65,14 @@ int vd_create(const char *path, const struct vd_create_opts *opts, struct errmsg
  * moved, with vd_rebase unsafe): reads that would fall through to it fail
  * with -ENOLINK instead of returning wrong data. */
 #define VD_OPEN_NO_BACKING 0x8
+/* A write that allocates (or copies up) a cluster, and a write-zeroes,
+ * complete only once the mapping they changed is committed, as after a
+ * flush: what the writer was told is written survives the death of this
+ * process, though not a power failure without a flush.  For servers whose
+ * guests outlive them (vdiskd: kill -9 and restart).  Writes into clusters
+ * already allocated are not slowed; allocating ones cost a shared commit
+ * (two fsyncs for all the writes that arrive meanwhile). */
+#define VD_OPEN_DURABLE_MAP 0x10
 
 struct vd_open_opts {
 	unsigned flags;

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -524,11 +525,73 @@ static void test_random_async_workload_in_a_clone_matches_the_model(void **state
 	property_run(true, 64 * 1024, 0, 1500);
 }
 
+/* VD_OPEN_DURABLE_MAP: writes that map new clusters (a fresh cluster, a
+ * copy-up in a clone) and a write-zeroes, completed and never flushed,
+ * survive the death of the process that wrote them (vdiskd's kill -9). */
+static void test_durable_map_survives_the_process(void **state)
+{
+	const uint64_t size = 16ull << 20;
+	struct vd_image *img;
+	pid_t pid;
+	int status;
+
+	make_image("async-dt.vd", size, CL, NULL);
+	img = tu_open("async-dt.vd", VD_OPEN_RDWR);
+	tu_put(img, 0, 4 * CL, 0x11);
+	assert_int_equal(vd_close(img), 0);
+	make_image("async-dc.vd", size, CL, "async-dt.vd");
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct vd_open_opts oo;
+		struct vd_ctx *ctx;
+		uint8_t *buf = aligned_alloc(4096, CL);
+		struct iovec full = {buf, CL}, part = {buf, 512};
+		int done = 0;
+
+		vd_open_opts_init(&oo);
+		oo.flags = VD_OPEN_RDWR | VD_OPEN_DURABLE_MAP;
+		if (!buf || vd_open("async-dc.vd", &oo, &img, NULL) != 0 ||
+		    vd_ctx_create(8, &ctx) != 0) {
+			_exit(2);
+		}
+		memset(buf, 0x22, CL);
+		/* a fresh cluster, a copy-up of a template cluster, a
+		 * write-zeroes over another template cluster */
+		if (vd_submit_writev(ctx, img, &full, 1, 8ull << 20, cb_count, &done) != 0 ||
+		    vd_submit_writev(ctx, img, &part, 1, CL + 512, cb_count, &done) != 0 ||
+		    vd_submit_write_zeroes(ctx, img, 2 * CL, CL, cb_count, &done) != 0) {
+			_exit(3);
+		}
+		while (done < 3) {
+			if (vd_ctx_poll(ctx, 1) < 0) {
+				_exit(4);
+			}
+		}
+		_exit(0); /* no flush, no close: as kill -9 would */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	img = tu_open("async-dc.vd", 0);
+	tu_expect(img, 8ull << 20, CL, 0x22);
+	tu_expect(img, 0, CL + 512, 0x11);
+	tu_expect(img, CL + 512, 512, 0x22);
+	tu_expect(img, CL + 1024, CL - 1024, 0x11);
+	tu_expect(img, 2 * CL, CL, 0);
+	tu_expect(img, 3 * CL, CL, 0x11);
+	tu_clean(img);
+	assert_int_equal(vd_close(img), 0);
+	unlink("async-dc.vd");
+	unlink("async-dt.vd");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cold_submits_return_before_their_io),
 		cmocka_unit_test(test_flushes_share_a_commit),
+		cmocka_unit_test(test_durable_map_survives_the_process),
 		cmocka_unit_test(test_a_slow_step_holds_up_no_other_request),
 		cmocka_unit_test(test_random_async_workload_matches_the_model),
 		cmocka_unit_test(test_random_async_workload_in_a_clone_matches_the_model),
