@@ -1,0 +1,346 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""vdiskd beside qemu-storage-daemon, through the project's own vhost-user-blk
+front end (tests/vublk), with no guest in the way.  A benchmark, run by hand,
+never by meson test.
+
+Four systems on the same file system, all O_DIRECT with io_uring:
+  vd/vdisk   vdiskd serving a vdisk image (64 KiB clusters)
+  qsd/qcow2  qemu-storage-daemon exporting a qcow2 image (64 KiB clusters)
+  qsd/raw    qemu-storage-daemon exporting a raw file
+  vd/raw     vdiskd serving the raw file
+Each case runs every system once per round, the order rotating from round to
+round (this machine's speed steps by up to 2x for minutes at a time); the
+table gives each system's median ops/s, the per-round range, and the ratio of
+medians against the two anchors.  Cases on fresh images and linked clones
+get new images every run.
+
+Usage: tests/bench/bench-vdiskd.py BUILD_DIR [--rounds N] [--secs S]
+       [--size-mb MB] [--cases a,b,...] [--dir SCRATCH]
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+SYSTEMS = ["vd/vdisk", "qsd/qcow2", "qsd/raw", "vd/raw"]
+
+# name: (vublk mode, block size, depth, queues, image kind, systems)
+CASES = {
+    "randread-4k-qd1": ("randread", "4k", 1, 1, "full", SYSTEMS),
+    "randread-4k-qd32": ("randread", "4k", 32, 1, "full", SYSTEMS),
+    "randread-4k-qd32-2q": ("randread", "4k", 32, 2, "full", SYSTEMS),
+    "randwrite-4k-qd1": ("randwrite", "4k", 1, 1, "full", SYSTEMS),
+    "randwrite-4k-qd32": ("randwrite", "4k", 32, 1, "full", SYSTEMS),
+    "randwrite-4k-qd32-2q": ("randwrite", "4k", 32, 2, "full", SYSTEMS),
+    "write-1m-qd4": ("write", "1m", 4, 1, "full", SYSTEMS),
+    "fresh-randwrite-4k-qd32": ("randwrite", "4k", 32, 1, "fresh", SYSTEMS),
+    "clone-randwrite-4k-qd32": ("randwrite", "4k", 32, 1, "clone",
+                                ["vd/vdisk", "qsd/qcow2"]),
+}
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, **kw).stdout
+
+
+def wait_socket(path, proc, what, log):
+    for _ in range(200):
+        if os.path.exists(path):
+            return
+        if proc is not None and proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    sys.exit(f"bench: {what} made no socket {path}:\n{open(log).read()[-2000:]}")
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Qsd:
+    """One qemu-storage-daemon exporting one or more images."""
+
+    def __init__(self, d, name, imgs):
+        self.log = os.path.join(d, f"qsd-{name}.log")
+        self.socks = []
+        cmd = ["qemu-storage-daemon"]
+        for i, (img, fmt) in enumerate(imgs):
+            sock = os.path.join(d, f"qsd-{name}-{i}.sock")
+            if os.path.exists(sock):
+                os.unlink(sock)
+            cmd += ["--blockdev", f"driver=file,filename={img},node-name=f{i},"
+                    "cache.direct=on,aio=io_uring",
+                    "--blockdev", f"driver={fmt},file=f{i},node-name=d{i}",
+                    "--export", f"type=vhost-user-blk,id=e{i},node-name=d{i},"
+                    f"addr.type=unix,addr.path={sock},writable=on,num-queues=2"]
+            self.socks.append(sock)
+        self.sock = self.socks[0]
+        self.proc = subprocess.Popen(cmd, stdout=open(self.log, "w"),
+                                     stderr=subprocess.STDOUT)
+        for sock in self.socks:
+            wait_socket(sock, self.proc, "qemu-storage-daemon", self.log)
+
+    def cpu_seconds(self):
+        return cpu_seconds(self.proc.pid)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Vdiskd:
+    """One vdiskd (default event mode) serving any number of disks."""
+
+    def __init__(self, build, d):
+        self.vdisk = os.path.join(build, "tools", "vdisk")
+        self.d = d
+        self.ctl = os.path.join(d, "vdiskd.sock")
+        self.log = os.path.join(d, "vdiskd.log")
+        self.proc = subprocess.Popen(
+            [os.path.join(build, "tools", "vdiskd"), "--ctl", self.ctl,
+             "--db", os.path.join(d, "vdiskd.json"),
+             "--pidfile", os.path.join(d, "vdiskd.pid"), "--hugepages", "no"],
+            stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
+        wait_socket(self.ctl, self.proc, "vdiskd", self.log)
+
+    def serve(self, img, name):
+        sock = os.path.join(self.d, f"vd-{name}.sock")
+        run([self.vdisk, "serve", "--ctl", self.ctl, "--socket", sock,
+             "--queues", "2", img])
+        wait_socket(sock, self.proc, "vdiskd", self.log)
+        return sock
+
+    def unserve(self, img):
+        run([self.vdisk, "unserve", "--ctl", self.ctl, img])
+
+    def cpu_seconds(self):
+        return cpu_seconds(self.proc.pid)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def vublk_bench(vublk, sock, mode, bs, qd, nq, secs, size=None):
+    cmd = [vublk, "bench", "-j", "-w", mode, "-b", bs, "-d", str(qd),
+           "-q", str(nq), "-t", str(secs)]
+    if size:
+        cmd += ["-s", size]
+    j = json.loads(run(cmd + [sock]))
+    if j.get("errors"):
+        sys.exit(f"bench: {j['errors']} I/O errors on {sock}")
+    return j
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("build")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--secs", type=int, default=4)
+    ap.add_argument("--size-mb", type=int, default=1024)
+    ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--dir")
+    a = ap.parse_args()
+    build = os.path.abspath(a.build)
+    vublk = os.path.join(build, "tests", "vublk", "vublk")
+    vdisk = os.path.join(build, "tools", "vdisk")
+    for t in ("qemu-storage-daemon", "qemu-img"):
+        if not shutil.which(t):
+            sys.exit(f"bench: {t} is missing (run scripts/setup.sh)")
+    for t in (vublk, vdisk):
+        if not os.access(t, os.X_OK):
+            sys.exit(f"bench: no {t}; build first")
+    d = os.path.abspath(a.dir or os.path.join(build, "bench-vdiskd"))
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    size = a.size_mb << 20
+    cases = a.cases.split(",")
+
+    # Allocated images holding the same random data.
+    raw = os.path.join(d, "full.raw")
+    run(["dd", "if=/dev/urandom", f"of={raw}", "bs=1M", f"count={a.size_mb}",
+         "status=none"])
+    # Each server locks what it serves: qsd/raw gets its own copy.
+    full = {"vd/vdisk": os.path.join(d, "full.vd"),
+            "qsd/qcow2": os.path.join(d, "full.qcow2"),
+            "qsd/raw": os.path.join(d, "full-qsd.raw"), "vd/raw": raw}
+    shutil.copyfile(raw, full["qsd/raw"])
+    run([vdisk, "convert", "-O", "vdisk", raw, full["vd/vdisk"]])
+    run(["qemu-img", "convert", "-O", "qcow2", "-o", "cluster_size=65536", raw,
+         full["qsd/qcow2"]])
+    tmpl = {"vd/vdisk": os.path.join(d, "tmpl.vd"),
+            "qsd/qcow2": os.path.join(d, "tmpl.qcow2")}
+    shutil.copyfile(full["vd/vdisk"], tmpl["vd/vdisk"])
+    shutil.copyfile(full["qsd/qcow2"], tmpl["qsd/qcow2"])
+    fresh_size = 8 * size  # mostly allocating writes for the whole run
+
+    vd = Vdiskd(build, d)
+    procs = []
+    try:
+        socks = {"vd/vdisk": vd.serve(full["vd/vdisk"], "full-vd"),
+                 "vd/raw": vd.serve(raw, "full-raw")}
+        q = Qsd(d, "full", [(full["qsd/qcow2"], "qcow2"), (full["qsd/raw"], "raw")])
+        procs.append(q)
+        socks["qsd/qcow2"], socks["qsd/raw"] = q.socks
+        results = {c: {s: [] for s in CASES[c][5]} for c in cases}
+        for r in range(a.rounds):
+            for c in cases:
+                mode, bs, qd, nq, kind, systems = CASES[c]
+                order = systems[r % len(systems):] + systems[:r % len(systems)]
+                for s in order:
+                    results[c][s].append(one_run(a, d, vd, vublk, vdisk, socks, s, c,
+                                                 kind, mode, bs, qd, nq, tmpl,
+                                                 fresh_size, r))
+                print(f"round {r + 1} {c}: " + "  ".join(
+                    f"{s} {results[c][s][-1]:.0f}" for s in systems), flush=True)
+        idle = {"vdiskd": idle_cpu(vd, vublk, socks["vd/vdisk"]),
+                "qemu-storage-daemon": idle_cpu(q, vublk, socks["qsd/qcow2"])}
+        hol = hol_latency(a, d, vd, vublk, vdisk, socks, tmpl)
+    finally:
+        for p in procs:
+            p.stop()
+        vd.stop()
+    report(results, cases, a, idle, hol)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def one_run(a, d, vd, vublk, vdisk, socks, s, c, kind, mode, bs, qd, nq, tmpl,
+            fresh_size, r):
+    if kind == "full":
+        return vublk_bench(vublk, socks[s], mode, bs, qd, nq, a.secs)["ops_per_sec"]
+    # A new image per run: fresh (nothing allocated) or a linked clone.
+    name = f"{kind}-{r}-{s.replace('/', '-')}"
+    if s == "vd/vdisk":
+        img = os.path.join(d, name + ".vd")
+        if kind == "fresh":
+            run([vdisk, "create", "-q", img, str(fresh_size)])
+        else:
+            run([vdisk, "create", "-q", "-b", tmpl[s], img])
+    elif s == "qsd/qcow2":
+        img = os.path.join(d, name + ".qcow2")
+        if kind == "fresh":
+            run(["qemu-img", "create", "-q", "-f", "qcow2", "-o",
+                 "cluster_size=65536", img, str(fresh_size)])
+        else:
+            run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
+                 tmpl[s], img])
+    else:
+        img = os.path.join(d, name + ".raw")
+        with open(img, "wb") as f:
+            f.truncate(fresh_size)
+    if s.startswith("vd/"):
+        sock = vd.serve(img, name)
+        try:
+            ops = vublk_bench(vublk, sock, mode, bs, qd, nq, a.secs)["ops_per_sec"]
+        finally:
+            vd.unserve(img)
+    else:
+        q = Qsd(d, name, [(img, "qcow2" if s == "qsd/qcow2" else "raw")])
+        try:
+            ops = vublk_bench(vublk, q.sock, mode, bs, qd, nq, a.secs)["ops_per_sec"]
+        finally:
+            q.stop()
+    os.unlink(img)
+    return ops
+
+
+def idle_cpu(server, vublk, sock):
+    """The server's CPU, as a fraction of a core, over 5 s while a front end
+    with both queues started is connected and sends nothing."""
+    fe = subprocess.Popen([vublk, "io", "-q", "2", "-c", "hold", sock],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        if fe.stdout.readline().strip() != "hold":
+            sys.exit("bench: vublk io hold failed")
+        time.sleep(1)
+        t0, c0 = time.monotonic(), server.cpu_seconds()
+        time.sleep(5)
+        return (server.cpu_seconds() - c0) / (time.monotonic() - t0)
+    finally:
+        fe.stdin.write("\n")
+        fe.stdin.close()
+        fe.wait(10)
+
+
+def hol_latency(a, d, vd, vublk, vdisk, socks, tmpl):
+    """p50/p99 of 4K reads at QD 1 on one disk, alone and while another disk
+    of the same server takes allocating writes at QD 32 (vdiskd commits each
+    group of them, two fsyncs: the flush-heavy neighbour)."""
+    out = {}
+    for s in ("vd/vdisk", "qsd/qcow2"):
+        img = os.path.join(d, f"hol-{s.replace('/', '-')}")
+        if s == "vd/vdisk":
+            run([vdisk, "create", "-q", img, str(8 * (a.size_mb << 20))])
+            wsock = vd.serve(img, "hol")
+            q = None
+        else:
+            run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=65536",
+                 img, str(8 * (a.size_mb << 20))])
+            q = Qsd(d, "hol", [(tmpl[s], "qcow2"), (img, "qcow2")])
+            wsock = q.socks[1]
+        rsock = socks[s] if q is None else q.socks[0]
+        try:
+            alone = vublk_bench(vublk, rsock, "randread", "4k", 1, 1, a.secs)["lat_us"]
+            w = subprocess.Popen([vublk, "bench", "-j", "-w", "randwrite", "-b", "4k",
+                                  "-d", "32", "-t", str(a.secs + 2), wsock],
+                                 stdout=subprocess.PIPE, text=True)
+            time.sleep(1)
+            busy = vublk_bench(vublk, rsock, "randread", "4k", 1, 1, a.secs)["lat_us"]
+            wj = json.loads(w.communicate()[0])
+        finally:
+            if q is None:
+                vd.unserve(img)
+            else:
+                q.stop()
+        os.unlink(img)
+        out[s] = (alone, busy, wj["ops_per_sec"])
+    return out
+
+
+def report(results, cases, a, idle, hol):
+    print()
+    print(f"{a.rounds} rounds x {a.secs} s per run; ops/s median [min-max]; "
+          "ratios of medians")
+    print(f"{'case':26} " + " ".join(f"{s:>22}" for s in SYSTEMS) +
+          "  vd/vdisk:qcow2 vd/vdisk:qsd-raw vd/raw:qsd-raw")
+    for c in cases:
+        med = {s: statistics.median(v) for s, v in results[c].items()}
+        cells = []
+        for s in SYSTEMS:
+            v = results[c].get(s)
+            cells.append(f"{med[s]:>8.0f} [{min(v):.0f}-{max(v):.0f}]".rjust(22)
+                         if v else "-".rjust(22))
+
+        def ratio(x, y):
+            return f"{med[x] / med[y]:.2f}" if x in med and y in med and med[y] else "-"
+        print(f"{c:26} " + " ".join(cells) +
+              f"  {ratio('vd/vdisk', 'qsd/qcow2'):>14} {ratio('vd/vdisk', 'qsd/raw'):>16}"
+              f" {ratio('vd/raw', 'qsd/raw'):>14}")
+    for k, v in idle.items():
+        print(f"{k} CPU with a front end connected (2 queues) and no I/O: "
+              f"{v * 100:.2f} % of a core")
+    for s, (alone, busy, wops) in hol.items():
+        print(f"{s}: 4K read QD1 latency p50/p99 alone {alone['p50']:.0f}/{alone['p99']:.0f} us, "
+              f"beside a disk of the same server taking allocating writes "
+              f"({wops:.0f}/s) {busy['p50']:.0f}/{busy['p99']:.0f} us")
+
+
+if __name__ == "__main__":
+    main()
