@@ -55,8 +55,10 @@ static int vdisk_open(const char *path, const struct blk_open_opts *opts, struct
 	vd_open_opts_init(&vopts);
 	/* The guest outlives vdiskd (kill -9, restart, inflight resubmission):
 	 * a write it was told is done must survive this process, so a write
-	 * that maps a new cluster completes after the commit of its mapping. */
-	vopts.flags = (opts->read_only ? 0 : VD_OPEN_RDWR | VD_OPEN_DURABLE_MAP) |
+	 * that maps a new cluster completes after the commit of its mapping,
+	 * unless the disk was added with volatile-map. */
+	vopts.flags = (opts->read_only ? 0 : VD_OPEN_RDWR) |
+		      (opts->read_only || opts->volatile_map ? 0 : VD_OPEN_DURABLE_MAP) |
 		      (opts->buffered ? VD_OPEN_BUFFERED : 0);
 	ret = vd_open(path, &vopts, &b->img, err);
 	if (ret < 0) {

@@ -38,6 +38,7 @@ typedef void (*blk_cb)(void *arg, int ret);
 struct blk_open_opts {
 	bool read_only;
 	bool buffered; /* page cache (cache mode "writeback") instead of O_DIRECT */
+	bool volatile_map; /* vdisk: no VD_OPEN_DURABLE_MAP (vdiskd.h) */
 };
 
 struct blk_backend_class {

@@ -1453,6 +1453,7 @@ static int copy_opts(struct vdd_disk *d, const struct vdd_disk_opts *o)
 	d->opts.serial = o->serial ? strdup(o->serial) : NULL;
 	d->opts.cache = strdup(o->cache ? o->cache : "none");
 	d->opts.read_only = o->read_only;
+	d->opts.volatile_map = o->volatile_map;
 	d->opts.queues = o->queues ? o->queues : 1;
 	if (!d->opts.image || !d->opts.socket || !d->opts.format || !d->opts.cache ||
 	    (o->serial && !d->opts.serial)) {
@@ -1528,7 +1529,8 @@ static int register_socket(struct vdd_disk *d, struct errmsg *err)
 int vdd_disk_add(struct vdd *srv, const struct vdd_disk_opts *o, struct errmsg *err)
 {
 	struct blk_open_opts bo = {.read_only = o->read_only,
-				   .buffered = o->cache && strcmp(o->cache, "writeback") == 0};
+				   .buffered = o->cache && strcmp(o->cache, "writeback") == 0,
+				   .volatile_map = o->volatile_map};
 	struct vdd_disk *d, **pd;
 	int ret;
 

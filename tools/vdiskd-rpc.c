@@ -44,7 +44,7 @@ static int m_disk_add(struct rpc_call *c)
 {
 	struct vdd_disk_opts o = {0};
 	uint64_t queues = 1;
-	bool ro = false;
+	bool ro = false, vmap = false;
 	int ret;
 
 	if ((ret = rpc_get_path(c, "image", true, 0, &o.image)) < 0 ||
@@ -53,10 +53,12 @@ static int m_disk_add(struct rpc_call *c)
 	    (ret = rpc_get_str(c, "serial", false, &o.serial)) < 0 ||
 	    (ret = rpc_get_str(c, "cache", false, &o.cache)) < 0 ||
 	    (ret = rpc_get_bool(c, "read-only", &ro)) < 0 ||
+	    (ret = rpc_get_bool(c, "volatile-map", &vmap)) < 0 ||
 	    (ret = rpc_get_uint(c, "queues", 1, VDD_MAX_QUEUES, &queues)) < 0) {
 		return ret;
 	}
 	o.read_only = ro;
+	o.volatile_map = vmap;
 	o.queues = (unsigned)queues;
 	ret = vdd_disk_add(SRV(c), &o, rpc_call_err(c));
 	if (ret < 0) {
@@ -293,6 +295,9 @@ struct json_object *vdd_config_dump(struct vdd *srv)
 		}
 		add_str(e, "cache", o->cache);
 		json_object_object_add(e, "read-only", json_object_new_boolean(o->read_only));
+		if (o->volatile_map) {
+			json_object_object_add(e, "volatile-map", json_object_new_boolean(true));
+		}
 		add_u64(e, "queues", o->queues);
 		json_object_array_add(list, e);
 	}

@@ -38,6 +38,10 @@ struct vdd_disk_opts {
 	const char *serial;     /* GET_ID answer; NULL: none */
 	const char *cache;      /* "none" (default: O_DIRECT) or "writeback" */
 	bool read_only;
+	/* A write that allocates completes before its mapping is committed:
+	 * faster, but lost if vdiskd dies before the guest's next flush
+	 * (like qemu-storage-daemon's qcow2).  Default: durable. */
+	bool volatile_map;
 	unsigned queues;        /* 1..VDD_MAX_QUEUES; 0 = 1 */
 };
 

@@ -9,6 +9,14 @@ Four systems on the same file system, all O_DIRECT with io_uring:
   qsd/qcow2  qemu-storage-daemon exporting a qcow2 image (64 KiB clusters)
   qsd/raw    qemu-storage-daemon exporting a raw file
   vd/raw     vdiskd serving the raw file
+  vd/vdisk-vol  vdiskd serving a vdisk image with volatile-map (allocating
+             writes complete before their mapping is committed, as qsd's
+             qcow2 does; vdiskd's default waits for the commit so that a
+             completed write survives kill -9): fresh and clone cases only
+  fio/raw    fio on the raw file itself, io_uring, O_DIRECT, submitting and
+             reaping in batches (--iodepth_batch_submit=16
+             --iodepth_batch_complete_max=32): the physical limit the others
+             are measured against; one job per queue
 Each case runs every system once per round, the order rotating from round to
 round (this machine's speed steps by up to 2x for minutes at a time); the
 table gives each system's median ops/s, the per-round range, and the ratio of
@@ -23,25 +31,28 @@ import json
 import os
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import time
 
-SYSTEMS = ["vd/vdisk", "qsd/qcow2", "qsd/raw", "vd/raw"]
+SYSTEMS = ["vd/vdisk", "qsd/qcow2", "qsd/raw", "vd/raw", "fio/raw", "vd/vdisk-vol"]
+FULL = SYSTEMS[:5]
+FRESH = SYSTEMS[:4] + ["vd/vdisk-vol"]
 
 # name: (vublk mode, block size, depth, queues, image kind, systems)
 CASES = {
-    "randread-4k-qd1": ("randread", "4k", 1, 1, "full", SYSTEMS),
-    "randread-4k-qd32": ("randread", "4k", 32, 1, "full", SYSTEMS),
-    "randread-4k-qd32-2q": ("randread", "4k", 32, 2, "full", SYSTEMS),
-    "randwrite-4k-qd1": ("randwrite", "4k", 1, 1, "full", SYSTEMS),
-    "randwrite-4k-qd32": ("randwrite", "4k", 32, 1, "full", SYSTEMS),
-    "randwrite-4k-qd32-2q": ("randwrite", "4k", 32, 2, "full", SYSTEMS),
-    "write-1m-qd4": ("write", "1m", 4, 1, "full", SYSTEMS),
-    "fresh-randwrite-4k-qd32": ("randwrite", "4k", 32, 1, "fresh", SYSTEMS),
+    "randread-4k-qd1": ("randread", "4k", 1, 1, "full", FULL),
+    "randread-4k-qd32": ("randread", "4k", 32, 1, "full", FULL),
+    "randread-4k-qd32-2q": ("randread", "4k", 32, 2, "full", FULL),
+    "randwrite-4k-qd1": ("randwrite", "4k", 1, 1, "full", FULL),
+    "randwrite-4k-qd32": ("randwrite", "4k", 32, 1, "full", FULL),
+    "randwrite-4k-qd32-2q": ("randwrite", "4k", 32, 2, "full", FULL),
+    "write-1m-qd4": ("write", "1m", 4, 1, "full", FULL),
+    "fresh-randwrite-4k-qd32": ("randwrite", "4k", 32, 1, "fresh", FRESH),
     "clone-randwrite-4k-qd32": ("randwrite", "4k", 32, 1, "clone",
-                                ["vd/vdisk", "qsd/qcow2"]),
+                                ["vd/vdisk", "qsd/qcow2", "vd/vdisk-vol"]),
 }
 
 
@@ -116,12 +127,33 @@ class Vdiskd:
             stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
         wait_socket(self.ctl, self.proc, "vdiskd", self.log)
 
-    def serve(self, img, name):
+    def serve(self, img, name, volatile=False):
         sock = os.path.join(self.d, f"vd-{name}.sock")
-        run([self.vdisk, "serve", "--ctl", self.ctl, "--socket", sock,
-             "--queues", "2", img])
+        if volatile:
+            self.call("disk-add", image=img, socket=sock, queues=2,
+                      **{"volatile-map": True})
+        else:
+            run([self.vdisk, "serve", "--ctl", self.ctl, "--socket", sock,
+                 "--queues", "2", img])
         wait_socket(sock, self.proc, "vdiskd", self.log)
         return sock
+
+    def call(self, method, **params):
+        req = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+        with socket.socket(socket.AF_UNIX) as c:
+            c.settimeout(60)
+            c.connect(self.ctl)
+            c.sendall(json.dumps(req).encode() + b"\n")
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = c.recv(65536)
+                if not chunk:
+                    sys.exit("bench: vdiskd closed the control connection")
+                buf += chunk
+        ans = json.loads(buf)
+        if "error" in ans:
+            sys.exit(f"bench: {method}: {ans['error']}")
+        return ans["result"]
 
     def unserve(self, img):
         run([self.vdisk, "unserve", "--ctl", self.ctl, img])
@@ -161,7 +193,7 @@ def main():
     build = os.path.abspath(a.build)
     vublk = os.path.join(build, "tests", "vublk", "vublk")
     vdisk = os.path.join(build, "tools", "vdisk")
-    for t in ("qemu-storage-daemon", "qemu-img"):
+    for t in ("qemu-storage-daemon", "qemu-img", "fio"):
         if not shutil.which(t):
             sys.exit(f"bench: {t} is missing (run scripts/setup.sh)")
     for t in (vublk, vdisk):
@@ -199,6 +231,8 @@ def main():
         q = Qsd(d, "full", [(full["qsd/qcow2"], "qcow2"), (full["qsd/raw"], "raw")])
         procs.append(q)
         socks["qsd/qcow2"], socks["qsd/raw"] = q.socks
+        socks["fio/raw"] = os.path.join(d, "full-fio.raw")
+        shutil.copyfile(raw, socks["fio/raw"])
         results = {c: {s: [] for s in CASES[c][5]} for c in cases}
         for r in range(a.rounds):
             for c in cases:
@@ -213,26 +247,41 @@ def main():
         idle = {"vdiskd": idle_cpu(vd, vublk, socks["vd/vdisk"]),
                 "qemu-storage-daemon": idle_cpu(q, vublk, socks["qsd/qcow2"])}
         hol = hol_latency(a, d, vd, vublk, vdisk, socks, tmpl)
+        extra = {"pauses": snapshot_pause(a, d, vd, vublk, socks, full["vd/vdisk"]),
+                 "serve": serve_time(d, vd, vdisk)}
     finally:
         for p in procs:
             p.stop()
         vd.stop()
-    report(results, cases, a, idle, hol)
+    report(results, cases, a, idle, hol, extra)
     shutil.rmtree(d, ignore_errors=True)
+
+
+def fio_run(path, mode, bs, qd, nq, secs):
+    cmd = ["fio", "--name=b", f"--filename={path}", "--direct=1", "--ioengine=io_uring",
+           f"--rw={mode}", f"--bs={bs}", f"--iodepth={qd}", f"--numjobs={nq}",
+           "--group_reporting", f"--runtime={secs}", "--time_based",
+           "--output-format=json"]
+    if qd > 1:
+        cmd += ["--iodepth_batch_submit=16", "--iodepth_batch_complete_max=32"]
+    j = json.loads(run(cmd))["jobs"][0]
+    return j["read"]["iops"] + j["write"]["iops"]
 
 
 def one_run(a, d, vd, vublk, vdisk, socks, s, c, kind, mode, bs, qd, nq, tmpl,
             fresh_size, r):
+    if s == "fio/raw":
+        return fio_run(socks[s], mode, bs, qd, nq, a.secs)
     if kind == "full":
         return vublk_bench(vublk, socks[s], mode, bs, qd, nq, a.secs)["ops_per_sec"]
     # A new image per run: fresh (nothing allocated) or a linked clone.
     name = f"{kind}-{r}-{s.replace('/', '-')}"
-    if s == "vd/vdisk":
+    if s.startswith("vd/vdisk"):
         img = os.path.join(d, name + ".vd")
         if kind == "fresh":
             run([vdisk, "create", "-q", img, str(fresh_size)])
         else:
-            run([vdisk, "create", "-q", "-b", tmpl[s], img])
+            run([vdisk, "create", "-q", "-b", tmpl["vd/vdisk"], img])
     elif s == "qsd/qcow2":
         img = os.path.join(d, name + ".qcow2")
         if kind == "fresh":
@@ -246,7 +295,7 @@ def one_run(a, d, vd, vublk, vdisk, socks, s, c, kind, mode, bs, qd, nq, tmpl,
         with open(img, "wb") as f:
             f.truncate(fresh_size)
     if s.startswith("vd/"):
-        sock = vd.serve(img, name)
+        sock = vd.serve(img, name, volatile=s == "vd/vdisk-vol")
         try:
             ops = vublk_bench(vublk, sock, mode, bs, qd, nq, a.secs)["ops_per_sec"]
         finally:
@@ -314,28 +363,68 @@ def hol_latency(a, d, vd, vublk, vdisk, socks, tmpl):
     return out
 
 
-def report(results, cases, a, idle, hol):
+def snapshot_pause(a, d, vd, vublk, socks, img, rounds=5):
+    """The guest's pause (vdiskd's pause-us) for snapshot-create on a disk
+    taking 4K random writes at QD 32, and the writer's p99 meanwhile."""
+    pauses = []
+    w = subprocess.Popen([vublk, "bench", "-j", "-w", "randwrite", "-b", "4k",
+                          "-d", "32", "-t", str(rounds + 2), socks["vd/vdisk"]],
+                         stdout=subprocess.PIPE, text=True)
+    time.sleep(1)
+    for i in range(rounds):
+        pauses.append(vd.call("snapshot-create", disk=img, name=f"p{i}")["pause-us"])
+        time.sleep(0.8)
+    w.communicate()
+    for i in range(rounds):
+        vd.call("snapshot-delete", disk=img, name=f"p{i}")
+    return pauses
+
+
+def serve_time(d, vd, vdisk, gib=64):
+    """Time for vdiskd to start serving a fully mapped image of 'gib' GiB
+    (every cluster allocated: preallocation=metadata, the file sparse)."""
+    img = os.path.join(d, f"big{gib}.vd")
+    run([vdisk, "create", "-q", "--preallocation=metadata", img, f"{gib}G"])
+    times = []
+    for i in range(3):
+        t0 = time.monotonic()
+        vd.serve(img, f"big{i}")
+        times.append(time.monotonic() - t0)
+        vd.unserve(img)
+    os.unlink(img)
+    return times
+
+
+def report(results, cases, a, idle, hol, extra):
     print()
     print(f"{a.rounds} rounds x {a.secs} s per run; ops/s median [min-max]; "
           "ratios of medians")
     print(f"{'case':26} " + " ".join(f"{s:>22}" for s in SYSTEMS) +
-          "  vd/vdisk:qcow2 vd/vdisk:qsd-raw vd/raw:qsd-raw")
+          "  vd/vdisk:qcow2 vd/vdisk:qsd-raw vd/raw:qsd-raw vd/raw:fio vol:qcow2")
     for c in cases:
         med = {s: statistics.median(v) for s, v in results[c].items()}
         cells = []
         for s in SYSTEMS:
             v = results[c].get(s)
-            cells.append(f"{med[s]:>8.0f} [{min(v):.0f}-{max(v):.0f}]".rjust(22)
+            cells.append(f"{med[s]:>7.0f} [{min(v):.0f}-{max(v):.0f}]".rjust(22)
                          if v else "-".rjust(22))
 
         def ratio(x, y):
             return f"{med[x] / med[y]:.2f}" if x in med and y in med and med[y] else "-"
         print(f"{c:26} " + " ".join(cells) +
               f"  {ratio('vd/vdisk', 'qsd/qcow2'):>14} {ratio('vd/vdisk', 'qsd/raw'):>16}"
-              f" {ratio('vd/raw', 'qsd/raw'):>14}")
+              f" {ratio('vd/raw', 'qsd/raw'):>14} {ratio('vd/raw', 'fio/raw'):>10}"
+              f" {ratio('vd/vdisk-vol', 'qsd/qcow2'):>9}")
     for k, v in idle.items():
         print(f"{k} CPU with a front end connected (2 queues) and no I/O: "
               f"{v * 100:.2f} % of a core")
+    p = sorted(extra["pauses"])
+    print(f"vdiskd snapshot-create under 4K random writes at QD 32: pause "
+          f"median {statistics.median(p) / 1000:.1f} ms [{p[0] / 1000:.1f}-{p[-1] / 1000:.1f}]")
+    t = sorted(extra["serve"])
+    print(f"vdiskd: start serving a fully mapped 64 GiB image (vdisk serve, "
+          f"round trip): median {statistics.median(t) * 1000:.0f} ms "
+          f"[{t[0] * 1000:.0f}-{t[-1] * 1000:.0f}]")
     for s, (alone, busy, wops) in hol.items():
         print(f"{s}: 4K read QD1 latency p50/p99 alone {alone['p50']:.0f}/{alone['p99']:.0f} us, "
               f"beside a disk of the same server taking allocating writes "
