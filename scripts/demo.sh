@@ -4,6 +4,9 @@
 # datastore (demo/datastore1 inside the checkout): create a thin image, write
 # to it, show info and map, check it, take a snapshot, change the disk, show
 # the diff and revert, make a linked clone, and convert to raw and back.
+# Then the disk server: vdiskd serves an image to a small QEMU guest that
+# writes and verifies data, a snapshot is taken while the guest writes, and
+# `vdisk ps` and the disk's counters are shown (scripts/demo-disk.py).
 # Then the virtual switch: three small guests on vswitchd, two in VLAN 10
 # and one in VLAN 20, and who can ping whom.
 set -euo pipefail
@@ -53,6 +56,9 @@ step du -h "$ds/vm1.raw"
 step "$vdisk" convert -f raw -O vdisk "$ds/vm1.raw" "$ds/vm1-copy.vd"
 step "$vdisk" info --json "$ds/vm1-copy.vd"
 printf '\nDisk demo done: the images are in %s.\n' "$ds"
+
+printf '\n\033[1m== The disk server\033[0m\n'
+python3 scripts/demo-disk.py "$build" demo/disk
 
 printf '\n\033[1m== The virtual switch\033[0m\n'
 python3 scripts/demo-switch.py "$build" demo/switch

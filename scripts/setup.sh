@@ -10,7 +10,7 @@ packages=(
 	liburing-dev libcmocka-dev libjson-c-dev
 	libnl-3-dev libnl-route-3-dev dpdk dpdk-dev
 	clang libclang-rt-14-dev python3
-	qemu-utils qemu-system-x86 fio
+	qemu-utils qemu-system-x86 fio e2fsprogs
 	linux-image-amd64 busybox-static cpio kmod iproute2
 	openvswitch-switch-dpdk tcpdump
 )

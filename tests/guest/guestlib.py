@@ -127,19 +127,30 @@ def find_kernel():
     return path, version, moddir
 
 
-def _find_modules(moddir):
-    """Map each name in MODULES to a .ko file path, "builtin" or None."""
-    def norm(n):
-        return n.replace("-", "_")
+def _norm_mod(n):
+    return n.replace("-", "_")
 
-    files = {}
+
+def _module_table(moddir):
+    """(files, deps, builtin) of a kernel's module tree: files maps each
+    module name to its .ko path and deps to the names it needs (all of
+    them, as modules.dep lists them), from modules.dep; builtin is the set
+    of names in modules.builtin."""
+    files, deps = {}, {}
+
+    def name_of(rel):
+        return _norm_mod(re.sub(r"\.ko(\.(xz|gz|zst))?$", "",
+                                os.path.basename(rel)))
+
     try:
         with open(os.path.join(moddir, "modules.dep")) as f:
             for line in f:
-                rel = line.split(":", 1)[0].strip()
-                name = re.sub(r"\.ko(\.(xz|gz|zst))?$", "",
-                              os.path.basename(rel))
-                files[norm(name)] = os.path.join(moddir, rel)
+                rel, _, need = line.partition(":")
+                rel = rel.strip()
+                if not rel:
+                    continue
+                files[name_of(rel)] = os.path.join(moddir, rel)
+                deps[name_of(rel)] = [name_of(d) for d in need.split()]
     except FileNotFoundError:
         raise GuestError(f"{moddir}/modules.dep missing: no modules for "
                          "this kernel")
@@ -147,19 +158,93 @@ def _find_modules(moddir):
     try:
         with open(os.path.join(moddir, "modules.builtin")) as f:
             for line in f:
-                builtin.add(norm(re.sub(r"\.ko$", "",
-                                        os.path.basename(line.strip()))))
+                builtin.add(name_of(line.strip()))
     except FileNotFoundError:
         pass
+    return files, deps, builtin
+
+
+def _find_modules(moddir, extra=()):
+    """Map each module to load, in load order, to a .ko path, "builtin"
+    or None.
+
+    MODULES first (absent ones are tolerated: None), then each name in
+    `extra` preceded by the modules it depends on according to
+    modules.dep, so that insmod in this order finds every symbol.  An
+    extra module that is neither a file nor built in raises GuestError:
+    the caller asked for it.  Soft dependencies (modinfo's softdep, e.g.
+    ext4's "pre: crc32c") are not followed; name them in `extra`.
+    """
+    files, deps, builtin = _module_table(moddir)
     found = {}
     for m in MODULES:
-        if norm(m) in files and os.path.exists(files[norm(m)]):
-            found[m] = files[norm(m)]
-        elif norm(m) in builtin:
+        if _norm_mod(m) in files and os.path.exists(files[_norm_mod(m)]):
+            found[m] = files[_norm_mod(m)]
+        elif _norm_mod(m) in builtin:
             found[m] = "builtin"
         else:
             found[m] = None
+    loaded = {_norm_mod(m) for m in found}
+
+    def add(name, chain):
+        n = _norm_mod(name)
+        if n in loaded:
+            return
+        if n in chain:
+            raise GuestError(f"module dependency loop: {chain + [n]}")
+        if n in files and os.path.exists(files[n]):
+            # modules.dep lists every module n needs, directly or not;
+            # adding each one's own dependencies first orders them.
+            for d in deps.get(n, []):
+                add(d, chain + [n])
+            found[n] = files[n]
+        elif n in builtin:
+            found[n] = "builtin"
+        else:
+            raise GuestError(f"module {name} not found in {moddir}")
+        loaded.add(n)
+
+    for m in extra:
+        add(m, [])
     return found
+
+
+def _shared_libs(binary):
+    """The files the dynamic loader maps for `binary`: (path it is looked
+    up as, host file) pairs, the loader itself included, from ldd.  Empty
+    for a static binary."""
+    r = subprocess.run(["ldd", binary], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True)
+    if r.returncode != 0:
+        if "not a dynamic executable" in r.stdout:
+            return []
+        raise GuestError(f"ldd {binary} failed: {r.stdout.strip()}")
+    libs = []
+    for line in r.stdout.splitlines():
+        line = line.strip()
+        if "=> not found" in line:
+            raise GuestError(f"{binary}: library {line.split()[0]} not found")
+        m = re.match(r"(?:\S+ => )?(/\S+) \(0x[0-9a-f]+\)$", line)
+        if m:
+            libs.append((m.group(1), os.path.realpath(m.group(1))))
+    return libs
+
+
+def _find_binaries(binaries):
+    """Map each path to put in the initramfs to the host file behind it,
+    for `binaries` (absolute paths or names looked up in PATH, /usr/sbin
+    and /sbin) and their shared libraries; the binaries keep the path
+    they have on the host."""
+    out = {}
+    for b in binaries:
+        path = b if os.path.isabs(b) else shutil.which(
+            b, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+        if not path or not os.path.isfile(path):
+            raise GuestError(f"binary {b} not found on the host")
+        out[os.path.abspath(path)] = os.path.realpath(path)
+        for where, real in _shared_libs(path):
+            out[where] = real
+    return out
 
 
 def _read_module(path):
@@ -307,31 +392,50 @@ def _stat_sig(path):
     return [os.path.realpath(path), st.st_size, st.st_mtime_ns]
 
 
-def build_initramfs(workdir):
+def build_initramfs(workdir, modules=(), binaries=()):
     """Build (or reuse) the guest initramfs in workdir; return its path.
 
-    The file is workdir/initramfs-<key>.cpio.gz where key hashes the
-    kernel, busybox and module files (path, size, mtime) and the /init
-    script, so it is rebuilt only when one of them changed; older
-    initramfs-*.cpio.gz files in workdir are removed.  Safe to call from
-    several processes at once (written to a temporary name, then renamed).
-    A JSON manifest next to it (same name, .json) lists the modules
-    included, built in, or missing.
+    modules: more kernel modules for /init to load, after MODULES, by name
+    (e.g. ["crc32c_generic", "ext4"]); the modules each one needs are found
+    in modules.dep and loaded first.  binaries: host programs to copy in
+    with the shared libraries ldd finds for them, at their host paths
+    (e.g. ["mke2fs"] gives /usr/sbin/mke2fs and /lib/x86_64-linux-gnu/
+    libext2fs.so.2, ...).  Run such a program by its full path: busybox's
+    sh runs its own applet of that name (mke2fs, fstrim, ...) first,
+    whatever PATH says.  A missing module or binary raises GuestError.
+
+    The file is workdir/initramfs-<key>.cpio.gz (initramfs-<extras>-<key>
+    when modules or binaries are given, <extras> a hash of the two lists)
+    where key hashes the kernel, busybox, module and binary files (path,
+    size, mtime) and the /init script, so it is rebuilt only when one of
+    them changed; older initramfs files with the same extras in workdir are
+    removed.  Safe to call from several processes at once (written to a
+    temporary name, then renamed).  A JSON manifest next to it (same name,
+    .json) lists the modules included, built in, or missing, and the host
+    files copied in.
     """
     os.makedirs(workdir, exist_ok=True)
     kernel, version, moddir = find_kernel()
     if not os.path.isfile(BUSYBOX):
         raise GuestError(f"{BUSYBOX} missing: install busybox-static")
-    mods = _find_modules(moddir)
+    modules, binaries = list(modules), list(binaries)
+    mods = _find_modules(moddir, modules)
+    bins = _find_binaries(binaries)
     sig = {
         "format": _FORMAT, "kernel": _stat_sig(kernel), "version": version,
         "busybox": _stat_sig(BUSYBOX), "init": INIT,
         "modules": {m: (_stat_sig(p) if p not in (None, "builtin") else p)
                     for m, p in mods.items()},
+        "files": {dst: _stat_sig(src) for dst, src in bins.items()},
     }
     key = hashlib.sha256(json.dumps(sig, sort_keys=True).encode()) \
         .hexdigest()[:16]
-    out = os.path.join(workdir, f"initramfs-{key}.cpio.gz")
+    # Guests with other extras may share workdir: each kind keeps its file.
+    flavor = ""
+    if modules or binaries:
+        flavor = hashlib.sha256(json.dumps([modules, binaries]).encode()) \
+            .hexdigest()[:8] + "-"
+    out = os.path.join(workdir, f"initramfs-{flavor}{key}.cpio.gz")
     if os.path.exists(out):
         return out
 
@@ -349,8 +453,22 @@ def build_initramfs(workdir):
         cpio.file("bin/busybox", f.read(), 0o755)
     for a in applets:
         a = a.strip("/")
-        if a and a != "bin/busybox" and os.path.dirname(a) in dirs + [""]:
+        # A copied program at an applet's path takes its place.
+        if a and a != "bin/busybox" and os.path.dirname(a) in dirs + [""] \
+                and "/" + a not in bins:
             cpio.symlink(a, "/bin/busybox")
+    made = set(dirs)
+    for dst, src in sorted(bins.items()):
+        rel = dst.strip("/")
+        # The kernel's unpacker makes no parent directories.
+        parts = rel.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            d = "/".join(parts[:i])
+            if d not in made:
+                cpio.dir(d)
+                made.add(d)
+        with open(src, "rb") as f:
+            cpio.file(rel, f.read(), 0o755)
     loaded = []
     for m, p in mods.items():
         if p not in (None, "builtin"):
@@ -373,14 +491,16 @@ def build_initramfs(workdir):
         "modules": loaded,
         "builtin": [m for m, p in mods.items() if p == "builtin"],
         "missing": [m for m, p in mods.items() if p is None],
+        "files": bins,
     }
     with open(tmp + ".json", "w") as f:
         json.dump(manifest, f, indent=1)
     os.replace(tmp + ".json", out[:-len(".cpio.gz")] + ".json")
     os.replace(tmp, out)
+    stale = re.compile(r"initramfs-%s[0-9a-f]{16}\.(cpio\.gz|json)" %
+                       re.escape(flavor))
     for n in os.listdir(workdir):
-        if n.startswith("initramfs-") and not n.startswith(f"initramfs-{key}") \
-                and (n.endswith(".cpio.gz") or n.endswith(".json")):
+        if stale.fullmatch(n) and not n.startswith(f"initramfs-{flavor}{key}"):
             try:
                 os.unlink(os.path.join(workdir, n))
             except OSError:
@@ -683,7 +803,8 @@ class Guest:
 
     Guest(name, workdir, nics=[Nic...], ip=None, vlans=None, mtu=None,
           mem_mb=256, disks=[Disk...], cpus=1, ipv6=False, qmp=False,
-          append="", extra_args=[], initrd=None, debug=False)
+          append="", extra_args=[], initrd=None, debug=False,
+          modules=[], binaries=[])
 
     name       used for the hostname, log file names and default MACs.
     workdir    directory for logs, sockets and (unless initrd is given) the
@@ -705,6 +826,13 @@ class Guest:
     debug      keep kernel messages on the console (else only emergencies
                are printed, so they do not interleave with command output;
                `dmesg` in the guest still has everything).
+    modules, binaries
+               more kernel modules (with what they depend on) for /init to
+               load, and host programs to copy in with their shared
+               libraries: see build_initramfs().  E.g. modules=
+               ["crc32c_generic", "ext4"], binaries=["mke2fs"] for a guest
+               that makes (/usr/sbin/mke2fs -t ext4: by its full path, or
+               busybox's applet runs) and mounts an ext4 file system.
 
     Files: console_log (NAME.console.log, everything the serial console
     printed, raw), qemu_log (NAME.qemu.log, QEMU's stderr), argv (the QEMU
@@ -716,7 +844,8 @@ class Guest:
 
     def __init__(self, name, workdir, nics=(), ip=None, vlans=None, mtu=None,
                  mem_mb=256, disks=(), cpus=1, ipv6=False, qmp=False,
-                 append="", extra_args=(), initrd=None, debug=False):
+                 append="", extra_args=(), initrd=None, debug=False,
+                 modules=(), binaries=()):
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):
             raise ValueError(f"guest name {name!r}: use letters, digits, "
                              "- and _")
@@ -729,6 +858,7 @@ class Guest:
         self.ipv6, self.debug = ipv6, debug
         self.append, self.extra_args = append, list(extra_args)
         self.initrd = initrd
+        self.modules, self.binaries = list(modules), list(binaries)
         self.console_log = os.path.join(self.workdir, f"{name}.console.log")
         self.qemu_log = os.path.join(self.workdir, f"{name}.qemu.log")
         self.qmp_path = (os.path.join(self.workdir, f"{name}.qmp")
@@ -792,7 +922,8 @@ class Guest:
 
     def _build_argv(self):
         kernel = find_kernel()[0]
-        initrd = self.initrd or build_initramfs(self.workdir)
+        initrd = self.initrd or build_initramfs(self.workdir, self.modules,
+                                                self.binaries)
         m = self.mem_mb
         argv = [QEMU, "-name", self.name, "-nodefaults", "-nographic",
                 "-display", "none", "-no-reboot", "-accel", "tcg",
@@ -1165,6 +1296,8 @@ def _main(argv):
     p = sub.add_parser("initramfs", help="build (or reuse) the initramfs in "
                        "WORKDIR; print its path and manifest")
     p.add_argument("workdir")
+    p.add_argument("--module", action="append", default=[])
+    p.add_argument("--binary", action="append", default=[])
     p = sub.add_parser("run", help="boot a guest, run each -c COMMAND, "
                        "print the output and exit statuses, stop it")
     p.add_argument("workdir")
@@ -1179,9 +1312,13 @@ def _main(argv):
     p.add_argument("--vhost-user", metavar="SOCK",
                    help="a vhost-user NIC, QEMU as client")
     p.add_argument("--debug", action="store_true")
+    p.add_argument("--module", action="append", default=[],
+                   help="another kernel module to load (repeatable)")
+    p.add_argument("--binary", action="append", default=[],
+                   help="a host program to copy in (repeatable)")
     a = ap.parse_args(argv)
     if a.cmd == "initramfs":
-        path = build_initramfs(a.workdir)
+        path = build_initramfs(a.workdir, a.module, a.binary)
         print(path)
         with open(path[:-len(".cpio.gz")] + ".json") as f:
             print(f.read())
@@ -1195,7 +1332,8 @@ def _main(argv):
         nics.append(Nic.vhost_user(a.vhost_user))
     worst = 0
     with Guest(a.name, a.workdir, nics=nics, ip=a.ip, vlans=a.vlan,
-               mtu=a.mtu, debug=a.debug) as g:
+               mtu=a.mtu, debug=a.debug, modules=a.module,
+               binaries=a.binary) as g:
         g.wait_ready()
         print(f"# booted in {g.boot_seconds:.1f} s; console log "
               f"{g.console_log}", flush=True)

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """vdiskd with real QEMU guests (TCG): data written through vhost-user-blk
-reads back and is in the image offline; GET_ID; read-only disks; discard
-gives space back; resize reaches the guest; a snapshot taken while the
+reads back and is in the image offline; an ext4 file system made and
+filled in the guest (e2fsprogs' mke2fs) is in the image offline, and fstrim
+gives a deleted file's space back; GET_ID; read-only disks; discard gives
+space back; resize reaches the guest; a snapshot taken while the
 guest writes holds exactly one instant; kill -9 of vdiskd during guest
 writes loses nothing.
 
@@ -55,6 +57,14 @@ class Env:
     def sock(self, name):
         return os.path.join(self.d.workdir, name + ".sock")
 
+    def raw_file(self, image, out):
+        """The guest's view of a vdisk image, read offline into raw file
+        'out' (vdisk convert -O raw)."""
+        if os.path.exists(out):
+            os.unlink(out)
+        sh(self.vdisk, "convert", "-O", "raw", image, out)
+        return out
+
     def raw_of(self, image, snapshot=None):
         """The guest's view of a vdisk image, read offline."""
         src = image
@@ -62,10 +72,7 @@ class Env:
             src = image + ".snapcopy"
             shutil.copyfile(image, src)
             sh(self.vdisk, "snapshot", "revert", src, snapshot)
-        out = image + ".raw"
-        if os.path.exists(out):
-            os.unlink(out)
-        sh(self.vdisk, "convert", "-O", "raw", src, out)
+        out = self.raw_file(src, image + ".raw")
         with open(out, "rb") as f:
             data = f.read()
         os.unlink(out)
@@ -103,6 +110,79 @@ def test_pattern(env, g, raw_img, vd_img):
     os.unlink(vd_img + ".copy")
     check(hashlib.md5(data[16 * 65536:80 * 65536]).hexdigest() == want,
           "vdisk image holds the pattern offline (vdisk convert -O raw)")
+
+
+def host_tool(name):
+    """An e2fsprogs program of the host (scripts/setup.sh installs them);
+    /usr/sbin is not in every user's PATH."""
+    path = shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+    assert path, f"{name} not found: install e2fsprogs (scripts/setup.sh)"
+    return path
+
+
+def debugfs(raw, request):
+    """stdout of debugfs -R REQUEST on a raw image, read-only (debugfs
+    prints its errors, e.g. a missing file, on stderr and exits 0)."""
+    r = subprocess.run([host_tool("debugfs"), "-R", request, raw], check=True,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return r.stdout
+
+
+def test_filesystem(env, g, fs_img, dev="/dev/vdd"):
+    """The guest makes an ext4 file system with the host's mke2fs, writes
+    files, deletes a big one and runs fstrim (the image shrinks), and
+    unmounts; the image, read offline, holds a clean file system with the
+    files and their content."""
+    blk = os.path.basename(dev)
+    rc, out = g.run(f"cat /sys/block/{blk}/queue/discard_max_bytes", check=True)
+    check(int(out) > 0, f"{dev} offers discard (discard_max_bytes {out.strip()})")
+    # No lazy initialisation: ext4lazyinit would zero inode tables in the
+    # background while the allocation is measured.
+    g.run(f"/usr/sbin/mke2fs -t ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 {dev}",
+          check=True, timeout=120)
+    g.run(f"mkdir -p /mnt && mount -t ext4 {dev} /mnt", check=True)
+    hello = b"hello from a vdiskd guest\n"
+    g.run("printf 'hello from a vdiskd guest\\n' > /mnt/hello.txt && "
+          "seq 1 20000 > /mnt/seq.txt && mkdir /mnt/dir && "
+          "dd if=/dev/urandom of=/mnt/dir/rand.bin bs=64k count=16 2>/dev/null",
+          check=True, timeout=60)
+    rand_md5 = g.run("md5sum /mnt/dir/rand.bin", check=True)[1].split()[0]
+    g.run("sync", check=True, timeout=60)
+    a0 = env.d.disk(fs_img)["allocated"]
+    g.run("dd if=/dev/urandom of=/mnt/big bs=1M count=16 2>/dev/null && sync",
+          check=True, timeout=120)
+    a1 = env.d.disk(fs_img)["allocated"]
+    rc, trimmed = g.run("rm /mnt/big && sync && fstrim -v /mnt", check=True, timeout=120)
+    a2 = env.d.disk(fs_img)["allocated"]
+    # 64 KiB clusters: the file's first and last may hold older blocks.
+    check(a1 >= a0 + 15 * MB and a2 <= a1 - 14 * MB,
+          f"fstrim after deleting a 16 MiB file gives its space back to the image "
+          f"({a0} -> {a1} -> {a2} bytes allocated; {trimmed.strip()})")
+    g.run("umount /mnt", check=True, timeout=60)
+
+    env.d.call("disk-flush", disk=fs_img)
+    copy = fs_img + ".copy"
+    shutil.copyfile(fs_img, copy)
+    raw = env.raw_file(copy, fs_img + ".raw")
+    os.unlink(copy)
+    r = subprocess.run([host_tool("e2fsck"), "-f", "-n", raw], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True)
+    check(r.returncode == 0, "e2fsck -fn finds the image's file system clean"
+          + ("" if r.returncode == 0 else ":\n" + r.stdout))
+    names = set()
+    for line in debugfs(raw, "ls -p /").decode().splitlines():
+        # ls -p: /inode/mode/uid/gid/name/size/
+        f = line.strip().split("/")
+        if len(f) >= 7:
+            names.add(f[5])
+    check(names == {".", "..", "lost+found", "hello.txt", "seq.txt", "dir"},
+          f"the root directory holds the files written, not the deleted one ({sorted(names)})")
+    check(debugfs(raw, "cat /hello.txt") == hello, "hello.txt has its content")
+    seq = "".join(f"{i}\n" for i in range(1, 20001)).encode()
+    check(debugfs(raw, "cat /seq.txt") == seq, "seq.txt has its content (seq 1 20000)")
+    got = hashlib.md5(debugfs(raw, "cat /dir/rand.bin")).hexdigest()
+    check(got == rand_md5, "dir/rand.bin has the guest's 1 MiB of random data (md5)")
+    os.unlink(raw)
 
 
 def test_multiqueue(env, g, vd_img):
@@ -253,18 +333,25 @@ def main():
     raw_img = env.image("raw.img", 64 * MB, fmt="raw")
     vd_img = env.image("disk.vd", 64 * MB)
     ro_img = env.image("ro.vd", 16 * MB)
+    fs_img = env.image("fs.vd", 64 * MB)
     with env.d:
         env.d.call("disk-add", image=raw_img, socket=env.sock("raw"),
                    serial="VDTEST-SERIAL-1")
         env.d.call("disk-add", image=vd_img, socket=env.sock("vd"), queues=2)
         env.d.call("disk-add", image=ro_img, socket=env.sock("ro"), read_only=True)
+        env.d.call("disk-add", image=fs_img, socket=env.sock("fs"))
+        # ext4 and its checksum algorithm (a soft dependency modules.dep
+        # does not list), e2fsprogs' mke2fs (busybox's makes only ext2).
         g = Guest("g", os.path.join(work, "g"), cpus=2, disks=[
             Disk.vhost_user_blk(env.sock("raw")),
             Disk.vhost_user_blk(env.sock("vd"), queues=2),
-            Disk.vhost_user_blk(env.sock("ro"))])
+            Disk.vhost_user_blk(env.sock("ro")),
+            Disk.vhost_user_blk(env.sock("fs"))],
+            modules=["crc32c_generic", "ext4"], binaries=["mke2fs"])
         with g:
             g.wait_ready(timeout=180)
             test_pattern(env, g, raw_img, vd_img)
+            test_filesystem(env, g, fs_img)
             test_multiqueue(env, g, vd_img)
             test_serial_and_ro(env, g)
             test_discard(env, g, vd_img)
