@@ -10,9 +10,10 @@ if [ ! -d "$build" ]; then
 	meson setup "$build" -Db_sanitize=address,undefined -Db_lundef=false -Dwerror=true >/dev/null
 fi
 ninja -C "$build" >/dev/null
-# Short libFuzzer runs over the image parser and the switch core's frame
-# handling (clang; a longer one: tests/fuzz/run-fuzz.sh SECONDS [image|
-# frames]).  Before meson test, whose summary stays the last thing printed.
+# Short libFuzzer runs over the image parser, the switch core's frame
+# handling and the qcow2 reader (clang; a longer one: tests/fuzz/run-fuzz.sh
+# SECONDS [image|frames|qcow2]).  Before meson test, whose summary stays the
+# last thing printed.
 fuzz_run() {
 	local what=$1 seconds=$2 log=$build/fuzz-run-$1.log
 
@@ -27,6 +28,7 @@ fuzz_run() {
 }
 fuzz_run image "${FUZZ_SECONDS:-20}"
 fuzz_run frames "${FUZZ_FRAMES_SECONDS:-10}"
+fuzz_run qcow2 "${FUZZ_QCOW2_SECONDS:-10}"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 meson test -C "$build" --print-errorlogs --num-processes 2 "$@"

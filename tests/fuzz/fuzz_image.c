@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fuzz_image.h"
+#include "fuzz_target.h"
 #include "memfile.h"
 
 /* The file may grow to this while the library writes: far above what a
@@ -562,4 +562,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	free(buf);
 	return 0;
+}
+
+/* Where damage matters: the header, the first clusters (journal, L1,
+ * refcount table and block at creation), and the tables the header names
+ * wherever they are. */
+unsigned fuzz_regions(const uint8_t *img, size_t size, struct fuzz_region *r, unsigned max)
+{
+	uint32_t bits = size >= VD_HEADER_BYTES ? get32(img + 40) : 12;
+	uint64_t c = 1ull << (bits >= 12 && bits <= 21 ? bits : 12);
+	unsigned n = 0;
+
+	if (max < 7) {
+		return 0;
+	}
+	r[n++] = (struct fuzz_region){0, VD_HEADER_BYTES};
+	r[n++] = (struct fuzz_region){0, 16 * c};
+	if (size < VD_HEADER_BYTES) {
+		return n;
+	}
+	r[n++] = (struct fuzz_region){get64(img + 56), (uint64_t)get32(img + 44) * 8};
+	r[n++] = (struct fuzz_region){get64(img + 64), (uint64_t)get32(img + 72) * c};
+	r[n++] = (struct fuzz_region){get64(img + 80), 4096};
+	r[n++] = (struct fuzz_region){get64(img + 96), get32(img + 104)};
+	if (get64(img + 64) < size - 8) {
+		r[n++] = (struct fuzz_region){get64(img + get64(img + 64)), c};
+	}
+	return n;
 }

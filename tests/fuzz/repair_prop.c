@@ -30,7 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fuzz_image.h"
+#include "fuzz_target.h"
 #include "memfile.h"
 
 #define MAX_INPUT_BYTES (16u << 20)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* replay_main.c: the fuzz target without libFuzzer, for the normal test
- * suite (gcc, ASan).  Runs LLVMFuzzerTestOneInput (fuzz_image.c) over every
+/* replay_main.c: a fuzz target without libFuzzer, for the normal test
+ * suite (gcc, ASan): fuzz_replay (fuzz_image.c) and fuzz_qcow2_replay
+ * (fuzz_qcow2.c).  Runs LLVMFuzzerTestOneInput over every
  * file given or found in the directories given, and over deterministic
  * mutations of each: bit flips, bytes set to 0 or 0xff, truncations,
  * random 8-byte overwrites and boundary values in the header fields and in
@@ -9,6 +10,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fuzz_image.h"
-#include "internal.h"
+#include "fuzz_target.h"
 
 /* Inputs larger than this are skipped (libFuzzer runs use -max_len 4 MiB). */
 #define MAX_INPUT_BYTES (16u << 20)
@@ -31,6 +33,7 @@ extern void __sanitizer_set_death_callback(void (*cb)(void)) __attribute__((weak
 extern int __lsan_do_recoverable_leak_check(void) __attribute__((weak));
 
 static char current[600];
+static const char *prog = "fuzz_replay";
 
 static void say_current(void)
 {
@@ -60,59 +63,15 @@ static uint64_t rnd(uint64_t *s, uint64_t n)
 	return n ? rnd_next(s) % n : 0;
 }
 
-static uint64_t le64_at(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return le64toh(v);
-}
-
-static uint32_t le32_at(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
-
-struct region {
-	uint64_t off, bytes;
-};
-
-/* Where damage matters: the header, the first clusters (journal, L1,
- * refcount table and block at creation), and the tables the header names
- * wherever they are. */
-static unsigned regions_of(const uint8_t *img, size_t size, struct region *r)
-{
-	uint32_t bits = size >= VD_HEADER_BYTES ? le32_at(img + 40) : 12;
-	uint64_t c = 1ull << (bits >= 12 && bits <= 21 ? bits : 12);
-	unsigned n = 0;
-
-	r[n++] = (struct region){0, VD_HEADER_BYTES};
-	r[n++] = (struct region){0, 16 * c};
-	if (size < VD_HEADER_BYTES) {
-		return n;
-	}
-	r[n++] = (struct region){le64_at(img + 56), (uint64_t)le32_at(img + 44) * 8};
-	r[n++] = (struct region){le64_at(img + 64), (uint64_t)le32_at(img + 72) * c};
-	r[n++] = (struct region){le64_at(img + 80), 4096};
-	r[n++] = (struct region){le64_at(img + 96), le32_at(img + 104)};
-	if (le64_at(img + 64) < size - 8) {
-		r[n++] = (struct region){le64_at(img + le64_at(img + 64)), c};
-	}
-	return n;
-}
-
 /* A position inside the file, in one of the regions more often than not. */
 static uint64_t pick_pos(uint64_t *s, const uint8_t *img, size_t size, uint64_t align)
 {
-	struct region r[8];
-	unsigned n = regions_of(img, size, r);
+	struct fuzz_region r[8];
+	unsigned n = fuzz_regions(img, size, r, 8);
 	uint64_t pos = rnd(s, size);
 
 	if (rnd(s, 4)) {
-		struct region *g = &r[rnd(s, n)];
+		struct fuzz_region *g = &r[rnd(s, n)];
 
 		if (g->off < size && g->bytes) {
 			pos = g->off + rnd(s, g->bytes < size - g->off ? g->bytes : size - g->off);
@@ -297,7 +256,7 @@ static int run_file(struct options *o, const char *path)
 	int ret = read_file(path, &orig, &size);
 
 	if (ret < 0) {
-		fprintf(stderr, "fuzz_replay: %s: cannot read: %s\n", path, strerror(-ret));
+		fprintf(stderr, "%s: %s: cannot read: %s\n", prog, path, strerror(-ret));
 		return ret;
 	}
 	input = malloc(size ? size : 1);
@@ -308,8 +267,8 @@ static int run_file(struct options *o, const char *path)
 			continue;
 		}
 		n = make_input(path, orig, size, k, input);
-		snprintf(current, sizeof(current), "fuzz_replay: failed on %s mutation %u "
-			 "(reproduce: fuzz_replay -n %u -m %u -w OUT %s)\n", path, k, k, k, path);
+		snprintf(current, sizeof(current), "%s: failed on %s mutation %u "
+			 "(reproduce: %s -n %u -m %u -w OUT %s)\n", prog, path, k, prog, k, k, path);
 		if (o->write_to) {
 			fuzz_fix_checksums(input, n);
 			ret = write_input(o->write_to, input, n);
@@ -324,8 +283,8 @@ static int run_file(struct options *o, const char *path)
 		}
 		o->runs++;
 	}
-	snprintf(current, sizeof(current), "fuzz_replay: leak in %s or its mutations 1-%u "
-		 "(run with -l to name the input)\n", path, o->mutations);
+	snprintf(current, sizeof(current), "%s: leak in %s or its mutations 1-%u "
+		 "(run with -l to name the input)\n", prog, path, o->mutations);
 	leak_check();
 	o->files++;
 	free(input);
@@ -384,13 +343,13 @@ static int run_dir(struct options *o, const char *dir)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: fuzz_replay [-n COUNT] [-m INDEX] [-w OUT] [-lv] PATH...\n"
+	fprintf(stderr, "usage: %s [-n COUNT] [-m INDEX] [-w OUT] [-lv] PATH...\n"
 			"  PATH      an input file, or a directory of them (missing: empty)\n"
 			"  -n COUNT  also run COUNT deterministic mutations of each input\n"
 			"  -m INDEX  run only mutation INDEX (0: the input itself)\n"
 			"  -w OUT    write that input, checksums fixed, to OUT instead of running it\n"
 			"  -l        look for leaks after each input, not each file\n"
-			"  -v        name each input as it runs\n");
+			"  -v        name each input as it runs\n", prog);
 	return 2;
 }
 
@@ -400,6 +359,7 @@ int main(int argc, char **argv)
 	struct timespec t0, t1;
 	int opt, ret = 0;
 
+	prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
 	while ((opt = getopt(argc, argv, "n:m:w:lv")) != -1) {
 		switch (opt) {
 		case 'n':
@@ -441,11 +401,11 @@ int main(int argc, char **argv)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (ret < 0) {
-		fprintf(stderr, "fuzz_replay: %s\n", strerror(-ret));
+		fprintf(stderr, "%s: %s\n", prog, strerror(-ret));
 		return 1;
 	}
 	if (!o.write_to) {
-		printf("fuzz_replay: %u inputs from %u files in %.1f s\n", o.runs, o.files,
+		printf("%s: %u inputs from %u files in %.1f s\n", prog, o.runs, o.files,
 		       (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
 	}
 	return 0;

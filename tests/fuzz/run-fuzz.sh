@@ -6,17 +6,20 @@
 #   image   libvdisk's image parsing (fuzz_image, the default)
 #   frames  the switch core under arbitrary frames and port configurations
 #           (fuzz_frames)
-# New inputs collect in build-fuzz/fuzz-corpus/ (frames: frames-fuzz-corpus/),
-# crashes in build-fuzz/fuzz-artifacts/ (frames-fuzz-artifacts/).  Extra
+#   qcow2   libvdisk's qcow2 reader, behind vdisk convert and import
+#           (fuzz_qcow2)
+# New inputs collect in build-fuzz/fuzz-corpus/ (frames: frames-fuzz-corpus/,
+# qcow2: qcow2-fuzz-corpus/), crashes in build-fuzz/fuzz-artifacts/
+# (frames-fuzz-artifacts/, qcow2-fuzz-artifacts/).  Extra
 # arguments go to libFuzzer, e.g. -fork=2 -ignore_crashes=1 to keep going
 # after a crash (README.md).
-#   run-fuzz.sh [SECONDS] [image|frames] [libFuzzer options]
+#   run-fuzz.sh [SECONDS] [image|frames|qcow2] [libFuzzer options]
 set -euo pipefail
 
 seconds=${1:-60}
 shift || true
 target=image
-if [ $# -gt 0 ] && { [ "$1" = image ] || [ "$1" = frames ]; }; then
+if [ $# -gt 0 ] && { [ "$1" = image ] || [ "$1" = frames ] || [ "$1" = qcow2 ]; }; then
 	target=$1
 	shift
 fi
@@ -38,6 +41,15 @@ if [ "$target" = image ]; then
 	# fuzz_image.c, so a timeout is a hang in the library.
 	cmd=("$build/tests/fuzz/fuzz_image" -max_len=4194304 -rss_limit_mb=2048 -timeout=10
 		-dict="$root/tests/fuzz/vdisk.dict")
+elif [ "$target" = qcow2 ]; then
+	ninja -j1 -C "$build" tests/fuzz/fuzz_qcow2
+	corpus=$build/qcow2-fuzz-corpus
+	artifacts=$build/qcow2-fuzz-artifacts
+	mkdir -p "$corpus" "$artifacts"
+	cp -n "$root"/tests/fuzz/qcow2-corpus/*.qcow2 "$corpus"/
+	# 1 MiB holds every seed; the walk is capped (fuzz_qcow2.c), so 10 s
+	# per input is a hang in the reader.
+	cmd=("$build/tests/fuzz/fuzz_qcow2" -max_len=1048576 -rss_limit_mb=2048 -timeout=10)
 else
 	ninja -j1 -C "$build" tests/fuzz/fuzz_frames
 	corpus=$build/frames-fuzz-corpus
