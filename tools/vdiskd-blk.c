@@ -892,15 +892,6 @@ static unsigned pop(struct vdd_queue *q, struct vdd_req **batch, unsigned max)
 	return n;
 }
 
-static void drain_kick(struct vdd_queue *q)
-{
-	uint64_t cnt;
-
-	if (q->vr.kickfd >= 0 && read(q->vr.kickfd, &cnt, sizeof(cnt)) < 0) {
-		/* Not kicked: fine. */
-	}
-}
-
 /* Submits what 'batch', the deferred list and (when due) the held list
  * hold; disk lock held.  Rule 6: nothing while the disk drains. */
 static void submit_all(struct vdd_queue *q, struct vdd_req **batch, unsigned n, bool retry_held)
@@ -945,12 +936,17 @@ static void service(struct vdd_queue *q, bool retry_all)
 	uint64_t now;
 	unsigned n = 0;
 
-	drain_kick(q);
 	if (!stopping && q->resubmit) {
 		resubmit(q, batch, &n);
 	}
 	if (!stopping && !q->broken && !atomic_load(&d->draining)) {
 		n += pop(q, batch + n, 256 - n);
+		/* A ring longer than the batch: no second edge will come for
+		 * what is left, so come back without sleeping. */
+		if (!q->broken &&
+		    q->last_avail != __atomic_load_n(&q->vr.avail->idx, __ATOMIC_ACQUIRE)) {
+			atomic_store(&q->service, true);
+		}
 	}
 	if (q->held.n && !retry) {
 		now = now_ns();
@@ -982,9 +978,14 @@ static void service(struct vdd_queue *q, bool retry_all)
 
 enum src_kind { SRC_WAKE, SRC_QUEUE };
 
-static int epoll_add(struct vdd_worker *w, int fd, void *ptr)
+/* Edge-triggered: a kick or a completion wakes the worker once, and the
+ * eventfd's counter is never read back to zero (its value means nothing
+ * here), which saves a read per request, and one that fails with EAGAIN
+ * whenever the other source woke the worker.  service() takes everything
+ * the rings hold each time, so nothing waits for a second edge. */
+static int epoll_add(struct vdd_worker *w, int fd, void *ptr, bool edge)
 {
-	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = ptr};
+	struct epoll_event ev = {.events = EPOLLIN | (edge ? EPOLLET : 0), .data.ptr = ptr};
 
 	return epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
 }
@@ -1011,9 +1012,9 @@ static void take_attached(struct vdd_worker *w)
 		}
 		if (!w->srv->opts.poll) {
 			if (q->vr.kickfd >= 0) {
-				epoll_add(w, q->vr.kickfd, q);
+				epoll_add(w, q->vr.kickfd, q, true);
 			}
-			epoll_add(w, q->bq->cls->queue_event_fd(q->bq), q);
+			epoll_add(w, q->bq->cls->queue_event_fd(q->bq), q, true);
 		}
 		q->wnext = w->queues;
 		w->queues = q;
@@ -1072,10 +1073,13 @@ static void *worker_main(void *arg)
 		bool held = false, retry;
 		int n, timeout;
 
+		bool again = false;
+
 		for (struct vdd_queue *q = w->queues; q; q = q->wnext) {
 			held |= q->held.n > 0 || q->deferred.n > 0;
+			again |= atomic_load(&q->service);
 		}
-		timeout = w->srv->opts.poll ? 0 : held ? VDD_RETRY_MS / 4 : -1;
+		timeout = w->srv->opts.poll || again ? 0 : held ? VDD_RETRY_MS / 4 : -1;
 		n = epoll_wait(w->epfd, evs, 64, timeout);
 		for (int i = 0; i < n; i++) {
 			if (evs[i].data.ptr == w) {
@@ -1837,7 +1841,7 @@ static int start_worker(struct vdd *srv, unsigned i)
 	pthread_mutex_init(&w->lock, NULL);
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	w->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (w->epfd < 0 || w->wakefd < 0 || epoll_add(w, w->wakefd, w) < 0) {
+	if (w->epfd < 0 || w->wakefd < 0 || epoll_add(w, w->wakefd, w, false) < 0) {
 		ret = -errno;
 		goto fail;
 	}
