@@ -218,10 +218,10 @@ static int snapshots_show(struct json_object *snapshots, bool json)
  */
 
 static const char snapshot_help[] =
-    "Usage: vdisk snapshot create [--ctl PATH] FILE NAME\n"
-    "       vdisk snapshot list [--json] [-U] [--ctl PATH] FILE\n"
+    "Usage: vdisk snapshot create FILE NAME\n"
+    "       vdisk snapshot list [--json] [-U] FILE\n"
     "       vdisk snapshot revert FILE NAME\n"
-    "       vdisk snapshot delete [--ctl PATH] FILE NAME\n"
+    "       vdisk snapshot delete FILE NAME\n"
     "       vdisk snapshot diff [--json] [-U] FILE FROM [TO]\n"
     "\n"
     "Manages the internal snapshots of the vdisk image FILE.  Taking one costs\n"
