@@ -85,12 +85,21 @@ static bool same_file(struct json_object *d, const struct stat *st)
 	       dst.st_ino == st->st_ino;
 }
 
-/* The disk-list entry of the file 'st' (a new reference), or NULL. */
-static struct json_object *find_disk(struct rpc_client *client, const struct stat *st)
+/* The entry of the file 'st' in disk-list's answer for 'name' (NULL:
+ * every disk), as a new reference, or NULL. */
+static struct json_object *list_find(struct rpc_client *client, const char *name,
+				     const struct stat *st)
 {
-	struct json_object *res = NULL, *disks, *found = NULL;
+	struct json_object *params = NULL, *res = NULL, *disks, *found = NULL;
+	int ret;
 
-	if (rpc_client_call(client, "disk-list", NULL, &res, NULL, NULL) < 0) {
+	if (name) {
+		params = json_object_new_object();
+		json_object_object_add(params, "disk", json_object_new_string(name));
+	}
+	ret = rpc_client_call(client, "disk-list", params, &res, NULL, NULL);
+	json_object_put(params);
+	if (ret < 0) {
 		return NULL;
 	}
 	if (json_object_object_get_ex(res, "disks", &disks) &&
@@ -105,6 +114,20 @@ static struct json_object *find_disk(struct rpc_client *client, const struct sta
 	}
 	json_object_put(res);
 	return found;
+}
+
+/* The disk-list entry of the file 'path' ('st'), or NULL.  vdisk serve
+ * hands the daemon the canonical path, so asking for that one disk finds
+ * it at once; only then are all of them listed.  (disk-list counts each
+ * listed disk's allocated clusters, which is not free on a large image.) */
+static struct json_object *find_disk(struct rpc_client *client, const char *path,
+				     const struct stat *st)
+{
+	char *canon = realpath(path, NULL);
+	struct json_object *found = canon ? list_find(client, canon, st) : NULL;
+
+	free(canon);
+	return found ? found : list_find(client, NULL, st);
 }
 
 /*
@@ -133,7 +156,7 @@ static int served_find(const char *ctl, const char *path, struct vdisk_served *s
 	if (rpc_client_open(ctl_path(ctl), "vdiskd", VDISKD_LOOKUP_TIMEOUT_S, &client, NULL) < 0) {
 		return 0;
 	}
-	disk = find_disk(client, &st);
+	disk = find_disk(client, path, &st);
 	if (disk && rpc_client_call(client, "version", NULL, &res, NULL, NULL) == 0) {
 		s->ctl = strdup(ctl_path(ctl));
 		s->pid = (long)cli_json_u64(res, "pid");

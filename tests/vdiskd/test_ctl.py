@@ -209,6 +209,15 @@ def test_served(d, vdisk, img):
     check(p.returncode == 1 and "read-only" in p.stderr,
           f"snapshot create on a read-only served disk: {p.stderr.strip()}")
     check(run("unserve", img).returncode == 0, "unserve")
+    # Served under a name that is not the file's canonical path: found by
+    # the file it is.
+    d.call("disk-add", image=link, socket=sock)
+    p = run("snapshot", "create", img, "via-link")
+    check(p.returncode == 0 and "via-link" in
+          [s["name"] for s in d.call("disk-info", disk=link)["snapshots"]],
+          f"an image served as {link} is found by its file: {p.stderr.strip()}")
+    d.call("disk-remove", disk=link)
+    check(run("snapshot", "delete", img, "via-link").returncode == 0, "offline delete")
     os.unlink(link)
 
 
