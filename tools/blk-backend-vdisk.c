@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "blk-backend.h"
+#include "vdisk-info.h"
 #include "vdisk.h"
 
 struct vdisk_backend {
@@ -105,6 +106,12 @@ static int vdisk_snapshot_delete(struct blk_backend *b, const char *name, struct
 	return vd_snapshot_delete(IMG(b), name, err);
 }
 
+static int vdisk_describe(struct blk_backend *b, const char *path, struct json_object **objp,
+			  struct errmsg *err)
+{
+	return vdisk_info_json(IMG(b), path, objp, err);
+}
+
 static int vdisk_queue_create(struct blk_backend *b, unsigned depth, struct blk_queue **qp)
 {
 	struct vdisk_queue *q = calloc(1, sizeof(*q));
@@ -189,6 +196,7 @@ const struct blk_backend_class blk_backend_vdisk = {
 	.resize = vdisk_resize,
 	.snapshot_create = vdisk_snapshot_create,
 	.snapshot_delete = vdisk_snapshot_delete,
+	.describe = vdisk_describe,
 	.queue_create = vdisk_queue_create,
 	.queue_destroy = vdisk_queue_destroy,
 	.queue_event_fd = vdisk_queue_event_fd,

@@ -23,6 +23,7 @@
 #include "errmsg.h"
 
 struct blk_backend_class;
+struct json_object;
 
 struct blk_backend {
 	const struct blk_backend_class *cls;
@@ -60,6 +61,12 @@ struct blk_backend_class {
 	int (*resize)(struct blk_backend *b, uint64_t size_bytes, struct errmsg *err);
 	int (*snapshot_create)(struct blk_backend *b, const char *name, struct errmsg *err);
 	int (*snapshot_delete)(struct blk_backend *b, const char *name, struct errmsg *err);
+	/* Stores in '*objp' a new JSON object describing the disk as `vdisk
+	 * info --json` does (vdisk-info.h), 'path' its "filename"; with no
+	 * request in flight (it may read metadata).  NULL: the format has
+	 * nothing to say beyond disk-list. */
+	int (*describe)(struct blk_backend *b, const char *path, struct json_object **objp,
+			struct errmsg *err);
 
 	/* An I/O context able to keep 'depth' requests in flight. */
 	int (*queue_create)(struct blk_backend *b, unsigned depth, struct blk_queue **qp);

@@ -63,6 +63,12 @@ char *cli_human_size(uint64_t bytes, char *buf, size_t buflen);
  * negative errno when the stream reported an error. */
 int cli_json_print(FILE *f, struct json_object *obj);
 
+/* Member 'key' of the object 'o' as an unsigned integer (0 when absent or
+ * not a number), or as a string ('dflt' when absent or null; borrowed from
+ * 'o'). */
+uint64_t cli_json_u64(struct json_object *o, const char *key);
+const char *cli_json_str(struct json_object *o, const char *key, const char *dflt);
+
 /* Seconds on the monotonic clock, for timing runs. */
 double cli_now(void);
 

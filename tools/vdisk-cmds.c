@@ -19,6 +19,7 @@
 #include "cliutil.h"
 #include "openfile.h"
 #include "vdisk-cmds.h"
+#include "vdisk-info.h"
 #include "vdisk.h"
 
 /* Long options without a one-letter form take values past any character. */
@@ -28,6 +29,7 @@ enum {
 	OPT_REPAIR,
 	OPT_PATTERN,
 	OPT_FLUSH_INTERVAL,
+	OPT_CTL,
 };
 
 /* Bulk copies and long reads or writes move this much per call: large
@@ -393,9 +395,12 @@ struct report_opts {
 	bool json;
 	bool repair;
 	bool force_share; /* -U: VD_OPEN_FORCE_SHARE */
+	const char *ctl;  /* info --ctl: vdiskd's control socket */
 };
 
-static int report_parse(const char *cmd, const char *help, bool allow_repair, int argc, char **argv,
+/* 'allow': OPT_REPAIR and OPT_CTL are accepted only by the commands that
+ * name them here. */
+static int report_parse(const char *cmd, const char *help, int allow, int argc, char **argv,
 			struct report_opts *ro)
 {
 	static const struct option longopts[] = {
@@ -403,6 +408,7 @@ static int report_parse(const char *cmd, const char *help, bool allow_repair, in
 	    {"output", required_argument, NULL, 'O'},
 	    {"repair", no_argument, NULL, OPT_REPAIR},
 	    {"force-share", no_argument, NULL, 'U'},
+	    {"ctl", required_argument, NULL, OPT_CTL},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -438,9 +444,16 @@ static int report_parse(const char *cmd, const char *help, bool allow_repair, in
 				return -EINVAL;
 			}
 			break;
+		case OPT_CTL:
+			if (allow != OPT_CTL) {
+				cli_usage_error(cmd, "unknown option '--ctl'");
+				return -EINVAL;
+			}
+			ro->ctl = optarg;
+			break;
 		case 'r':
 		case OPT_REPAIR:
-			if (!allow_repair) {
+			if (allow != OPT_REPAIR) {
 				/* getopt accepted it, so optopt says nothing here. */
 				cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
 				return -EINVAL;
@@ -474,15 +487,19 @@ static unsigned report_open_flags(const struct report_opts *ro)
  */
 
 static const char info_help[] =
-    "Usage: vdisk info [--json] [-U] FILE\n"
+    "Usage: vdisk info [--json] [-U] [--ctl PATH] FILE\n"
     "\n"
     "Shows the virtual size, cluster size, backing file, space use, state,\n"
     "feature bits and snapshots of the vdisk image FILE.  Opens it read-only: a\n"
-    "journal left by a crash is replayed in memory, never into the file.\n"
+    "journal left by a crash is replayed in memory, never into the file.  When\n"
+    "vdiskd serves FILE, asks the daemon instead and says which process serves\n"
+    "it on which socket.\n"
     "\n"
     "      --json            print one JSON object (also --output=json)\n"
     "  -U, --force-share     open FILE even while a writer has it (what is read\n"
-    "                        may be stale or inconsistent)\n"
+    "                        may be stale or inconsistent); vdiskd is not asked\n"
+    "      --ctl PATH        vdiskd's control socket (default $VDISKD_CTL, else\n"
+    "                        /run/vdiskd/vdiskd.sock)\n"
     "  -h, --help            show this help\n";
 
 static void print_size_line(const char *label, uint64_t bytes)
@@ -507,106 +524,146 @@ static void print_features(const char *label, uint64_t bits, uint64_t known)
 	printf("\n");
 }
 
-static int info_print_text(struct vd_image *img, const char *path, const struct vd_info *in)
+static void print_size_key(struct json_object *o, const char *label, const char *key)
+{
+	print_size_line(label, cli_json_u64(o, key));
+}
+
+/* The text form of vdisk_info_json()'s object 'o' for the file the user
+ * named 'path'. */
+static void info_print_text(struct json_object *o, const char *path)
 {
 	char human[CLI_HUMAN_SIZE_LEN];
-	struct errmsg err;
-	int ret;
 
 	printf("image: %s\n", path);
 	printf("file format: vdisk\n");
-	printf("format version: %u\n", in->version);
-	print_size_line("virtual size", in->size_bytes);
-	printf("disk size: %s\n", cli_human_size(in->disk_bytes, human, sizeof(human)));
-	printf("cluster_size: %u\n", in->cluster_bytes);
-	if (in->backing_path) {
-		printf("backing file: %s\n", in->backing_path);
+	printf("format version: %" PRIu64 "\n", cli_json_u64(o, "format_version"));
+	print_size_key(o, "virtual size", "virtual_size");
+	printf("disk size: %s\n",
+	       cli_human_size(cli_json_u64(o, "actual_size"), human, sizeof(human)));
+	printf("cluster_size: %" PRIu64 "\n", cli_json_u64(o, "cluster_size"));
+	if (cli_json_str(o, "backing_file", NULL)) {
+		printf("backing file: %s\n", cli_json_str(o, "backing_file", NULL));
 		printf("backing file format: vdisk\n");
-		printf("backing file chain depth: %u\n", in->chain_depth);
+		printf("backing file chain depth: %" PRIu64 "\n", cli_json_u64(o, "chain_depth"));
 	}
-	print_size_line("allocated size", in->allocated_bytes);
-	print_size_line("metadata size", in->metadata_bytes);
-	print_size_line("file length", in->file_bytes);
-	print_size_line("journal size", in->journal_bytes);
-	printf("state: %s\n", in->dirty ? "dirty" : "clean");
-	print_features("incompatible features", in->incompat_features, VD_INCOMPAT_KNOWN);
-	print_features("compatible features", in->compat_features, VD_COMPAT_KNOWN);
-	print_features("autoclear features", in->autoclear_features, VD_AUTOCLEAR_KNOWN);
-	errmsg_clear(&err);
-	ret = vdisk_snapshots_print(img, path, &err);
-	if (ret < 0) {
-		image_error(&err, path, ret);
+	print_size_key(o, "allocated size", "allocated_bytes");
+	print_size_key(o, "metadata size", "metadata_bytes");
+	print_size_key(o, "file length", "file_length");
+	print_size_key(o, "journal size", "journal_size");
+	printf("state: %s\n", json_object_get_boolean(json_object_object_get(o, "dirty"))
+				      ? "dirty" : "clean");
+	print_features("incompatible features", cli_json_u64(o, "incompatible_features"),
+		       VD_INCOMPAT_KNOWN);
+	print_features("compatible features", cli_json_u64(o, "compatible_features"),
+		       VD_COMPAT_KNOWN);
+	print_features("autoclear features", cli_json_u64(o, "autoclear_features"),
+		       VD_AUTOCLEAR_KNOWN);
+}
+
+/* "served_by" of info's JSON: who serves the image (null: nobody). */
+static struct json_object *served_json(const struct vdisk_served *s)
+{
+	struct json_object *o = json_object_new_object(), *d = s->disk;
+
+	json_object_object_add(o, "program", json_object_new_string("vdiskd"));
+	json_object_object_add(o, "pid", json_object_new_int64(s->pid));
+	json_object_object_add(o, "control_socket", json_object_new_string(s->ctl));
+	json_object_object_add(o, "image", json_object_new_string(vdisk_served_image(s)));
+	json_object_object_add(o, "socket",
+			       json_object_new_string(cli_json_str(d, "socket", "")));
+	json_object_object_add(o, "read_only",
+			       json_object_new_boolean(json_object_get_boolean(
+				   json_object_object_get(d, "read-only"))));
+	json_object_object_add(o, "state", json_object_new_string(cli_json_str(d, "state", "")));
+	return o;
+}
+
+static void served_print_text(struct json_object *sb)
+{
+	printf("served by: vdiskd (pid %" PRIu64 ", control socket %s)\n",
+	       cli_json_u64(sb, "pid"), cli_json_str(sb, "control_socket", "-"));
+	printf("served on: %s (%s, %s)\n", cli_json_str(sb, "socket", "-"),
+	       json_object_get_boolean(json_object_object_get(sb, "read_only")) ? "read-only"
+										  : "read-write",
+	       cli_json_str(sb, "state", "-"));
+}
+
+/* Prints 'o' (taken), the description of 'path', in the form asked. */
+static int info_show(struct json_object *o, const char *path, bool json)
+{
+	struct json_object *snapshots = NULL, *sb = NULL;
+	int ret = 0;
+
+	/* The name the user gave, as for an image opened here. */
+	json_object_object_add(o, "filename", json_object_new_string(path));
+	if (json) {
+		ret = cli_json_print(stdout, o);
+	} else {
+		info_print_text(o, path);
+		if (json_object_object_get_ex(o, "served_by", &sb) && sb) {
+			served_print_text(sb);
+		}
+		if (json_object_object_get_ex(o, "snapshots", &snapshots) && snapshots) {
+			vdisk_snapshots_print(snapshots);
+		}
 	}
+	json_object_put(o);
 	return ret;
 }
 
-static int info_print_json(struct vd_image *img, const char *path, const struct vd_info *in)
+/* info on an image vdiskd serves: the daemon describes it from its own
+ * handle (disk-info).  Opening the file here with -U would read what the
+ * daemon last wrote back, which can lag its journal and cache or be caught
+ * half-way through a checkpoint; the daemon's answer is exact. */
+static int info_served(const struct vdisk_served *s, const char *path, bool json)
 {
-	struct json_object *o, *snapshots;
-	struct errmsg err;
-	int ret;
+	struct json_object *o = vdisk_served_call(s, "disk-info", NULL);
 
-	errmsg_clear(&err);
-	ret = vdisk_snapshots_json(img, path, &snapshots, &err);
-	if (ret < 0) {
-		image_error(&err, path, ret);
-		return ret;
+	if (!o) {
+		return -EIO;
 	}
-	o = json_object_new_object();
-	json_object_object_add(o, "filename", json_object_new_string(path));
-	json_object_object_add(o, "format", json_object_new_string("vdisk"));
-	json_object_object_add(o, "format_version", json_object_new_int64(in->version));
-	json_object_object_add(o, "virtual_size", json_object_new_uint64(in->size_bytes));
-	json_object_object_add(o, "cluster_size", json_object_new_int64(in->cluster_bytes));
-	json_object_object_add(o, "allocated_bytes", json_object_new_uint64(in->allocated_bytes));
-	json_object_object_add(o, "metadata_bytes", json_object_new_uint64(in->metadata_bytes));
-	json_object_object_add(o, "file_length", json_object_new_uint64(in->file_bytes));
-	json_object_object_add(o, "actual_size", json_object_new_uint64(in->disk_bytes));
-	json_object_object_add(o, "journal_size", json_object_new_int64(in->journal_bytes));
-	json_object_object_add(o, "dirty", json_object_new_boolean(in->dirty));
-	json_object_object_add(o, "incompatible_features",
-			       json_object_new_uint64(in->incompat_features));
-	json_object_object_add(o, "compatible_features",
-			       json_object_new_uint64(in->compat_features));
-	json_object_object_add(o, "autoclear_features",
-			       json_object_new_uint64(in->autoclear_features));
-	/* null rather than absent, so scripts need not test for the key */
-	json_object_object_add(o, "backing_file",
-			       in->backing_path ? json_object_new_string(in->backing_path) : NULL);
-	json_object_object_add(o, "chain_depth", json_object_new_int64(in->chain_depth));
-	json_object_object_add(o, "snapshots", snapshots);
-	ret = cli_json_print(stdout, o);
-	json_object_put(o);
-	return ret;
+	json_object_object_add(o, "served_by", served_json(s));
+	return info_show(o, path, json);
 }
 
 int vdisk_cmd_info(int argc, char **argv)
 {
 	struct report_opts ro = {0};
+	struct vdisk_served served;
+	struct json_object *o;
 	struct vd_image *img;
-	struct vd_info in;
+	struct errmsg err;
 	const char *path;
 	int ret;
 
-	ret = report_parse("info", info_help, false, argc, argv, &ro);
+	ret = report_parse("info", info_help, OPT_CTL, argc, argv, &ro);
 	if (ret != 0) {
 		return ret > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 	}
 	path = argv[optind];
+	/* -U asks for the file itself, whoever has it. */
+	ret = ro.force_share ? 0 : vdisk_served_lookup(ro.ctl, path, false, &served);
+	if (ret < 0) {
+		return CLI_EXIT_FAILURE;
+	}
+	if (ret > 0) {
+		ret = info_served(&served, path, ro.json);
+		vdisk_served_fini(&served);
+		return ret < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+	}
 	if (vdisk_open_image(path, report_open_flags(&ro), &img) < 0) {
 		return CLI_EXIT_FAILURE;
 	}
-	memset(&in, 0, sizeof(in));
-	ret = vd_get_info(img, &in);
-	if (ret < 0) {
-		cli_error("%s: cannot read the image's information: %s", path, strerror(-ret));
-	} else if (ro.json) {
-		ret = info_print_json(img, path, &in);
-	} else {
-		ret = info_print_text(img, path, &in);
-	}
+	errmsg_clear(&err);
+	ret = vdisk_info_json(img, path, &o, &err);
 	vd_close(img);
-	return ret < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+	if (ret < 0) {
+		image_error(&err, path, ret);
+		return CLI_EXIT_FAILURE;
+	}
+	json_object_object_add(o, "served_by", NULL);
+	return info_show(o, path, ro.json) < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 }
 
 /*
@@ -743,7 +800,7 @@ int vdisk_cmd_map(int argc, char **argv)
 	const char *path;
 	int ret;
 
-	ret = report_parse("map", map_help, false, argc, argv, &ro);
+	ret = report_parse("map", map_help, 0, argc, argv, &ro);
 	if (ret != 0) {
 		return ret > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 	}
@@ -905,7 +962,7 @@ int vdisk_cmd_check(int argc, char **argv)
 	const char *path;
 	int ret, status;
 
-	ret = report_parse("check", check_help, true, argc, argv, &ro);
+	ret = report_parse("check", check_help, OPT_REPAIR, argc, argv, &ro);
 	if (ret != 0) {
 		return ret > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 	}

@@ -38,16 +38,35 @@ int vdisk_cmd_serve(int argc, char **argv);
 int vdisk_cmd_unserve(int argc, char **argv);
 int vdisk_cmd_ps(int argc, char **argv);
 
-/* Shared by info and snapshot list (vdisk-snap.c).  Each returns 0, or a
- * negative errno with a sentence naming 'path' in 'err' (NULL allowed). */
+/* An image vdiskd serves: info, snapshot and resize go through the daemon
+ * for it instead of opening it (vdisk-serve.c). */
+struct vdisk_served {
+	char *ctl;		  /* the control socket that answered */
+	long pid;		  /* vdiskd's process id */
+	struct json_object *disk; /* its disk-list entry: image, socket, size, ... */
+};
 
-/* Prints qemu-img's "Snapshot list:" table of 'img', nothing if it has no
- * snapshots. */
-int vdisk_snapshots_print(struct vd_image *img, const char *path, struct errmsg *err);
-/* Stores in '*arrayp' a new JSON array with one object per snapshot; the
- * caller puts it. */
-int vdisk_snapshots_json(struct vd_image *img, const char *path, struct json_object **arrayp,
-			 struct errmsg *err);
+/* Whether the image 'spec' names (a path or a datastore's spelling,
+ * resolved as vdisk_resolve() does with 'write') is served by the vdiskd at
+ * control socket 'ctl' (NULL: $VDISKD_CTL, else the default).  The daemon
+ * is asked only when the image's lock is held.  Returns 1 with 's' filled
+ * (free it with vdisk_served_fini), 0 when not served (no lock held, no
+ * daemon answering, or one serving other images: the caller opens the
+ * image as usual and meets the lock there), or a negative errno after
+ * printing why 'spec' names no file. */
+int vdisk_served_lookup(const char *ctl, const char *spec, bool write, struct vdisk_served *s);
+void vdisk_served_fini(struct vdisk_served *s);
+/* The image as the daemon names it (borrowed from 's'). */
+const char *vdisk_served_image(const struct vdisk_served *s);
+/* Calls 'method' on the daemon serving 's' with 'params' (taken; NULL: an
+ * empty object), to which it adds "disk".  Returns the result (the caller
+ * puts it), or NULL after printing the daemon's sentence. */
+struct json_object *vdisk_served_call(const struct vdisk_served *s, const char *method,
+				      struct json_object *params);
+
+/* Prints qemu-img's "Snapshot list:" table of the JSON array 'snapshots'
+ * (vdisk-info.h), nothing when it is empty (vdisk-snap.c; info uses it). */
+void vdisk_snapshots_print(struct json_object *snapshots);
 
 /* For create -b without a size: the virtual size of 'backing' as the new
  * image 'path' will see it (a relative name is taken from the directory of

@@ -1,22 +1,29 @@
 /* SPDX-License-Identifier: MIT */
 /* vdisk-serve.c: the vdisk commands that talk to the disk server vdiskd
- * over its control socket (docs/vdiskd-rpc.md): serve, unserve, ps.  The
- * socket is --ctl PATH, else $VDISKD_CTL, else vdiskd's default. */
+ * over its control socket (docs/vdiskd-rpc.md): serve, unserve, ps; and
+ * the lookup that lets info, snapshot and resize go through the daemon
+ * when it serves their image.  The socket is --ctl PATH, else
+ * $VDISKD_CTL, else vdiskd's default. */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cliutil.h"
 #include "rpc.h"
 #include "vdisk-cmds.h"
+#include "vdisk.h"
 
 #define VDISKD_CTL_DEFAULT "/run/vdiskd/vdiskd.sock"
 /* A snapshot or a removal waits for the guest's requests in flight. */
 #define VDISKD_TIMEOUT_S 60
+/* Finding out whether an image is served takes one quick answer; a daemon
+ * that does not give it within this is treated as not serving it. */
+#define VDISKD_LOOKUP_TIMEOUT_S 5
 
 static const char *ctl_path(const char *opt)
 {
@@ -61,11 +68,150 @@ static char *absolute(const char *path)
 	return abs ? abs : strdup(path);
 }
 
+/*
+ * Images served: the commands that would open an image find out first
+ * whether vdiskd has it.
+ */
+
+/* Whether the daemon's disk entry 'd' is the file 'st' describes.  By
+ * device and inode, not by name: the daemon keeps the path it was given,
+ * and a symbolic link, a relative path or a datastore spelling name the
+ * same file differently. */
+static bool same_file(struct json_object *d, const struct stat *st)
+{
+	struct stat dst;
+
+	return stat(cli_json_str(d, "image", ""), &dst) == 0 && dst.st_dev == st->st_dev &&
+	       dst.st_ino == st->st_ino;
+}
+
+/* The entry of the file 'st' in disk-list's answer for 'name' (NULL:
+ * every disk), as a new reference, or NULL. */
+static struct json_object *list_find(struct rpc_client *client, const char *name,
+				     const struct stat *st)
+{
+	struct json_object *params = NULL, *res = NULL, *disks, *found = NULL;
+	int ret;
+
+	if (name) {
+		params = json_object_new_object();
+		json_object_object_add(params, "disk", json_object_new_string(name));
+	}
+	ret = rpc_client_call(client, "disk-list", params, &res, NULL, NULL);
+	json_object_put(params);
+	if (ret < 0) {
+		return NULL;
+	}
+	if (json_object_object_get_ex(res, "disks", &disks) &&
+	    json_object_is_type(disks, json_type_array)) {
+		for (size_t i = 0; !found && i < json_object_array_length(disks); i++) {
+			struct json_object *d = json_object_array_get_idx(disks, i);
+
+			if (same_file(d, st)) {
+				found = json_object_get(d);
+			}
+		}
+	}
+	json_object_put(res);
+	return found;
+}
+
+/* The disk-list entry of the file 'path' ('st'), or NULL.  vdisk serve
+ * hands the daemon the canonical path, so asking for that one disk finds
+ * it at once; only then are all of them listed.  (disk-list counts each
+ * listed disk's allocated clusters, which is not free on a large image.) */
+static struct json_object *find_disk(struct rpc_client *client, const char *path,
+				     const struct stat *st)
+{
+	char *canon = realpath(path, NULL);
+	struct json_object *found = canon ? list_find(client, canon, st) : NULL;
+
+	free(canon);
+	return found ? found : list_find(client, NULL, st);
+}
+
+/*
+ * The image's lock decides, and the daemon is asked only when it is held:
+ * the lock is the one authority on whether anybody has the image open (it
+ * sees every opener, vdiskd or not, even on other hosts of a shared file
+ * system), so a command on an image nobody holds never depends on a daemon
+ * being up or answering, and a daemon's list is believed only for an image
+ * someone does hold.  Checking before the open rather than after an -EBUSY
+ * also finds images vdiskd serves read-only, whose shared lock lets our
+ * own read-only open succeed: info must still say who serves them.  The
+ * race (served or unserved between the look and the open) costs no
+ * safety: the open then fails on the lock or the daemon on "not served",
+ * each with its own clear sentence.
+ */
+static int served_find(const char *ctl, const char *path, struct vdisk_served *s)
+{
+	struct json_object *res = NULL, *disk;
+	struct rpc_client *client;
+	struct vd_users users;
+	struct stat st;
+
+	if (vd_image_users(path, &users, NULL) < 0 || !users.in_use || stat(path, &st) < 0) {
+		return 0;
+	}
+	if (rpc_client_open(ctl_path(ctl), "vdiskd", VDISKD_LOOKUP_TIMEOUT_S, &client, NULL) < 0) {
+		return 0;
+	}
+	disk = find_disk(client, path, &st);
+	if (disk && rpc_client_call(client, "version", NULL, &res, NULL, NULL) == 0) {
+		s->ctl = strdup(ctl_path(ctl));
+		s->pid = (long)cli_json_u64(res, "pid");
+		s->disk = disk;
+		disk = NULL;
+		json_object_put(res);
+	}
+	json_object_put(disk);
+	rpc_client_close(client);
+	return s->disk ? 1 : 0;
+}
+
+int vdisk_served_lookup(const char *ctl, const char *spec, bool write, struct vdisk_served *s)
+{
+	char *path;
+	int ret;
+
+	memset(s, 0, sizeof(*s));
+	ret = vdisk_resolve(spec, write, &path);
+	if (ret < 0) {
+		return ret;
+	}
+	ret = served_find(ctl, path, s);
+	free(path);
+	return ret;
+}
+
+void vdisk_served_fini(struct vdisk_served *s)
+{
+	free(s->ctl);
+	json_object_put(s->disk);
+	memset(s, 0, sizeof(*s));
+}
+
+const char *vdisk_served_image(const struct vdisk_served *s)
+{
+	return cli_json_str(s->disk, "image", "");
+}
+
+struct json_object *vdisk_served_call(const struct vdisk_served *s, const char *method,
+				      struct json_object *params)
+{
+	if (!params) {
+		params = json_object_new_object();
+	}
+	json_object_object_add(params, "disk", json_object_new_string(vdisk_served_image(s)));
+	return call(s->ctl, method, params);
+}
+
 static const char serve_help[] =
 	"Usage: vdisk serve [--ctl PATH] --socket PATH [--read-only] [--queues N]\n"
 	"                   [--serial ID] IMAGE\n\n"
-	"Asks vdiskd to serve IMAGE to a QEMU guest on the vhost-user-blk socket\n"
-	"PATH.  The control socket is --ctl, $VDISKD_CTL, or " VDISKD_CTL_DEFAULT ".\n";
+	"Asks vdiskd to serve IMAGE (a path, NAME:rel or [NAME] rel) to a QEMU guest\n"
+	"on the vhost-user-blk socket PATH.  The control socket is --ctl,\n"
+	"$VDISKD_CTL, or " VDISKD_CTL_DEFAULT ".\n";
 
 int vdisk_cmd_serve(int argc, char **argv)
 {
@@ -79,7 +225,7 @@ int vdisk_cmd_serve(int argc, char **argv)
 	struct json_object *params, *res;
 	uint64_t queues = 1;
 	bool ro = false;
-	char *img, *abs_sock;
+	char *img, *host, *abs_sock;
 	int c;
 
 	opterr = 0;
@@ -103,7 +249,14 @@ int vdisk_cmd_serve(int argc, char **argv)
 		cli_usage_error("serve", "want one IMAGE and --socket PATH");
 		return CLI_EXIT_USAGE;
 	}
-	img = absolute(argv[optind]);
+	/* A datastore's spelling is resolved here, with the user's registry,
+	 * like every other command's image; the daemon gets a host path.  A
+	 * template is refused read-write, as for any writer. */
+	if (vdisk_resolve(argv[optind], !ro, &host) < 0) {
+		return CLI_EXIT_FAILURE;
+	}
+	img = absolute(host);
+	free(host);
 	abs_sock = absolute(sock);
 	params = json_object_new_object();
 	json_object_object_add(params, "image", json_object_new_string(img));
@@ -134,7 +287,7 @@ int vdisk_cmd_unserve(int argc, char **argv)
 	const char *ctl = NULL;
 	struct json_object *params, *res;
 	bool force = false;
-	char *img;
+	char *img, *host;
 	int c;
 
 	opterr = 0;
@@ -150,7 +303,11 @@ int vdisk_cmd_unserve(int argc, char **argv)
 		cli_usage_error("unserve", "want one IMAGE");
 		return CLI_EXIT_USAGE;
 	}
-	img = absolute(argv[optind]);
+	if (vdisk_resolve(argv[optind], false, &host) < 0) {
+		return CLI_EXIT_FAILURE;
+	}
+	img = absolute(host);
+	free(host);
 	params = json_object_new_object();
 	json_object_object_add(params, "disk", json_object_new_string(img));
 	json_object_object_add(params, "force", json_object_new_boolean(force));
@@ -163,20 +320,6 @@ int vdisk_cmd_unserve(int argc, char **argv)
 static const char ps_help[] =
 	"Usage: vdisk ps [--ctl PATH] [--json]\n\n"
 	"Lists the disks vdiskd serves: image, socket, state, queues, bytes moved.\n";
-
-static const char *jstr(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	return json_object_object_get_ex(o, key, &v) && v ? json_object_get_string(v) : "-";
-}
-
-static long long jint(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	return json_object_object_get_ex(o, key, &v) ? (long long)json_object_get_int64(v) : 0;
-}
 
 int vdisk_cmd_ps(int argc, char **argv)
 {
@@ -214,9 +357,9 @@ int vdisk_cmd_ps(int argc, char **argv)
 		for (size_t i = 0; i < json_object_array_length(disks); i++) {
 			struct json_object *d = json_object_array_get_idx(disks, i);
 
-			printf("%-32s %-28s %-9s %6lld %12lld %12lld\n", jstr(d, "image"),
-			       jstr(d, "socket"), jstr(d, "state"), jint(d, "queues"),
-			       jint(d, "bytes-read"), jint(d, "bytes-written"));
+			printf("%-32s %-28s %-9s %6lld %12lld %12lld\n", cli_json_str(d, "image", "-"),
+			       cli_json_str(d, "socket", "-"), cli_json_str(d, "state", "-"), (long long)cli_json_u64(d, "queues"),
+			       (long long)cli_json_u64(d, "bytes-read"), (long long)cli_json_u64(d, "bytes-written"));
 		}
 	}
 	json_object_put(res);

@@ -18,6 +18,7 @@
 
 #include "cliutil.h"
 #include "vdisk-cmds.h"
+#include "vdisk-info.h"
 #include "vdisk.h"
 
 /* Long options without a one-letter form take values past any character. */
@@ -25,6 +26,7 @@ enum {
 	OPT_JSON = 256,
 	OPT_OUTPUT,
 	OPT_SHRINK,
+	OPT_CTL,
 };
 
 typedef int (*snapshot_change_fn)(struct vd_image *img, const char *name, struct errmsg *err);
@@ -42,6 +44,7 @@ struct cmd_opts {
 	int size_sign;		   /* resize: +1 grow by, -1 shrink by, 0 absolute */
 	uint64_t size_bytes;	   /* resize */
 	snapshot_change_fn change; /* snapshot create, revert or delete */
+	const char *ctl;	   /* vdiskd's control socket; NULL: the default */
 };
 
 typedef int (*image_op)(struct vd_image *img, const char *path, const struct cmd_opts *co,
@@ -111,6 +114,9 @@ static int parse_opt(const struct cmd_spec *spec, int c, char **argv, struct cmd
 	case OPT_SHRINK:
 		co->shrink = true;
 		return 0;
+	case OPT_CTL:
+		co->ctl = optarg;
+		return 0;
 	case 'b':
 		co->backing = optarg;
 		return 0;
@@ -170,108 +176,40 @@ static int parse_status(int ret)
  * The snapshot table, for 'snapshot list' and 'info'.
  */
 
-/* Local time, as qemu-img prints it. */
-static void format_date(uint64_t date_ns, char *buf, size_t len)
+/* Prints qemu-img's "Snapshot list:" table of the array 'snapshots' (as
+ * vdisk_snapshots_json() builds it), nothing when it is empty. */
+void vdisk_snapshots_print(struct json_object *snapshots)
 {
-	time_t t = (time_t)(date_ns / 1000000000u);
-	struct tm tm;
+	size_t n = json_object_array_length(snapshots);
 
-	if (!localtime_r(&t, &tm) || !strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm)) {
-		snprintf(buf, len, "-");
-	}
-}
-
-static int get_snapshot(struct vd_image *img, const char *path, unsigned index,
-			struct vd_snapshot_info *si, struct errmsg *err)
-{
-	int ret = vd_snapshot_get(img, index, si);
-
-	if (ret < 0) {
-		errmsg_set(err, "%s: cannot read snapshot %u: %s", path, index + 1, strerror(-ret));
-	}
-	return ret;
-}
-
-static int count_snapshots(struct vd_image *img, const char *path, struct errmsg *err)
-{
-	int n = vd_snapshot_count(img);
-
-	if (n < 0) {
-		errmsg_set(err, "%s: cannot count snapshots: %s", path, strerror(-n));
-	}
-	return n;
-}
-
-int vdisk_snapshots_print(struct vd_image *img, const char *path, struct errmsg *err)
-{
-	int n = count_snapshots(img, path, err);
-
-	if (n < 0) {
-		return n;
-	}
 	/* Like qemu-img: no heading for an image without snapshots. */
 	if (n == 0) {
-		return 0;
+		return;
 	}
 	printf("Snapshot list:\n");
 	printf("%-9s %-20s %-19s %10s %10s %11s\n", "ID", "NAME", "DATE", "VM SIZE", "UNIQUE",
 	       "REFERENCED");
-	for (int i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *si = json_object_array_get_idx(snapshots, i);
 		char date[32], vm[CLI_HUMAN_SIZE_LEN], uniq[CLI_HUMAN_SIZE_LEN],
 		    refd[CLI_HUMAN_SIZE_LEN];
-		struct vd_snapshot_info si;
-		int ret = get_snapshot(img, path, (unsigned)i, &si, err);
 
-		if (ret < 0) {
-			return ret;
-		}
-		format_date(si.date_ns, date, sizeof(date));
-		printf("%-9" PRIu64 " %-20s %-19s %10s %10s %11s\n", si.id, si.name, date,
-		       cli_human_size(si.size_bytes, vm, sizeof(vm)),
-		       cli_human_size(si.unique_bytes, uniq, sizeof(uniq)),
-		       cli_human_size(si.referenced_bytes, refd, sizeof(refd)));
+		vdisk_format_date(cli_json_u64(si, "date_sec"), date, sizeof(date));
+		printf("%-9" PRIu64 " %-20s %-19s %10s %10s %11s\n", cli_json_u64(si, "id"),
+		       cli_json_str(si, "name", "-"), date,
+		       cli_human_size(cli_json_u64(si, "virtual_size"), vm, sizeof(vm)),
+		       cli_human_size(cli_json_u64(si, "unique_bytes"), uniq, sizeof(uniq)),
+		       cli_human_size(cli_json_u64(si, "referenced_bytes"), refd,
+				      sizeof(refd)));
 	}
-	return 0;
 }
 
-static struct json_object *snapshot_json(const struct vd_snapshot_info *si)
+static int snapshots_show(struct json_object *snapshots, bool json)
 {
-	struct json_object *o = json_object_new_object();
-	char date[32];
-
-	format_date(si->date_ns, date, sizeof(date));
-	json_object_object_add(o, "id", json_object_new_uint64(si->id));
-	json_object_object_add(o, "name", json_object_new_string(si->name));
-	json_object_object_add(o, "date", json_object_new_string(date));
-	json_object_object_add(o, "date_sec", json_object_new_uint64(si->date_ns / 1000000000u));
-	json_object_object_add(o, "date_nsec", json_object_new_uint64(si->date_ns % 1000000000u));
-	json_object_object_add(o, "virtual_size", json_object_new_uint64(si->size_bytes));
-	json_object_object_add(o, "unique_bytes", json_object_new_uint64(si->unique_bytes));
-	json_object_object_add(o, "referenced_bytes", json_object_new_uint64(si->referenced_bytes));
-	return o;
-}
-
-int vdisk_snapshots_json(struct vd_image *img, const char *path, struct json_object **arrayp,
-			 struct errmsg *err)
-{
-	struct json_object *arr;
-	int n = count_snapshots(img, path, err);
-
-	if (n < 0) {
-		return n;
+	if (json) {
+		return cli_json_print(stdout, snapshots);
 	}
-	arr = json_object_new_array();
-	for (int i = 0; i < n; i++) {
-		struct vd_snapshot_info si;
-		int ret = get_snapshot(img, path, (unsigned)i, &si, err);
-
-		if (ret < 0) {
-			json_object_put(arr);
-			return ret;
-		}
-		json_object_array_add(arr, snapshot_json(&si));
-	}
-	*arrayp = arr;
+	vdisk_snapshots_print(snapshots);
 	return 0;
 }
 
@@ -300,9 +238,15 @@ static const char snapshot_help[] =
     "           snapshot FROM and snapshot TO, or the current disk when TO is\n"
     "           omitted; found from the metadata, without reading data\n"
     "\n"
+    "When vdiskd serves FILE, create and delete go through the daemon (the\n"
+    "snapshot is one instant of the guest's writes) and list asks it; revert\n"
+    "and diff refuse.\n"
+    "\n"
     "      --json            list, diff: print JSON (also --output=json)\n"
     "  -U, --force-share     list, diff: read FILE even while a writer has it open\n"
-    "                        (what is read may be stale)\n"
+    "                        (what is read may be stale); vdiskd is not asked\n"
+    "      --ctl PATH        vdiskd's control socket (default $VDISKD_CTL, else\n"
+    "                        /run/vdiskd/vdiskd.sock)\n"
     "  -q, --quiet           accepted for qemu-img habits; nothing is printed\n"
     "  -h, --help            show this help\n";
 
@@ -311,6 +255,7 @@ static const struct option snapshot_longopts[] = {
     {"output", required_argument, NULL, OPT_OUTPUT},
     {"force-share", no_argument, NULL, 'U'},
     {"quiet", no_argument, NULL, 'q'},
+    {"ctl", required_argument, NULL, OPT_CTL},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -356,14 +301,10 @@ static int snapshot_list(struct vd_image *img, const char *path, const struct cm
 			 struct errmsg *err)
 {
 	struct json_object *arr;
-	int ret;
+	int ret = vdisk_snapshots_json(img, path, &arr, err);
 
-	if (!co->json) {
-		return vdisk_snapshots_print(img, path, err);
-	}
-	ret = vdisk_snapshots_json(img, path, &arr, err);
 	if (ret == 0) {
-		ret = cli_json_print(stdout, arr);
+		ret = snapshots_show(arr, co->json);
 		json_object_put(arr);
 	}
 	return ret;
@@ -444,9 +385,48 @@ static int snapshot_pick(int argc, char **argv, const struct snapshot_sub **subp
 	return -EINVAL;
 }
 
+/* A snapshot subcommand on an image vdiskd serves.  Create and delete are
+ * the daemon's (it drains the guest's writes first, so the snapshot is
+ * one instant); list asks it for the table.  Revert would change the disk
+ * under a running guest and diff reads the file, so both refuse and say
+ * what to do. */
+static int snapshot_served(const struct snapshot_sub *sub, const struct vdisk_served *s,
+			   const char *spec, const struct cmd_opts *co)
+{
+	struct json_object *params, *res, *snapshots;
+	int ret = 0;
+
+	if (sub->change == vd_snapshot_create || sub->change == vd_snapshot_delete) {
+		params = json_object_new_object();
+		json_object_object_add(params, "name", json_object_new_string(co->name));
+		res = vdisk_served_call(s, sub->change == vd_snapshot_create ? "snapshot-create"
+									    : "snapshot-delete",
+					params);
+		json_object_put(res);
+		return res ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
+	}
+	if (sub->run == snapshot_list) {
+		res = vdisk_served_call(s, "disk-info", NULL);
+		if (!res) {
+			return CLI_EXIT_FAILURE;
+		}
+		if (json_object_object_get_ex(res, "snapshots", &snapshots)) {
+			ret = snapshots_show(snapshots, co->json);
+		}
+		json_object_put(res);
+		return ret < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+	}
+	cli_error("%s is served by vdiskd (pid %ld, control socket %s): '%s' %s", spec, s->pid,
+		  s->ctl, sub->spec.name,
+		  sub->change ? "needs the image offline ('vdisk unserve' it first)"
+			      : "reads the file: -U reads it anyway (what is read may be stale)");
+	return CLI_EXIT_FAILURE;
+}
+
 int vdisk_cmd_snapshot(int argc, char **argv)
 {
 	const struct snapshot_sub *sub = NULL;
+	struct vdisk_served served;
 	struct cmd_opts co = {0};
 	int ret = snapshot_pick(argc, argv, &sub);
 
@@ -468,6 +448,16 @@ int vdisk_cmd_snapshot(int argc, char **argv)
 	co.name = argv[optind + 1];
 	co.to = optind + 2 < argc ? argv[optind + 2] : NULL;
 	co.change = sub->change;
+	/* -U asks for the file itself, whoever has it. */
+	ret = co.force_share ? 0 : vdisk_served_lookup(co.ctl, argv[optind], sub->change, &served);
+	if (ret < 0) {
+		return CLI_EXIT_FAILURE;
+	}
+	if (ret > 0) {
+		ret = snapshot_served(sub, &served, argv[optind], &co);
+		vdisk_served_fini(&served);
+		return ret;
+	}
 	if (sub->change) {
 		return run_op(argv[optind], VD_OPEN_RDWR, sub->run, &co);
 	}
@@ -627,22 +617,27 @@ int vdisk_cmd_flatten(int argc, char **argv)
  */
 
 static const char resize_help[] =
-    "Usage: vdisk resize [-q] [--shrink] FILE [+|-]SIZE\n"
+    "Usage: vdisk resize [-q] [--shrink] [--ctl PATH] FILE [+|-]SIZE\n"
     "\n"
     "Changes the virtual size of the vdisk image FILE to SIZE, or grows it by\n"
     "SIZE (+SIZE) or shrinks it by SIZE (-SIZE), as qemu-img resize does.\n"
     "Sizes take a suffix K, M, G or T and must leave a multiple of 512.  Growing\n"
     "adds space that reads as zeros (or from the backing file, if it is larger).\n"
+    "When vdiskd serves FILE, the daemon resizes it and tells the guest; a served\n"
+    "disk only grows.\n"
     "\n"
     "      --shrink          allow a smaller size; refused while clusters beyond\n"
     "                        the new end are allocated: discard them first\n"
     "  -f FMT                accepted for qemu-img habits; must be vdisk\n"
     "  -q, --quiet           do not print 'Image resized.'\n"
+    "      --ctl PATH        vdiskd's control socket (default $VDISKD_CTL, else\n"
+    "                        /run/vdiskd/vdiskd.sock)\n"
     "  -h, --help            show this help\n";
 
 static const struct option resize_longopts[] = {
     {"shrink", no_argument, NULL, OPT_SHRINK},
     {"quiet", no_argument, NULL, 'q'},
+    {"ctl", required_argument, NULL, OPT_CTL},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -661,10 +656,11 @@ static int parse_resize_size(const char *str, struct cmd_opts *co)
 	return ret;
 }
 
-static int op_resize(struct vd_image *img, const char *path, const struct cmd_opts *co,
-		     struct errmsg *err)
+/* The size resize asks for, from the current size 'cur'. */
+static int resize_target(const char *path, uint64_t cur, const struct cmd_opts *co,
+			 uint64_t *sizep, struct errmsg *err)
 {
-	uint64_t cur = vd_size_bytes(img), size = co->size_bytes;
+	uint64_t size = co->size_bytes;
 
 	if (co->size_sign > 0 && size > UINT64_MAX - cur) {
 		errmsg_set(err, "%s: the new size is too large", path);
@@ -683,7 +679,42 @@ static int op_resize(struct vd_image *img, const char *path, const struct cmd_op
 		errmsg_set(err, "%s: the new size must be positive", path);
 		return -EINVAL;
 	}
-	return vd_resize(img, size, co->shrink, err);
+	*sizep = size;
+	return 0;
+}
+
+static int op_resize(struct vd_image *img, const char *path, const struct cmd_opts *co,
+		     struct errmsg *err)
+{
+	uint64_t size;
+	int ret = resize_target(path, vd_size_bytes(img), co, &size, err);
+
+	return ret < 0 ? ret : vd_resize(img, size, co->shrink, err);
+}
+
+/* resize on an image vdiskd serves: the daemon drains the guest's
+ * requests, resizes, and tells the guest of its new capacity.  It only
+ * grows a served disk (a guest does not expect its disk to shrink under
+ * it) and says so. */
+static int resize_served(const struct vdisk_served *s, const char *spec,
+			 const struct cmd_opts *co)
+{
+	struct json_object *params, *res;
+	struct errmsg err;
+	uint64_t size;
+	int ret;
+
+	errmsg_clear(&err);
+	ret = resize_target(spec, cli_json_u64(s->disk, "size"), co, &size, &err);
+	if (ret < 0) {
+		cli_error_ret(&err, spec, ret);
+		return CLI_EXIT_FAILURE;
+	}
+	params = json_object_new_object();
+	json_object_object_add(params, "size", json_object_new_uint64(size));
+	res = vdisk_served_call(s, "disk-resize", params);
+	json_object_put(res);
+	return res ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
 }
 
 int vdisk_cmd_resize(int argc, char **argv)
@@ -693,6 +724,7 @@ int vdisk_cmd_resize(int argc, char **argv)
 	    .longopts = resize_longopts, .min_args = 2, .max_args = 2,
 	    .arg_names = {"FILE", "SIZE"},
 	};
+	struct vdisk_served served;
 	struct cmd_opts co = {0};
 	const char *size_arg = NULL;
 	int ret;
@@ -709,7 +741,16 @@ int vdisk_cmd_resize(int argc, char **argv)
 	if (parse_resize_size(size_arg ? size_arg : argv[optind + 1], &co) < 0) {
 		return CLI_EXIT_USAGE;
 	}
-	ret = run_op(argv[optind], VD_OPEN_RDWR, op_resize, &co);
+	ret = vdisk_served_lookup(co.ctl, argv[optind], true, &served);
+	if (ret < 0) {
+		return CLI_EXIT_FAILURE;
+	}
+	if (ret > 0) {
+		ret = resize_served(&served, argv[optind], &co);
+		vdisk_served_fini(&served);
+	} else {
+		ret = run_op(argv[optind], VD_OPEN_RDWR, op_resize, &co);
+	}
 	if (ret == CLI_EXIT_OK && !co.quiet) {
 		printf("Image resized.\n");
 	}

@@ -48,7 +48,7 @@
  *     readable before writable, no nested indirect tables.  A bad request
  *     is completed with IOERR (or UNSUPP for an unknown type), logged at
  *     most a few times a second, and the queue goes on.
- *  6. While a disk drains (snapshot, resize, remove), no request is
+ *  6. While a disk drains (snapshot, resize, describe, remove), no request is
  *     submitted: a popped one waits on its queue's deferred list.  The
  *     drainer holds the disk lock while it acts, so the operation sees
  *     exactly the writes completed before it and none after.
@@ -1799,6 +1799,23 @@ int vdd_disk_flush(struct vdd_disk *d, struct errmsg *err)
 	if (ret < 0) {
 		errmsg_set(err, "%s: flush failed: %s", d->opts.image, strerror(-ret));
 	}
+	return ret;
+}
+
+int vdd_disk_describe(struct vdd_disk *d, struct json_object **objp, struct errmsg *err)
+{
+	const struct blk_backend_class *c = d->backend->cls;
+	uint64_t t0;
+	int ret;
+
+	if (!c->describe) {
+		errmsg_set(err, "%s: a %s disk has no more to describe than disk-list shows",
+			   d->opts.image, c->name);
+		return -ENOTSUP;
+	}
+	t0 = drain_begin(d);
+	ret = c->describe(d->backend, d->opts.image, objp, err);
+	drain_end(d, t0, NULL);
 	return ret;
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "datastore.h"
 #include "vdiskd.h"
 
 #define SRV(c) vdd_of_ctx(rpc_call_ctx(c))
@@ -40,14 +41,44 @@ static void add_u64(struct json_object *o, const char *key, uint64_t val)
 	json_object_object_add(o, key, json_object_new_int64((int64_t)val));
 }
 
+/* The "image" parameter as a host path (a new string in '*pathp'): an
+ * absolute path, or a datastore's "NAME:rel" or "[NAME] rel" resolved with
+ * this daemon's registry ($VDISK_DATASTORES, else the default), the
+ * spellings every tool takes. */
+static int get_image(struct rpc_call *c, char **pathp)
+{
+	const char *spec;
+	char *path;
+	int ret = rpc_get_str(c, "image", true, &spec);
+
+	if (ret < 0) {
+		return ret;
+	}
+	ret = ds_resolve(NULL, spec, &path, rpc_call_err(c));
+	if (ret < 0) {
+		/* A bad spelling or an unknown datastore is the caller's. */
+		return ret == -ENOMEM ? ret : -EINVAL;
+	}
+	if (path[0] != '/' || strlen(path) >= PATH_MAX) {
+		errmsg_set(rpc_call_err(c),
+			   "parameter 'image' must be an absolute path or NAME:path, not '%s'",
+			   spec);
+		free(path);
+		return -EINVAL;
+	}
+	*pathp = path;
+	return 0;
+}
+
 static int m_disk_add(struct rpc_call *c)
 {
 	struct vdd_disk_opts o = {0};
 	uint64_t queues = 1;
+	char *image = NULL;
 	bool ro = false, vmap = false;
 	int ret;
 
-	if ((ret = rpc_get_path(c, "image", true, 0, &o.image)) < 0 ||
+	if ((ret = get_image(c, &image)) < 0 ||
 	    (ret = rpc_get_path(c, "socket", true, 0, &o.socket)) < 0 ||
 	    (ret = rpc_get_str(c, "format", false, &o.format)) < 0 ||
 	    (ret = rpc_get_str(c, "serial", false, &o.serial)) < 0 ||
@@ -55,19 +86,22 @@ static int m_disk_add(struct rpc_call *c)
 	    (ret = rpc_get_bool(c, "read-only", &ro)) < 0 ||
 	    (ret = rpc_get_bool(c, "volatile-map", &vmap)) < 0 ||
 	    (ret = rpc_get_uint(c, "queues", 1, VDD_MAX_QUEUES, &queues)) < 0) {
-		return ret;
+		goto out;
 	}
+	o.image = image;
 	o.read_only = ro;
 	o.volatile_map = vmap;
 	o.queues = (unsigned)queues;
 	ret = vdd_disk_add(SRV(c), &o, rpc_call_err(c));
 	if (ret < 0) {
-		return ret;
+		goto out;
 	}
 	add_str(rpc_call_result(c), "image", o.image);
 	add_str(rpc_call_result(c), "socket", o.socket);
 	rpc_call_set_changed(c);
-	return 0;
+out:
+	free(image);
+	return ret;
 }
 
 static int m_disk_remove(struct rpc_call *c)
@@ -184,6 +218,23 @@ static int m_disk_stats(struct rpc_call *c)
 	return 0;
 }
 
+static int m_disk_info(struct rpc_call *c)
+{
+	struct json_object *o, *result = rpc_call_result(c);
+	struct vdd_disk *d;
+	int ret = get_disk(c, &d);
+
+	if (ret < 0 || (ret = vdd_disk_describe(d, &o, rpc_call_err(c))) < 0) {
+		return ret;
+	}
+	/* The description is the result itself, as `vdisk info --json`. */
+	json_object_object_foreach(o, key, val) {
+		json_object_object_add(result, key, json_object_get(val));
+	}
+	json_object_put(o);
+	return 0;
+}
+
 static int m_disk_resize(struct rpc_call *c)
 {
 	struct vdd_disk *d;
@@ -269,6 +320,7 @@ const struct rpc_method vdd_methods[] = {
 	{"disk-remove", m_disk_remove},
 	{"disk-list", m_disk_list},
 	{"disk-stats", m_disk_stats},
+	{"disk-info", m_disk_info},
 	{"disk-resize", m_disk_resize},
 	{"disk-flush", m_disk_flush},
 	{"disk-retry", m_disk_retry},

@@ -105,6 +105,11 @@ int vdd_disk_resize(struct vdd_disk *d, uint64_t size_bytes, uint64_t *pause_usp
 int vdd_disk_snapshot(struct vdd_disk *d, const char *name, bool delete, uint64_t *pause_usp,
 		      struct errmsg *err);
 int vdd_disk_flush(struct vdd_disk *d, struct errmsg *err);
+/* Stores in '*objp' the back end's description of the disk (vdisk-info.h:
+ * what `vdisk info --json` shows); -ENOTSUP for a back end that has none.
+ * Drains like the operations above: the description reads metadata
+ * through the image handle, which no request may be using meanwhile. */
+int vdd_disk_describe(struct vdd_disk *d, struct json_object **objp, struct errmsg *err);
 /* Retries the requests held for lack of space now. */
 void vdd_disk_retry(struct vdd_disk *d);
 
