@@ -422,7 +422,7 @@ static int copy_file(struct mig *m, struct job *j, struct errmsg *err)
 	struct copier c = {.m = m, .what = j->what};
 	struct copy_arg a = {.c = &c, .out = j->fd};
 	struct statvfs sv;
-	char need[32], fr[32];
+	char done[32], need[32], fr[32];
 	struct stat st;
 	int ret;
 
@@ -446,7 +446,7 @@ static int copy_file(struct mig *m, struct job *j, struct errmsg *err)
 	if (ret == -ENOSPC || ret == -EDQUOT) {
 		statvfs(ds_path(j->ds), &sv);
 		errmsg_set(err, "datastore %s is full: %s of %s copied to %s:%s, %s free: %s",
-			   ds_name(j->ds), ds_human(c.done, fr, sizeof(fr)),
+			   ds_name(j->ds), ds_human(c.done, done, sizeof(done)),
 			   ds_human(c.total, need, sizeof(need)), ds_name(j->ds), j->rel,
 			   ds_human((uint64_t)sv.f_bavail * sv.f_frsize, fr, sizeof(fr)),
 			   strerror(-ret));
