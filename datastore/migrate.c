@@ -962,6 +962,8 @@ static int recover(struct mig *m, const char *target, struct errmsg *err)
 		goto out;
 	}
 	*rel++ = '\0';
+	/* Unreachable, the destination may have switched: deciding for the
+	 * source could put two images in charge, so this stops. */
 	ret = ds_open(m->registry, name, &tds, err);
 	if (ret == 0 && ds_entry_find(tds, rel, &e) == 0 && e.origin &&
 	    !strcmp(e.origin, m->src_spec)) {
