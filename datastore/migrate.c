@@ -745,7 +745,7 @@ static int copy_backing(struct mig *m, const struct ds_ref *ref, enum ds_kind ki
 			char **placedp, struct errmsg *err)
 {
 	struct job j = {.src_path = ref->path, .kind = kind};
-	char *below = NULL, *below_name = NULL, *below_placed = NULL;
+	char *below = NULL, *below_name = NULL, *below_placed = NULL, *what = NULL;
 	struct ds_entry_opts eo;
 	struct vd_open_opts oo;
 	int ret;
@@ -766,10 +766,11 @@ static int copy_backing(struct mig *m, const struct ds_ref *ref, enum ds_kind ki
 		ret = below_name ? 0 : -ENOMEM;
 	}
 	j.backing = below_name;
-	if (ret == 0 && asprintf((char **)&j.what, "%s:%s", ref->name, ref->rel) < 0) {
-		j.what = NULL;
+	if (ret == 0 && asprintf(&what, "%s:%s", ref->name, ref->rel) < 0) {
+		what = NULL;
 		ret = -ENOMEM;
 	}
+	j.what = what;
 	if (ret == 0) {
 		ret = job_init(&j, m->dds, ref->rel);
 	}
@@ -800,7 +801,7 @@ static int copy_backing(struct mig *m, const struct ds_ref *ref, enum ds_kind ki
 	}
 	job_fini(&j);
 	vd_close(j.src);
-	free((char *)j.what);
+	free(what);
 	free(below);
 	free(below_name);
 	free(below_placed);
