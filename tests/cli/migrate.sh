@@ -32,6 +32,12 @@ trap cleanup EXIT
 
 A=$TMP/a
 B=$TMP/b
+expect_ok migrate --help
+expect_out "Usage: vdisk migrate"
+expect_rc 2 migrate
+expect_one_line_error "missing IMAGE"
+expect_rc 2 migrate -Z a:x.vd --to b
+expect_one_line_error "-Z"
 expect_ok datastore create a "$A"
 expect_ok datastore create b "$B"
 
@@ -121,6 +127,9 @@ check_snapped a:moved/back.vd "$A/moved/back.vd"
 expect_rc 1 migrate a:moved/back.vd --to a:moved/back.vd
 expect_one_line_error "already there"
 expect_rc 2 migrate a:moved/back.vd
+expect_one_line_error "missing --to"
+expect_rc 1 migrate a:moved/back.vd --to nosuch
+expect_one_line_error "nosuch"
 expect_rc 1 migrate a:nothere.vd --to b
 expect_one_line_error
 
