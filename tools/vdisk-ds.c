@@ -567,6 +567,9 @@ static struct json_object *entry_json(const struct ds_entry *e, const struct ds_
 	json_object_object_add(o, "allocated", json_object_new_uint64(in->allocated_bytes));
 	json_object_object_add(o, "backing_chain", chain);
 	json_object_object_add(o, "snapshots", snaps);
+	json_object_object_add(o, "origin", e->origin ? json_object_new_string(e->origin) : NULL);
+	json_object_object_add(o, "moving_to",
+			       e->moving_to ? json_object_new_string(e->moving_to) : NULL);
 	json_object_object_add(o, "in_use", json_object_new_boolean(in->in_use));
 	json_object_object_add(o, "users", in->in_use ? json_object_new_string(in->users) : NULL);
 	return o;
@@ -574,6 +577,7 @@ static struct json_object *entry_json(const struct ds_entry *e, const struct ds_
 
 static void entry_text(const struct ds_entry *e, const struct ds_image_info *in)
 {
+	const char *kind = e->state != DS_STATE_READY ? "incomplete" : ds_kind_name(e->kind);
 	char vs[CLI_HUMAN_SIZE_LEN], al[CLI_HUMAN_SIZE_LEN];
 	char chain[512] = "-";
 	size_t n = 0;
@@ -585,8 +589,12 @@ static void entry_text(const struct ds_entry *e, const struct ds_image_info *in)
 				      d ? d : in->chain[i]);
 		free(d);
 	}
-	printf("%-24s %-10s %10s %10s %5u  %-28s %s%s\n", e->path,
-	       e->state == DS_STATE_READY ? ds_kind_name(e->kind) : "incomplete",
+	/* A migration (or one a crash interrupted) is taking it elsewhere;
+	 * running 'vdisk migrate' again finishes or undoes it. */
+	if (e->state == DS_STATE_READY && e->moving_to) {
+		kind = "moving";
+	}
+	printf("%-24s %-10s %10s %10s %5u  %-28s %s%s\n", e->path, kind,
 	       cli_human_size(in->size_bytes, vs, sizeof(vs)),
 	       cli_human_size(in->allocated_bytes, al, sizeof(al)), in->n_snapshots, chain,
 	       in->in_use ? "" : "-", in->users);

@@ -256,6 +256,8 @@ for at in copy verify switch remove; do
 	set -e
 	[ "$rc" = 99 ] || fail "crash at $at: exit status $rc"
 	[ "$(entry "a:crash-$at.vd" moving_to)" = "b:crash-$at.vd" ] || fail "crash at $at: no moving_to"
+	expect_ok ls a
+	printf '%s\n' "$OUT" | grep -q "^crash-$at.vd  *moving " || fail "ls does not show it moving"
 	if [ "$at" = remove ]; then
 		# Switched: the destination is the image.
 		[ "$(entry "b:crash-$at.vd" state)" = ready ] || fail "crash at $at: not switched"
