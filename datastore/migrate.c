@@ -947,8 +947,10 @@ static int release_source(struct mig *m, const char *target, struct errmsg *err)
 	return ds_change(m->sds, do_remove_source, &r, err);
 }
 
-/* (I3) A run found moving_to on the source.  Returns 1 when the earlier
- * run had switched (now finished), 0 when its leftovers are gone. */
+/* (I3) A run found moving_to on the source ('target', a copy: the
+ * manifest it came from is replaced by the changes made here).  Returns 1
+ * when the earlier run had switched (now finished), 0 when its leftovers
+ * are gone. */
 static int recover(struct mig *m, const char *target, struct errmsg *err)
 {
 	struct ds_datastore *tds = NULL;
@@ -1154,7 +1156,10 @@ int ds_migrate(const char *registry, const char *src_name, const char *src_rel,
 	/* The lock is taken: what the manifest says now is no live run's. */
 	if ((ret == 0 || ret == -ENOENT) && ds_refresh(m.sds, NULL) == 0 &&
 	    ds_entry_find(m.sds, src_rel, &e) == 0 && e.moving_to) {
-		ret = recover(&m, e.moving_to, err);
+		char *target = strdup(e.moving_to);
+
+		ret = target ? recover(&m, target, err) : -ENOMEM;
+		free(target);
 		if (ret != 0) {
 			ret = ret > 0 ? 0 : ret;
 			goto out;
