@@ -1178,3 +1178,38 @@ out:
 	free(m.dst_spec);
 	return ret;
 }
+
+int ds_entry_in_charge(struct ds_datastore *ds, const char *rel, struct errmsg *err)
+{
+	struct ds_datastore *tds = NULL;
+	struct ds_entry e;
+	char *name, *trel, *spec;
+	int ret;
+
+	if (ds_entry_find(ds, rel, &e) < 0 || !e.moving_to) {
+		return 0;
+	}
+	name = strdup(e.moving_to);
+	spec = spec_of(ds, rel);
+	trel = name ? strchr(name, ':') : NULL;
+	ret = name && spec ? 0 : -ENOMEM;
+	if (ret == 0 && !trel) {
+		errmsg_set(err, "%s: moving_to '%s' is not NAME:path", spec, name);
+		ret = -EINVAL;
+	}
+	if (ret == 0) {
+		*trel++ = '\0';
+		ret = ds_open(ds->registry, name, &tds, err);
+	}
+	if (ret == 0 && ds_entry_find(tds, trel, &e) == 0 && e.state == DS_STATE_READY &&
+	    e.origin && !strcmp(e.origin, spec)) {
+		errmsg_set(err, "%s was migrated to %s:%s, which is the image now; 'vdisk migrate "
+				"%s --to %s:%s' again deletes this old copy",
+			   spec, name, trel, spec, name, trel);
+		ret = -ESTALE;
+	}
+	ds_close(tds);
+	free(name);
+	free(spec);
+	return ret;
+}

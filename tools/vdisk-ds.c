@@ -38,8 +38,9 @@ enum {
  * Names of images, for every command.
  */
 
-/* Refuses a write to a datastore's template (root would pass its 0444). */
-static int refuse_template(const char *spec, const char *path)
+/* Refuses a write to a datastore's template (root would pass its 0444),
+ * and to the old copy of an image a migration has switched away from. */
+static int refuse_write(const char *spec, const char *path)
 {
 	struct ds_datastore *ds;
 	struct errmsg err = {{0}};
@@ -56,10 +57,19 @@ static int refuse_template(const char *spec, const char *path)
 			  "('vdisk template --clear' makes it an image again)",
 			  spec, ref.name, ref.rel);
 		ret = -EROFS;
+	} else if (ret == 0) {
+		ret = ds_entry_in_charge(ds, ref.rel, &err);
+		if (ret < 0) {
+			cli_error_ret(&err, spec, ret);
+		}
+	} else {
+		/* The datastore cannot be read: the open will say why, if it
+		 * matters. */
+		ret = 0;
 	}
 	ds_close(ds);
 	ds_ref_fini(&ref);
-	return ret == -EROFS ? ret : 0;
+	return ret;
 }
 
 int vdisk_resolve(const char *spec, bool write, char **pathp)
@@ -72,10 +82,13 @@ int vdisk_resolve(const char *spec, bool write, char **pathp)
 		cli_error_ret(&err, spec, ret);
 		return ret;
 	}
-	if (write && refuse_template(spec, *pathp) < 0) {
+	if (write) {
+		ret = refuse_write(spec, *pathp);
+	}
+	if (ret < 0) {
 		free(*pathp);
 		*pathp = NULL;
-		return -EROFS;
+		return ret;
 	}
 	return 0;
 }

@@ -322,4 +322,14 @@ int ds_migrate(const char *registry, const char *src_name, const char *src_rel,
 	       const char *dst_name, const char *dst_rel, const struct ds_migrate_opts *opts,
 	       struct ds_migrate_result *res, struct errmsg *err);
 
+/* Whether entry 'rel' of 'ds' is still the image, for whoever would open
+ * it to write (vdisk's commands, vdiskd's disk-add): -ESTALE, with a
+ * sentence, once a migration has switched to its copy (moving_to names a
+ * ready entry whose origin is this one) and only the source's removal is
+ * left; also when the datastore moving_to names cannot be read, since
+ * the copy may then be the image.  0 otherwise: a migration in progress
+ * holds the image's lock, and one a crash stopped before the switch left
+ * the source in charge. */
+int ds_entry_in_charge(struct ds_datastore *ds, const char *rel, struct errmsg *err);
+
 #endif

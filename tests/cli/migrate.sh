@@ -262,6 +262,9 @@ for at in copy verify switch remove; do
 		# Switched: the destination is the image.
 		[ "$(entry "b:crash-$at.vd" state)" = ready ] || fail "crash at $at: not switched"
 		check_snapped "b:crash-$at.vd" "$B/crash-$at.vd"
+		# The old copy is no longer the image: writes to it are refused.
+		expect_rc 1 io -q -c 'write -P 0x11 0 4k' "a:crash-$at.vd"
+		expect_one_line_error "was migrated to b:crash-$at.vd"
 	else
 		# Not switched: the source is the image, whole and clean.
 		[ "$(entry "a:crash-$at.vd" state)" = ready ] || fail "crash at $at: source not ready"
@@ -269,6 +272,9 @@ for at in copy verify switch remove; do
 			fail "crash at $at: the destination is $(entry "b:crash-$at.vd" state)"
 		expect_ok check "a:crash-$at.vd"
 		check_snapped "a:crash-$at.vd" "$A/crash-$at.vd"
+		# Still the image: it takes writes (the same bytes, so the
+		# checks after the next run still hold).
+		expect_ok io -q -c 'write -P 0x11 0 4k' "a:crash-$at.vd"
 	fi
 	expect_ok migrate "a:crash-$at.vd" --to b
 	if [ "$at" = remove ]; then

@@ -207,6 +207,8 @@ static void test_recovers_own_leftovers(void **state)
 	assert_int_equal(write(fd, "half", 4), 4);
 	close(fd);
 
+	/* Before the switch the source is the image. */
+	assert_int_equal(ds_entry_in_charge(a, "x.vd", NULL), 0);
 	ds_migrate_opts_init(&mo);
 	assert_int_equal(ds_migrate(registry, "a3", "x.vd", "b3", NULL, &mo, &res, &err), 0);
 	assert_int_equal(res.recovered, DS_MIGRATE_CLEANED);
@@ -273,6 +275,9 @@ static void test_finishes_after_switch(void **state)
 	ds_migrate_result_fini(&res);
 	/* As if the run had died between the switch and step 5. */
 	assert_int_equal(ds_entry_set_moving(a, "x.vd", "b5:x.vd", NULL), 0);
+	assert_int_equal(ds_entry_in_charge(a, "x.vd", &err), -ESTALE);
+	assert_non_null(strstr(err.msg, "was migrated to b5:x.vd"));
+	assert_int_equal(ds_entry_in_charge(b, "x.vd", NULL), 0);
 	mo.keep_source = false;
 	mo.progress = record;
 	mo.progress_arg = &s;
