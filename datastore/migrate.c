@@ -353,8 +353,9 @@ static int cmp_extent(void *arg, uint64_t off, uint64_t len)
 	return 0;
 }
 
-/* Every data byte of 'in' is in 'out' at the same offset (read back from
- * the file, after the fsync). */
+/* Every data byte of 'in' is in 'out' at the same offset (read back after
+ * the fsync, through the page cache: this catches a wrong copy, not a
+ * medium that loses what it acknowledged). */
 static int compare_files(int in, int out, uint64_t size, const char *what, struct errmsg *err)
 {
 	struct cmp_arg c = {.a = in, .b = out};
@@ -395,26 +396,62 @@ struct job {
 	const char *backing;	/* the backing name to store; NULL: as copied */
 	char *final, *partial;
 	int fd;			/* the partial file, flock'ed; -1 when closed */
+	bool made;		/* this run created the partial file */
 };
+
+/* A partial file already there when the entry was just added (so no live
+ * copy into this name has an entry) is a crash's leftover whose entry was
+ * removed by hand: deleted, unless a process still holds its lock. */
+static int remove_stale_partial(const char *partial)
+{
+	int fd = open(partial, O_RDONLY | O_CLOEXEC), ret = 0;
+
+	if (fd < 0) {
+		return errno == ENOENT ? 0 : -errno;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		ret = -EBUSY;
+	} else if (unlink(partial) < 0 && errno != ENOENT) {
+		ret = -errno;
+	}
+	close(fd);
+	return ret;
+}
 
 static int create_partial(struct job *j, struct errmsg *err)
 {
-	int ret;
+	int ret = remove_stale_partial(j->partial);
 
+	if (ret < 0) {
+		errmsg_set(err, "%s: %s", j->partial,
+			   ret == -EBUSY ? "another process is writing it" : strerror(-ret));
+		return ret;
+	}
 	j->fd = open(j->partial, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (j->fd < 0) {
 		ret = -errno;
 		errmsg_set(err, "%s: cannot create: %s", j->partial, strerror(-ret));
 		return ret;
 	}
-	if (flock(j->fd, LOCK_EX | LOCK_NB) < 0) {
-		ret = -errno;
+	j->made = true;
+	/* A new file: no one else can hold its lock. */
+	return flock(j->fd, LOCK_EX | LOCK_NB) < 0 ? -errno : 0;
+}
+
+/* A copy of this run failed before its switch: its partial file, then
+ * (rule 3) its entry and, if renamed already, its file go. */
+static void abandon(struct job *j)
+{
+	struct errmsg ignored;
+
+	if (j->made) {
+		unlink(j->partial);
+	}
+	if (j->fd >= 0) {
 		close(j->fd);
 		j->fd = -1;
-		unlink(j->partial);
-		return ret;
 	}
-	return 0;
+	ds_entry_abort(j->ds, j->rel, &ignored);
 }
 
 static int copy_file(struct mig *m, struct job *j, struct errmsg *err)
@@ -871,11 +908,7 @@ static int copy_backing(struct mig *m, const struct ds_ref *ref, enum ds_kind ki
 				ret = ds_entry_commit(m->dds, ref->rel, err);
 			}
 			if (ret < 0) {
-				struct errmsg ignored;
-
-				close(j.fd);
-				j.fd = -1;
-				undo_copy(m->dds, ref->rel, &ignored);
+				abandon(&j);
 			}
 		}
 	}
@@ -1183,11 +1216,7 @@ static int move(struct mig *m, struct errmsg *err)
 			ret = ds_entry_commit(m->dds, m->dst_rel, err);
 		}
 		if (ret < 0) {
-			struct errmsg ignored;
-
-			close(j.fd);
-			j.fd = -1;
-			undo_copy(m->dds, m->dst_rel, &ignored);
+			abandon(&j);
 		}
 	}
 	if (ret < 0) {

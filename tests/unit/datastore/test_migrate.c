@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -294,6 +295,47 @@ static void test_finishes_after_switch(void **state)
 	ds_close(b);
 }
 
+/* A partial file whose entry was deleted by hand (vdisk rm after a
+ * crash) does not block the next run; one a live process holds does. */
+static void test_stale_partial(void **state)
+{
+	struct ds_datastore *a = dt_make("a6", 0), *b = dt_make("b6", 0);
+	struct ds_migrate_result res;
+	struct ds_migrate_opts mo;
+	struct errmsg err = {{0}};
+	struct ds_entry e;
+	char p[256];
+	int fd;
+
+	make_image(a, "x.vd", NULL);
+	make_image(a, "y.vd", NULL);
+	snprintf(p, sizeof(p), "%s/.vdisk-datastore-partial.y.vd", ds_path(b));
+	fd = open(p, O_CREAT | O_WRONLY, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	ds_migrate_opts_init(&mo);
+	assert_int_equal(ds_migrate(registry, "a6", "y.vd", "b6", NULL, &mo, &res, &err), 0);
+	ds_migrate_result_fini(&res);
+
+	snprintf(p, sizeof(p), "%s/.vdisk-datastore-partial.x.vd", ds_path(b));
+	fd = open(p, O_CREAT | O_WRONLY, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(flock(fd, LOCK_EX), 0);
+	assert_int_equal(ds_migrate(registry, "a6", "x.vd", "b6", NULL, &mo, &res, &err),
+			 -EBUSY);
+	assert_non_null(strstr(err.msg, "another process"));
+	close(fd);
+	refresh(a);
+	refresh(b);
+	assert_true(exists(a, "x.vd"));
+	assert_int_equal(ds_entry_find(a, "x.vd", &e), 0);
+	assert_null(e.moving_to);
+	assert_int_equal(ds_entry_find(b, "x.vd", &e), -ENOENT);
+	assert_true(exists(b, ".vdisk-datastore-partial.x.vd"));
+	ds_close(a);
+	ds_close(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -302,6 +344,7 @@ int main(void)
 	    cmocka_unit_test(test_recovers_own_leftovers),
 	    cmocka_unit_test(test_spares_other_origin),
 	    cmocka_unit_test(test_finishes_after_switch),
+	    cmocka_unit_test(test_stale_partial),
 	};
 
 	return cmocka_run_group_tests(tests, dt_setup, dt_teardown);
