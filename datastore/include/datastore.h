@@ -257,8 +257,9 @@ int ds_find_clones(const char *registry, const char *path, char ***clonesp, stru
  * crash argument).  The file is copied sparse (only its data extents), so
  * snapshots keep sharing their clusters and the destination's allocation
  * is the source's; the copy is fsynced, compared byte for byte, made
- * clean, checked (vd_check) and compared as a disk with the source before
- * one manifest rename makes it the image.  Until that switch the source
+ * clean, checked (vd_check), and its disk and each snapshot compared with
+ * the source's, guest byte for guest byte, before one manifest rename
+ * makes it the image.  Until that switch the source
  * is the image and a crash leaves an incomplete destination entry, which
  * the next ds_migrate() of the source removes before copying again; after
  * it the destination is, and the next run only removes the source. */
