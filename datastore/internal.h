@@ -51,6 +51,15 @@ void ds_describe_users(const struct vd_users *u, char *buf, size_t size);
 /* qemu-img's human sizes ("1.5 GiB"), for sentences. */
 char *ds_human(uint64_t bytes, char *buf, size_t size);
 
+/* A change to the manifest 'doc' (rule 1 of manifest.c); may act on files
+ * too, since it runs under the lock.  Returns 0 to save 'doc', 1 to leave
+ * the manifest as it is, or a negative errno. */
+typedef int (*ds_change_fn)(struct ds_datastore *ds, struct json_object *doc, void *arg,
+			    struct errmsg *err);
+/* Runs 'fn' on a fresh read of the manifest under its exclusive lock and
+ * saves the result atomically; the handle then holds the new manifest. */
+int ds_change(struct ds_datastore *ds, ds_change_fn fn, void *arg, struct errmsg *err);
+
 int ds_kind_parse(const char *name, enum ds_kind *kindp);
 
 #endif

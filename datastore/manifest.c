@@ -306,13 +306,7 @@ int ds_entry_find(const struct ds_datastore *ds, const char *rel, struct ds_entr
 
 /* ---------------------------------------------------------- changes */
 
-/* A change to the manifest 'doc' (rule 1); may act on files too, since it
- * runs under the lock.  Returns 0 to save 'doc', 1 to leave the manifest
- * as it is, or a negative errno. */
-typedef int (*change_fn)(struct ds_datastore *ds, struct json_object *doc, void *arg,
-			 struct errmsg *err);
-
-static int change(struct ds_datastore *ds, change_fn fn, void *arg, struct errmsg *err)
+int ds_change(struct ds_datastore *ds, ds_change_fn fn, void *arg, struct errmsg *err)
 {
 	char *mpath = ds_manifest_path(ds->path), *lpath = ds_lock_path(ds->path);
 	struct json_object *doc = NULL;
@@ -520,7 +514,7 @@ int ds_entry_begin(struct ds_datastore *ds, const char *rel, const struct ds_ent
 	struct add_arg a = {.rel = rel, .opts = opts, .exists = false};
 	int ret = check_rel(rel, err);
 
-	return ret < 0 ? ret : change(ds, do_add, &a, err);
+	return ret < 0 ? ret : ds_change(ds, do_add, &a, err);
 }
 
 int ds_entry_add(struct ds_datastore *ds, const char *rel, const struct ds_entry_opts *opts,
@@ -529,7 +523,7 @@ int ds_entry_add(struct ds_datastore *ds, const char *rel, const struct ds_entry
 	struct add_arg a = {.rel = rel, .opts = opts, .exists = true};
 	int ret = check_rel(rel, err);
 
-	return ret < 0 ? ret : change(ds, do_add, &a, err);
+	return ret < 0 ? ret : ds_change(ds, do_add, &a, err);
 }
 
 static int do_commit(struct ds_datastore *ds, struct json_object *doc, void *arg,
@@ -546,7 +540,7 @@ static int do_commit(struct ds_datastore *ds, struct json_object *doc, void *arg
 
 int ds_entry_commit(struct ds_datastore *ds, const char *rel, struct errmsg *err)
 {
-	return change(ds, do_commit, (void *)rel, err);
+	return ds_change(ds, do_commit, (void *)rel, err);
 }
 
 /* (rule 3) The file goes before the entry. */
@@ -590,7 +584,7 @@ static int do_abort(struct ds_datastore *ds, struct json_object *doc, void *arg,
 
 int ds_entry_abort(struct ds_datastore *ds, const char *rel, struct errmsg *err)
 {
-	return change(ds, do_abort, (void *)rel, err);
+	return ds_change(ds, do_abort, (void *)rel, err);
 }
 
 struct moving_arg {
@@ -618,7 +612,7 @@ int ds_entry_set_moving(struct ds_datastore *ds, const char *rel, const char *ta
 {
 	struct moving_arg m = {.rel = rel, .target = target};
 
-	return change(ds, do_moving, &m, err);
+	return ds_change(ds, do_moving, &m, err);
 }
 
 /* Refuses with -EBUSY if images of any registered datastore use the
@@ -699,7 +693,7 @@ int ds_entry_set_kind(struct ds_datastore *ds, const char *rel, enum ds_kind kin
 {
 	struct kind_arg k = {.rel = rel, .kind = kind};
 
-	return change(ds, do_kind, &k, err);
+	return ds_change(ds, do_kind, &k, err);
 }
 
 static int do_delete(struct ds_datastore *ds, struct json_object *doc, void *arg,
@@ -739,7 +733,7 @@ static int do_delete(struct ds_datastore *ds, struct json_object *doc, void *arg
 
 int ds_entry_delete(struct ds_datastore *ds, const char *rel, struct errmsg *err)
 {
-	return change(ds, do_delete, (void *)rel, err);
+	return ds_change(ds, do_delete, (void *)rel, err);
 }
 
 static int do_limit(struct ds_datastore *ds, struct json_object *doc, void *arg,
@@ -761,5 +755,5 @@ int ds_set_max_overcommit(struct ds_datastore *ds, double ratio, struct errmsg *
 		errmsg_set(err, "the overcommit limit must be a positive number");
 		return -EINVAL;
 	}
-	return change(ds, do_limit, &ratio, err);
+	return ds_change(ds, do_limit, &ratio, err);
 }

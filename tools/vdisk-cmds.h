@@ -33,6 +33,7 @@ int vdisk_cmd_import(int argc, char **argv);
 int vdisk_cmd_export(int argc, char **argv);
 int vdisk_cmd_rm(int argc, char **argv);
 int vdisk_cmd_template(int argc, char **argv);
+int vdisk_cmd_migrate(int argc, char **argv);
 /* vdisk-serve.c: clients of vdiskd's control socket. */
 int vdisk_cmd_serve(int argc, char **argv);
 int vdisk_cmd_unserve(int argc, char **argv);

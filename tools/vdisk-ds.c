@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cliutil.h"
 #include "datastore.h"
@@ -28,14 +29,18 @@ enum {
 	OPT_DELETE_FILES,
 	OPT_CLEAR,
 	OPT_ISO,
+	OPT_TO,
+	OPT_KEEP_SOURCE,
+	OPT_WITH_BACKING,
 };
 
 /*
  * Names of images, for every command.
  */
 
-/* Refuses a write to a datastore's template (root would pass its 0444). */
-static int refuse_template(const char *spec, const char *path)
+/* Refuses a write to a datastore's template (root would pass its 0444),
+ * and to the old copy of an image a migration has switched away from. */
+static int refuse_write(const char *spec, const char *path)
 {
 	struct ds_datastore *ds;
 	struct errmsg err = {{0}};
@@ -52,10 +57,19 @@ static int refuse_template(const char *spec, const char *path)
 			  "('vdisk template --clear' makes it an image again)",
 			  spec, ref.name, ref.rel);
 		ret = -EROFS;
+	} else if (ret == 0) {
+		ret = ds_entry_in_charge(ds, ref.rel, &err);
+		if (ret < 0) {
+			cli_error_ret(&err, spec, ret);
+		}
+	} else {
+		/* The datastore cannot be read: the open will say why, if it
+		 * matters. */
+		ret = 0;
 	}
 	ds_close(ds);
 	ds_ref_fini(&ref);
-	return ret == -EROFS ? ret : 0;
+	return ret;
 }
 
 int vdisk_resolve(const char *spec, bool write, char **pathp)
@@ -68,10 +82,13 @@ int vdisk_resolve(const char *spec, bool write, char **pathp)
 		cli_error_ret(&err, spec, ret);
 		return ret;
 	}
-	if (write && refuse_template(spec, *pathp) < 0) {
+	if (write) {
+		ret = refuse_write(spec, *pathp);
+	}
+	if (ret < 0) {
 		free(*pathp);
 		*pathp = NULL;
-		return -EROFS;
+		return ret;
 	}
 	return 0;
 }
@@ -182,7 +199,8 @@ static int check_nargs(const char *cmd, int argc, char **argv, int min, int max,
 /* Options every command here may take; each sets 'allowed' to the ones
  * it does. */
 struct ds_opts {
-	bool json, force, delete_files, clear, iso, progress, max_set;
+	bool json, force, delete_files, clear, iso, progress, max_set, keep_source, with_backing;
+	const char *to;
 	double max_overcommit;
 	const char *fmt;
 	const char *cluster;
@@ -195,6 +213,9 @@ static const struct option ds_longopts[] = {
     {"delete-files", no_argument, NULL, OPT_DELETE_FILES},
     {"clear", no_argument, NULL, OPT_CLEAR},
     {"iso", no_argument, NULL, OPT_ISO},
+    {"to", required_argument, NULL, OPT_TO},
+    {"keep-source", no_argument, NULL, OPT_KEEP_SOURCE},
+    {"with-backing", no_argument, NULL, OPT_WITH_BACKING},
     {"progress", no_argument, NULL, 'p'},
     {"cluster-size", required_argument, NULL, 'c'},
     {"help", no_argument, NULL, 'h'},
@@ -242,6 +263,15 @@ static int parse_opts(const char *cmd, const char *help, const char *shortopts,
 			break;
 		case OPT_ISO:
 			o->iso = true;
+			break;
+		case OPT_TO:
+			o->to = optarg;
+			break;
+		case OPT_KEEP_SOURCE:
+			o->keep_source = true;
+			break;
+		case OPT_WITH_BACKING:
+			o->with_backing = true;
 			break;
 		case 'p':
 			o->progress = true;
@@ -550,6 +580,9 @@ static struct json_object *entry_json(const struct ds_entry *e, const struct ds_
 	json_object_object_add(o, "allocated", json_object_new_uint64(in->allocated_bytes));
 	json_object_object_add(o, "backing_chain", chain);
 	json_object_object_add(o, "snapshots", snaps);
+	json_object_object_add(o, "origin", e->origin ? json_object_new_string(e->origin) : NULL);
+	json_object_object_add(o, "moving_to",
+			       e->moving_to ? json_object_new_string(e->moving_to) : NULL);
 	json_object_object_add(o, "in_use", json_object_new_boolean(in->in_use));
 	json_object_object_add(o, "users", in->in_use ? json_object_new_string(in->users) : NULL);
 	return o;
@@ -557,6 +590,7 @@ static struct json_object *entry_json(const struct ds_entry *e, const struct ds_
 
 static void entry_text(const struct ds_entry *e, const struct ds_image_info *in)
 {
+	const char *kind = e->state != DS_STATE_READY ? "incomplete" : ds_kind_name(e->kind);
 	char vs[CLI_HUMAN_SIZE_LEN], al[CLI_HUMAN_SIZE_LEN];
 	char chain[512] = "-";
 	size_t n = 0;
@@ -568,8 +602,12 @@ static void entry_text(const struct ds_entry *e, const struct ds_image_info *in)
 				      d ? d : in->chain[i]);
 		free(d);
 	}
-	printf("%-24s %-10s %10s %10s %5u  %-28s %s%s\n", e->path,
-	       e->state == DS_STATE_READY ? ds_kind_name(e->kind) : "incomplete",
+	/* A migration (or one a crash interrupted) is taking it elsewhere;
+	 * running 'vdisk migrate' again finishes or undoes it. */
+	if (e->state == DS_STATE_READY && e->moving_to) {
+		kind = "moving";
+	}
+	printf("%-24s %-10s %10s %10s %5u  %-28s %s%s\n", e->path, kind,
 	       cli_human_size(in->size_bytes, vs, sizeof(vs)),
 	       cli_human_size(in->allocated_bytes, al, sizeof(al)), in->n_snapshots, chain,
 	       in->in_use ? "" : "-", in->users);
@@ -773,7 +811,7 @@ static const char template_help[] =
     "  -h, --help      show this help\n";
 
 /* Opens the datastore of the entry 'spec' names (a datastore spelling or
- * a host path inside one). */
+ * a host path inside one); with 'dsp' NULL, only names it. */
 static int open_entry(const char *spec, struct ds_datastore **dsp, struct ds_ref *ref)
 {
 	struct errmsg err = {{0}};
@@ -787,7 +825,7 @@ static int open_entry(const char *spec, struct ds_datastore **dsp, struct ds_ref
 			return -ENOENT;
 		}
 	}
-	if (ret > 0) {
+	if (ret > 0 && dsp) {
 		ret = ds_open(NULL, ref->name, dsp, &err);
 	}
 	if (ret < 0) {
@@ -908,4 +946,154 @@ int vdisk_backing_name(const char *image_spec, const char *backing_spec, char **
 	ds_ref_fini(&img);
 	ds_ref_fini(&back);
 	return *namep ? 0 : -ENOMEM;
+}
+
+/*
+ * migrate
+ */
+
+static const char migrate_help[] =
+    "Usage: vdisk migrate [-p] [--keep-source] [--with-backing] IMAGE --to NAME[:PATH]\n"
+    "\n"
+    "Moves IMAGE (NAME:PATH, [NAME] PATH, or a host path inside a datastore),\n"
+    "with all its snapshots, to datastore NAME (at PATH, default its path in\n"
+    "its own datastore) while no one has it open.  Copies only the clusters the\n"
+    "file holds, so the copy is as thin as the source and snapshots still share\n"
+    "their clusters; checks the copy (vdisk check, the disk read back against\n"
+    "the source, every byte of every snapshot); then switches the inventory and\n"
+    "deletes the source.  A backing file (a template) stays where it is and\n"
+    "stays referenced.  An image that is served or open is refused: live\n"
+    "migration is not available yet.  A template that clones use is refused.\n"
+    "After a crash or a kill, run the same command again: it removes the\n"
+    "partial copy and starts over, or, if the switch was made, only deletes\n"
+    "the source.\n"
+    "\n"
+    "      --to=NAME[:PATH]  the destination datastore (and path in it)\n"
+    "      --keep-source     keep the source as an independent image\n"
+    "      --with-backing    copy the backing chain too (reusing copies an\n"
+    "                        earlier migration made) and use the copies\n"
+    "  -p, --progress        show progress on stderr when it is a terminal\n"
+    "  -h, --help            show this help\n"
+    "\n"
+    "For tests only: VDISK_MIGRATE_CRASH_AT=copy|verify|switch|remove makes the\n"
+    "process exit at once (status 99, as if killed) mid-copy, once the copy is\n"
+    "durable, just before the switch, or just after it.\n";
+
+struct migrate_progress {
+	bool show;
+	const char *crash_at; /* VDISK_MIGRATE_CRASH_AT, test only */
+	long last;
+};
+
+static void migrate_progress(void *arg, enum ds_migrate_step step, const char *what,
+			     uint64_t done, uint64_t total)
+{
+	struct migrate_progress *p = arg;
+	const char *name = ds_migrate_step_name(step);
+	long now;
+
+	/* Half way through a copy, or at the step: the instants a crash
+	 * test wants (docs/datastores.md, "Migration"). */
+	if (p->crash_at && !strcmp(p->crash_at, name) &&
+	    (step != DS_MIGRATE_COPY || (done > 0 && done >= total / 2))) {
+		_exit(99);
+	}
+	if (!p->show) {
+		return;
+	}
+	if (step != DS_MIGRATE_COPY) {
+		fprintf(stderr, "\r\033[K%s: %s\n", what, name);
+		p->last = -1;
+		return;
+	}
+	now = total ? (long)((double)done * 10000.0 / (double)total) : 10000;
+	if (now != p->last) {
+		p->last = now;
+		fprintf(stderr, "\r%s: copy (%3.2f/100%%)", what, (double)now / 100.0);
+	}
+}
+
+/* Splits the destination "NAME[:PATH]"; 'pathp' NULL when absent. */
+static int parse_to(const char *to, char **namep, char **pathp)
+{
+	const char *colon = strchr(to, ':');
+
+	*namep = colon ? strndup(to, (size_t)(colon - to)) : strdup(to);
+	*pathp = colon && colon[1] ? strdup(colon + 1) : NULL;
+	if (!*namep || (colon && colon[1] && !*pathp)) {
+		free(*namep);
+		free(*pathp);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int vdisk_cmd_migrate(int argc, char **argv)
+{
+	static const int allowed[] = {OPT_TO, OPT_KEEP_SOURCE, OPT_WITH_BACKING, 0};
+	struct migrate_progress prog = {.last = -1};
+	struct ds_migrate_result res;
+	struct ds_migrate_opts mo;
+	struct ds_ref src, dst = {0};
+	struct errmsg err = {{0}};
+	struct ds_opts o = {0};
+	char *dname, *dpath, *full = NULL;
+	int ret;
+
+	ret = parse_opts("migrate", migrate_help, ":ph", allowed, argc, argv, &o);
+	if (ret != 0 || check_nargs("migrate", argc, argv, 1, 1, "IMAGE") < 0) {
+		return status_of(ret);
+	}
+	if (!o.to) {
+		cli_usage_error("migrate", "missing --to NAME[:PATH]");
+		return CLI_EXIT_USAGE;
+	}
+	if (open_entry(argv[optind], NULL, &src) < 0) {
+		return CLI_EXIT_FAILURE;
+	}
+	if (parse_to(o.to, &dname, &dpath) < 0) {
+		ds_ref_fini(&src);
+		return CLI_EXIT_FAILURE;
+	}
+	/* The destination path goes through the same checks as any name. */
+	if (asprintf(&full, "%s:%s", dname, dpath ? dpath : src.rel) < 0) {
+		full = NULL;
+	}
+	ret = full ? ds_parse_ref(NULL, full, &dst, &err) : -ENOMEM;
+	if (ret == 0) {
+		cli_error("%s: no datastore named %s", o.to, dname);
+		ret = -ENOENT;
+	} else if (ret < 0) {
+		cli_error_ret(&err, o.to, ret);
+	}
+	if (ret > 0) {
+		ds_migrate_opts_init(&mo);
+		mo.keep_source = o.keep_source;
+		mo.with_backing = o.with_backing;
+		prog.show = o.progress && isatty(STDERR_FILENO);
+		prog.crash_at = getenv("VDISK_MIGRATE_CRASH_AT");
+		mo.progress = migrate_progress;
+		mo.progress_arg = &prog;
+		ret = ds_migrate(NULL, src.name, src.rel, dst.name, dst.rel, &mo, &res, &err);
+		if (ret < 0) {
+			cli_error_ret(&err, argv[optind], ret);
+		} else {
+			if (res.recovered & DS_MIGRATE_CLEANED) {
+				printf("removed the partial copy an interrupted migration left\n");
+			}
+			if (res.recovered & DS_MIGRATE_FINISHED) {
+				printf("an interrupted migration had already switched to %s; finished "
+				       "it\n", res.dest);
+			} else {
+				printf("%s:%s -> %s\n", src.name, src.rel, res.dest);
+			}
+		}
+		ds_migrate_result_fini(&res);
+	}
+	free(full);
+	free(dname);
+	free(dpath);
+	ds_ref_fini(&src);
+	ds_ref_fini(&dst);
+	return ret < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 }

@@ -35,6 +35,7 @@ static const struct command commands[] = {
     {"export", vdisk_cmd_export, "copy an image out of a datastore"},
     {"rm", vdisk_cmd_rm, "delete an image of a datastore"},
     {"template", vdisk_cmd_template, "make a datastore image a template, or an image again"},
+    {"migrate", vdisk_cmd_migrate, "move an image (and its snapshots) to another datastore"},
     {"serve", vdisk_cmd_serve, "have vdiskd serve an image over vhost-user-blk"},
     {"unserve", vdisk_cmd_unserve, "have vdiskd stop serving an image"},
     {"ps", vdisk_cmd_ps, "list the images vdiskd serves"},

@@ -250,4 +250,87 @@ void ds_image_info_fini(struct ds_image_info *info);
  * path 'path'; free it with ds_names_free(). */
 int ds_find_clones(const char *registry, const char *path, char ***clonesp, struct errmsg *err);
 
+/* ---------------------------------------------------------- migration */
+
+/* Cold migration: moves an image no one has open from one datastore to
+ * another (docs/datastores.md, "Migration", has the protocol and the
+ * crash argument).  The file is copied sparse (only its data extents), so
+ * snapshots keep sharing their clusters and the destination's allocation
+ * is the source's; the copy is fsynced, compared byte for byte, made
+ * clean, checked (vd_check), and its disk and each snapshot compared with
+ * the source's, guest byte for guest byte, before one manifest rename
+ * makes it the image.  Until that switch the source
+ * is the image and a crash leaves an incomplete destination entry, which
+ * the next ds_migrate() of the source removes before copying again; after
+ * it the destination is, and the next run only removes the source. */
+
+enum ds_migrate_step {
+	DS_MIGRATE_COPY,   /* a file is being copied: done/total in bytes */
+	DS_MIGRATE_VERIFY, /* the copy is complete and durable: checking it */
+	DS_MIGRATE_SWITCH, /* verified: about to make it the image */
+	DS_MIGRATE_REMOVE, /* switched: about to remove (or release) the source */
+};
+
+/* "copy", "verify", "switch", "remove". */
+const char *ds_migrate_step_name(enum ds_migrate_step step);
+
+/* Called from the migrating thread: at least once per step, and as the
+ * copy of each file ('what': "NAME:rel" of its source) advances. */
+typedef void (*ds_migrate_progress_fn)(void *arg, enum ds_migrate_step step, const char *what,
+				       uint64_t done_bytes, uint64_t total_bytes);
+
+struct ds_migrate_opts {
+	/* Leave the source as an independent image instead of deleting it. */
+	bool keep_source;
+	/* Copy the backing chain too (each template to the same relative
+	 * path in the destination, reused there if an earlier migration put
+	 * it there) and point the image at the copies.  Without it a backing
+	 * file stays where it is and stays referenced; a relative reference
+	 * the new location would break is rewritten. */
+	bool with_backing;
+	ds_migrate_progress_fn progress; /* NULL: none */
+	void *progress_arg;
+};
+
+void ds_migrate_opts_init(struct ds_migrate_opts *opts);
+
+#define DS_MIGRATE_CLEANED 0x1	/* removed a partial copy an earlier run left */
+#define DS_MIGRATE_FINISHED 0x2 /* an earlier run had switched: only finished it */
+
+struct ds_migrate_result {
+	unsigned recovered;	     /* DS_MIGRATE_CLEANED, DS_MIGRATE_FINISHED */
+	char *dest;		     /* "NAME:rel" now in charge; new string */
+	uint64_t copied_bytes;	     /* data bytes copied, backing files included */
+	unsigned n_backing_copied;   /* backing files copied (with_backing) */
+	unsigned n_backing_reused;   /* found already copied in the destination */
+};
+
+void ds_migrate_result_fini(struct ds_migrate_result *res);
+
+/* Moves image or template 'src_rel' of datastore 'src_name' to 'dst_rel'
+ * (NULL: the same relative path) of datastore 'dst_name'.  The source is
+ * held open (read-write, so no one else can open it; a template read-only,
+ * which keeps writers out) from before the first check to its removal.
+ * Refused: an image in use (-EBUSY, naming the users: a served image needs
+ * live migration), a template that clones use (-EBUSY), an ISO
+ * (-EOPNOTSUPP), an incomplete entry (-EINVAL), an existing destination
+ * (-EEXIST), a destination over its overcommit limit (-ENOSPC).  A copy
+ * that fails (-ENOSPC on a full file system, -EIO) or does not verify
+ * (-EUCLEAN) leaves the source in charge and nothing in the destination
+ * (with 'with_backing', backing files already copied stay there, ready,
+ * to be reused).  Blocks for the whole copy: for tools and job threads. */
+int ds_migrate(const char *registry, const char *src_name, const char *src_rel,
+	       const char *dst_name, const char *dst_rel, const struct ds_migrate_opts *opts,
+	       struct ds_migrate_result *res, struct errmsg *err);
+
+/* Whether entry 'rel' of 'ds' is still the image, for whoever would open
+ * it to write (vdisk's commands, vdiskd's disk-add): -ESTALE, with a
+ * sentence, once a migration has switched to its copy (moving_to names a
+ * ready entry whose origin is this one) and only the source's removal is
+ * left; also when the datastore moving_to names cannot be read, since
+ * the copy may then be the image.  0 otherwise: a migration in progress
+ * holds the image's lock, and one a crash stopped before the switch left
+ * the source in charge. */
+int ds_entry_in_charge(struct ds_datastore *ds, const char *rel, struct errmsg *err);
+
 #endif

@@ -305,6 +305,26 @@ int vd_snapshot_revert(struct vd_image *img, const char *name, struct errmsg *er
 /* Frees exactly the clusters nothing else references. */
 int vd_snapshot_delete(struct vd_image *img, const char *name, struct errmsg *err);
 
+/* A snapshot read as it was taken, without reverting to it (to compare a
+ * copy of the image, to export one).  A view holds the snapshot's L1 table;
+ * it is valid until the next snapshot call on 'img' or vd_close(), and is
+ * used, like the image, from one thread with no request in flight. */
+struct vd_snap_view; /* opaque */
+
+int vd_snapshot_view_open(struct vd_image *img, const char *name, struct vd_snap_view **viewp,
+			  struct errmsg *err);
+void vd_snapshot_view_close(struct vd_snap_view *view);
+/* The virtual size when it was taken. */
+uint64_t vd_snapshot_view_size(const struct vd_snap_view *view);
+/* Describes the run at 'off' (< size), at most 'max' (> 0) bytes, whose
+ * clusters all are ('*heldp' true) or all are not held in this file's data
+ * clusters (then they read as zeros or through the backing chain). */
+int vd_snapshot_view_extent(struct vd_snap_view *view, uint64_t off, uint64_t max,
+			    uint64_t *lenp, bool *heldp);
+/* Reads guest bytes of the snapshot, through the backing chain; -EINVAL
+ * past its size.  Any offset and length. */
+int vd_snapshot_view_pread(struct vd_snap_view *view, void *buf, size_t len, uint64_t off);
+
 /* Called for each run of guest bytes that differ; a non-zero return stops
  * the walk and is returned. */
 typedef int (*vd_extent_fn)(void *arg, uint64_t offset, uint64_t length);

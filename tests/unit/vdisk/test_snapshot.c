@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* test_snapshot.c: snapshots through the public API: revert brings data
  * back, diff lists exactly the written clusters, delete frees exactly what
- * nothing else references, chains of snapshots stay independent, and every
- * step leaves a clean image. */
+ * nothing else references, chains of snapshots stay independent, a view
+ * reads a snapshot as it was taken (through the backing file too), and
+ * every step leaves a clean image. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -230,6 +231,71 @@ static void test_check_accepts_snapshots_larger_than_the_disk(void **state)
 	assert_int_equal(vd_close(img), 0);
 }
 
+/* 'len' bytes at 'off' of the view all hold 'v'. */
+static void view_expect(struct vd_snap_view *view, uint64_t off, uint32_t len, uint8_t v)
+{
+	uint8_t *buf = malloc(len);
+
+	assert_non_null(buf);
+	assert_int_equal(vd_snapshot_view_pread(view, buf, len, off), 0);
+	for (uint32_t i = 0; i < len; i++) {
+		if (buf[i] != v) {
+			fail_msg("byte %u at %llu is 0x%02x, not 0x%02x", i,
+				 (unsigned long long)off, buf[i], v);
+		}
+	}
+	free(buf);
+}
+
+static void test_view_reads_a_snapshot_as_taken(void **state)
+{
+	const char *base = "snap-view-base.vd";
+	struct vd_create_opts o;
+	struct vd_snap_view *view;
+	struct vd_image *img, *b;
+	uint64_t len;
+	bool held;
+
+	unlink(base);
+	vd_create_opts_init(&o);
+	o.size_bytes = 16 * MiB;
+	assert_int_equal(vd_create(base, &o, NULL), 0);
+	b = tu_open(base, VD_OPEN_RDWR);
+	tu_put(b, 0, 16 * MiB, 0x42);
+	assert_int_equal(vd_close(b), 0);
+	unlink(path);
+	vd_create_opts_init(&o);
+	o.backing_path = base;
+	assert_int_equal(vd_create(path, &o, NULL), 0);
+	img = open_rw();
+	tu_put(img, MiB, MiB, 0xaa);
+	assert_int_equal(vd_snapshot_create(img, "s", NULL), 0);
+	tu_put(img, MiB, 64 * 1024, 0xbb);
+	tu_put(img, 4 * MiB, MiB, 0xcc);
+	assert_int_equal(vd_write_zeroes(img, 8 * MiB, MiB), 0);
+	assert_int_equal(vd_snapshot_view_open(img, "nope", &view, NULL), -ENOENT);
+	assert_int_equal(vd_snapshot_view_open(img, "s", &view, NULL), 0);
+	assert_int_equal(vd_snapshot_view_size(view), 16 * MiB);
+	view_expect(view, 0, MiB, 0x42);	  /* never written: the backing file */
+	view_expect(view, MiB, MiB, 0xaa);	  /* not what the disk says now */
+	view_expect(view, 4 * MiB, MiB, 0x42);
+	view_expect(view, 8 * MiB, MiB, 0x42);
+	view_expect(view, MiB + 100, 1000, 0xaa); /* any offset and length */
+	assert_int_equal(vd_snapshot_view_extent(view, 0, 16 * MiB, &len, &held), 0);
+	assert_false(held);
+	assert_int_equal(len, MiB);
+	assert_int_equal(vd_snapshot_view_extent(view, MiB, 16 * MiB, &len, &held), 0);
+	assert_true(held);
+	assert_int_equal(len, MiB);
+	assert_int_equal(vd_snapshot_view_extent(view, 16 * MiB, 1, &len, &held), -EINVAL);
+	assert_int_equal(vd_snapshot_view_pread(view, &held, 1, 16 * MiB), -EINVAL);
+	vd_snapshot_view_close(view);
+	tu_expect(img, MiB, 64 * 1024, 0xbb);
+	tu_clean(img);
+	assert_int_equal(vd_close(img), 0);
+	unlink(base);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -239,6 +305,7 @@ int main(void)
 		cmocka_unit_test(test_chains_of_snapshots_stay_independent),
 		cmocka_unit_test(test_snapshot_names_are_checked),
 		cmocka_unit_test(test_check_accepts_snapshots_larger_than_the_disk),
+		cmocka_unit_test(test_view_reads_a_snapshot_as_taken),
 	};
 
 	return cmocka_run_group_tests_name("vdisk_snapshot", tests, NULL, NULL);
