@@ -133,6 +133,8 @@ static struct json_object *disk_json(struct vdd_disk *d)
 	add_str(o, "cache", i.cache);
 	add_str(o, "serial", i.serial);
 	json_object_object_add(o, "read-only", json_object_new_boolean(i.read_only));
+	json_object_object_add(o, "volatile-map",
+			       json_object_new_boolean(vdd_disk_opts(d)->volatile_map));
 	add_str(o, "state", i.held ? "held" : i.connected ? "connected" : "waiting");
 	json_object_object_add(o, "connected", json_object_new_boolean(i.connected));
 	add_u64(o, "queues", i.queues);

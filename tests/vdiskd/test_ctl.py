@@ -115,6 +115,17 @@ def main():
     d.start()
     with d:
         check(d.call("disk-list")["disks"] == [], "the removal survives a restart")
+        # volatile-map (allocating writes complete before their commit) is
+        # an opt-in kept across restarts; the default is durable.
+        d.call("disk-add", image=img, socket=s("v"), **{"volatile-map": True})
+        check(d.disk(img)["volatile-map"] is True, "disk-add takes volatile-map")
+    d.start()
+    with d:
+        check(d.disk(img)["volatile-map"] is True, "volatile-map survives a restart")
+        d.call("disk-remove", disk=img)
+        d.call("disk-add", image=img, socket=s("v"))
+        check(d.disk(img)["volatile-map"] is False, "the default is a durable mapping")
+        d.call("disk-remove", disk=img)
         test_cli(d, vdisk, img)
         test_served(d, vdisk, img)
         test_locked(d, vdisk, img)
