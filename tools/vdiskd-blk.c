@@ -201,6 +201,7 @@ struct vdd_disk {
 	pthread_mutex_t lock;      /* back end calls, 'inflight', 'held' */
 	pthread_cond_t cond;       /* inflight reached 0, a queue detached */
 	unsigned inflight;
+	uint64_t allocated_bytes;  /* last counted with nothing in flight */
 	unsigned held;
 	int held_errno;
 	atomic_bool draining;
@@ -1666,7 +1667,13 @@ void vdd_disk_get_info(struct vdd_disk *d, struct vdd_disk_info *info)
 	info->connected = atomic_load(&d->connected);
 	info->size_bytes = atomic_load(&d->size_bytes);
 	pthread_mutex_lock(&d->lock);
-	info->allocated_bytes = d->backend->cls->allocated_bytes(d->backend);
+	/* The vdisk back end counts by walking the mapping with libvdisk's
+	 * synchronous calls, which vdisk.h allows only with no request in
+	 * flight on the image: while requests are, the last count stands. */
+	if (d->inflight == 0) {
+		d->allocated_bytes = d->backend->cls->allocated_bytes(d->backend);
+	}
+	info->allocated_bytes = d->allocated_bytes;
 	info->inflight = d->inflight;
 	info->held = d->held;
 	info->held_errno = d->held ? d->held_errno : 0;
