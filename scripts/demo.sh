@@ -4,6 +4,8 @@
 # datastore (demo/datastore1 inside the checkout): create a thin image, write
 # to it, show info and map, check it, take a snapshot, change the disk, show
 # the diff and revert, make a linked clone, and convert to raw and back.
+# Then two datastores: import the image into one, snapshot it, migrate it
+# to the other (cold), and list both before and after.
 # Then the disk server: vdiskd serves an image to a small QEMU guest that
 # writes and verifies data, a snapshot is taken while the guest writes, and
 # `vdisk ps` and the disk's counters are shown (scripts/demo-disk.py).
@@ -56,6 +58,23 @@ step du -h "$ds/vm1.raw"
 step "$vdisk" convert -f raw -O vdisk "$ds/vm1.raw" "$ds/vm1-copy.vd"
 step "$vdisk" info --json "$ds/vm1-copy.vd"
 printf '\nDisk demo done: the images are in %s.\n' "$ds"
+
+# Datastores (a private registry, so the host's is untouched): import the
+# image into one, snapshot it, and move it, snapshots and all, to the other
+# while no one uses it (cold migration); the copy stays as thin.
+printf '\n\033[1m== Datastores and cold migration\033[0m\n'
+export VDISK_DATASTORES=$PWD/demo/datastores.json
+step "$vdisk" datastore create gold demo/gold
+step "$vdisk" datastore create fast demo/fast
+step "$vdisk" import "$ds/vm1-copy.vd" gold:web.vd
+step "$vdisk" snapshot create gold:web.vd golden
+step "$vdisk" datastore list
+step "$vdisk" migrate gold:web.vd --to fast
+step "$vdisk" datastore list
+step "$vdisk" ls fast
+step "$vdisk" check fast:web.vd
+step "$vdisk" io -c 'read -P 0xab 0 128k' fast:web.vd
+unset VDISK_DATASTORES
 
 printf '\n\033[1m== The disk server\033[0m\n'
 python3 scripts/demo-disk.py "$build" demo/disk
