@@ -296,3 +296,33 @@ int ds_locate(const char *registry, const char *path, struct ds_ref *ref, struct
 	json_object_put(doc);
 	return ret;
 }
+
+int ds_check_writable(const char *registry, const char *path, struct errmsg *err)
+{
+	struct ds_datastore *ds;
+	struct ds_entry e;
+	struct ds_ref ref;
+	int ret;
+
+	if (ds_locate(registry, path, &ref, NULL) <= 0) {
+		return 0;
+	}
+	ret = ds_open(registry, ref.name, &ds, NULL);
+	if (ret < 0) {
+		/* The datastore cannot be read: the open will say why, if it
+		 * matters. */
+		ds_ref_fini(&ref);
+		return 0;
+	}
+	if (ds_entry_find(ds, ref.rel, &e) == 0 && e.kind == DS_KIND_TEMPLATE) {
+		errmsg_set(err, "%s is template %s:%s: it is read-only while it may have clones "
+			   "('vdisk template --clear' makes it an image again)",
+			   path, ref.name, ref.rel);
+		ret = -EROFS;
+	} else {
+		ret = ds_entry_in_charge(ds, ref.rel, err);
+	}
+	ds_close(ds);
+	ds_ref_fini(&ref);
+	return ret;
+}

@@ -39,36 +39,16 @@ enum {
  */
 
 /* Refuses a write to a datastore's template (root would pass its 0444),
- * and to the old copy of an image a migration has switched away from. */
+ * and to the old copy of an image a migration has switched away from
+ * (ds_check_writable). */
 static int refuse_write(const char *spec, const char *path)
 {
-	struct ds_datastore *ds;
 	struct errmsg err = {{0}};
-	struct ds_entry e;
-	struct ds_ref ref;
-	int ret;
+	int ret = ds_check_writable(NULL, path, &err);
 
-	if (ds_locate(NULL, path, &ref, NULL) <= 0) {
-		return 0;
+	if (ret < 0) {
+		cli_error_ret(&err, spec, ret);
 	}
-	ret = ds_open(NULL, ref.name, &ds, &err);
-	if (ret == 0 && ds_entry_find(ds, ref.rel, &e) == 0 && e.kind == DS_KIND_TEMPLATE) {
-		cli_error("%s is template %s:%s: it is read-only while it may have clones "
-			  "('vdisk template --clear' makes it an image again)",
-			  spec, ref.name, ref.rel);
-		ret = -EROFS;
-	} else if (ret == 0) {
-		ret = ds_entry_in_charge(ds, ref.rel, &err);
-		if (ret < 0) {
-			cli_error_ret(&err, spec, ret);
-		}
-	} else {
-		/* The datastore cannot be read: the open will say why, if it
-		 * matters. */
-		ret = 0;
-	}
-	ds_close(ds);
-	ds_ref_fini(&ref);
 	return ret;
 }
 

@@ -92,7 +92,12 @@ static int m_disk_add(struct rpc_call *c)
 	o.read_only = ro;
 	o.volatile_map = vmap;
 	o.queues = (unsigned)queues;
-	ret = vdd_disk_add(SRV(c), &o, rpc_call_err(c));
+	/* A datastore's template (clones read it) or the old copy of a
+	 * switched migration is served read-only or not at all. */
+	ret = ro ? 0 : ds_check_writable(NULL, image, rpc_call_err(c));
+	if (ret == 0) {
+		ret = vdd_disk_add(SRV(c), &o, rpc_call_err(c));
+	}
 	if (ret < 0) {
 		goto out;
 	}

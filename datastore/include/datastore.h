@@ -333,4 +333,12 @@ int ds_migrate(const char *registry, const char *src_name, const char *src_rel,
  * the source in charge. */
 int ds_entry_in_charge(struct ds_datastore *ds, const char *rel, struct errmsg *err);
 
+/* Whether the host path 'path' may be opened to write, as far as the
+ * datastores know (the vdisk tool's writers, vdiskd's read-write
+ * disk-add): -EROFS, with a sentence naming it, for a datastore's template
+ * (clones may read it); ds_entry_in_charge()'s refusal for the old copy of
+ * a switched migration; 0 for anything else, a path in no datastore or in
+ * one that cannot be read included (the open then says what matters). */
+int ds_check_writable(const char *registry, const char *path, struct errmsg *err);
+
 #endif

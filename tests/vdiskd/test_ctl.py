@@ -282,6 +282,18 @@ def test_datastore(d, vdisk, work):
         d.call("disk-remove", disk=host)
     refused(d, "unknown datastore", "no datastore named nods", image="nods:x.vd", socket=sock)
     refused(d, "'..' in a datastore path", "..", image="tds:../x.vd", socket=sock)
+    # A template (clones read it) is served read-only or not at all, by
+    # the tool and by disk-add alike.
+    check(run("create", "tds:t.vd", "8M").returncode == 0 and
+          run("template", "tds:t.vd").returncode == 0, "a template in the datastore")
+    p = run("serve", "tds:t.vd", "--socket", sock)
+    check(p.returncode != 0 and "is template tds:t.vd" in p.stderr and
+          d.call("disk-list")["disks"] == [],
+          f"vdisk serve refuses a template read-write: {p.stderr.strip()}")
+    refused(d, "a template read-write", "is template tds:t.vd", image="tds:t.vd", socket=sock)
+    r = d.call("disk-add", image="tds:t.vd", socket=sock, **{"read-only": True})
+    check(d.disk(r["image"])["read-only"] is True, "disk-add serves a template read-only")
+    d.call("disk-remove", disk=r["image"])
 
 
 def test_cli(d, vdisk, img):
