@@ -141,10 +141,7 @@ static int fsync_dir_of(const char *path)
 	return ret;
 }
 
-/* The path from the directory of 'from' to 'to', both relative to one
- * datastore: "vm/c.vd" to "tpl/t.vd" is "../tpl/t.vd" (as vdisk create -b
- * stores it, so the datastore can be mounted elsewhere). */
-static char *relative_between(const char *from, const char *to)
+char *ds_relative_path(const char *from, const char *to)
 {
 	size_t common = 0, up = 0;
 	char *out;
@@ -177,7 +174,7 @@ static char *name_for(struct mig *m, struct ds_datastore *ds, const char *rel, c
 	char *out;
 
 	if (ds_locate(m->registry, target, &ref, NULL) > 0 && !strcmp(ref.name, ds_name(ds))) {
-		out = relative_between(rel, ref.rel);
+		out = ds_relative_path(rel, ref.rel);
 	} else {
 		out = strdup(target);
 	}

@@ -869,34 +869,6 @@ int vdisk_cmd_template(int argc, char **argv)
  * create -b NAME:PATH
  */
 
-/* The path from the directory of 'from' to 'to', both normalised paths
- * relative to one datastore: "vms/c.vd" to "tpl/t.vd" is "../tpl/t.vd". */
-static char *relative_between(const char *from, const char *to)
-{
-	size_t common = 0, up = 0;
-	char *out;
-
-	/* The directories the two share, as whole components. */
-	for (size_t i = 0; from[i] && from[i] == to[i]; i++) {
-		if (from[i] == '/') {
-			common = i + 1;
-		}
-	}
-	for (const char *p = from + common; *p; p++) {
-		up += *p == '/';
-	}
-	out = malloc(up * 3 + strlen(to + common) + 1);
-	if (!out) {
-		return NULL;
-	}
-	out[0] = '\0';
-	while (up--) {
-		strcat(out, "../");
-	}
-	strcat(out, to + common);
-	return out;
-}
-
 int vdisk_backing_name(const char *image_spec, const char *backing_spec, char **namep)
 {
 	struct ds_ref img = {0}, back = {0};
@@ -919,7 +891,7 @@ int vdisk_backing_name(const char *image_spec, const char *backing_spec, char **
 	/* Within one datastore the link stays relative, so the datastore can
 	 * be mounted elsewhere; across datastores it is the host path. */
 	if (ret > 0 && !strcmp(img.name, back.name)) {
-		*namep = relative_between(img.rel, back.rel);
+		*namep = ds_relative_path(img.rel, back.rel);
 	} else {
 		*namep = strdup(back.path);
 	}

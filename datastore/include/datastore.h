@@ -168,6 +168,12 @@ int ds_resolve(const char *registry, const char *spec, char **pathp, struct errm
  * registered datastore, returns 1 with 'ref' filled; else 0. */
 int ds_locate(const char *registry, const char *path, struct ds_ref *ref, struct errmsg *err);
 
+/* The path from the directory of 'from' to 'to', both normalised paths
+ * relative to one datastore: "vms/c.vd" to "tpl/t.vd" is "../tpl/t.vd", as
+ * vdisk create -b stores a backing file of the same datastore (so the
+ * datastore can be mounted elsewhere).  A new string, or NULL (ENOMEM). */
+char *ds_relative_path(const char *from, const char *to);
+
 /* --------------------------------------------------- changing entries */
 
 struct ds_entry_opts {

@@ -31,11 +31,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "vdiskd"))
+import vdlib  # noqa: E402
 
 SYSTEMS = ["vd/vdisk", "qsd/qcow2", "qsd/raw", "vd/raw", "fio/raw", "vd/vdisk-vol"]
 FULL = SYSTEMS[:5]
@@ -112,62 +114,32 @@ class Qsd:
             self.proc.wait()
 
 
-class Vdiskd:
-    """One vdiskd (default event mode) serving any number of disks."""
+class Vdiskd(vdlib.Vdiskd):
+    """One vdiskd (default event mode, no hugepages) serving any number of
+    disks, started and called as the tests do (tests/vdiskd/vdlib.py)."""
 
     def __init__(self, build, d):
+        super().__init__(os.path.join(build, "tools", "vdiskd"), d,
+                         args=["--hugepages", "no"])
         self.vdisk = os.path.join(build, "tools", "vdisk")
         self.d = d
-        self.ctl = os.path.join(d, "vdiskd.sock")
-        self.log = os.path.join(d, "vdiskd.log")
-        self.proc = subprocess.Popen(
-            [os.path.join(build, "tools", "vdiskd"), "--ctl", self.ctl,
-             "--db", os.path.join(d, "vdiskd.json"),
-             "--pidfile", os.path.join(d, "vdiskd.pid"), "--hugepages", "no"],
-            stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
-        wait_socket(self.ctl, self.proc, "vdiskd", self.log)
+        self.start()
 
     def serve(self, img, name, volatile=False):
         sock = os.path.join(self.d, f"vd-{name}.sock")
         if volatile:
-            self.call("disk-add", image=img, socket=sock, queues=2,
-                      **{"volatile-map": True})
+            self.call("disk-add", image=img, socket=sock, queues=2, volatile_map=True)
         else:
             run([self.vdisk, "serve", "--ctl", self.ctl, "--socket", sock,
                  "--queues", "2", img])
         wait_socket(sock, self.proc, "vdiskd", self.log)
         return sock
 
-    def call(self, method, **params):
-        req = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
-        with socket.socket(socket.AF_UNIX) as c:
-            c.settimeout(60)
-            c.connect(self.ctl)
-            c.sendall(json.dumps(req).encode() + b"\n")
-            buf = b""
-            while not buf.endswith(b"\n"):
-                chunk = c.recv(65536)
-                if not chunk:
-                    sys.exit("bench: vdiskd closed the control connection")
-                buf += chunk
-        ans = json.loads(buf)
-        if "error" in ans:
-            sys.exit(f"bench: {method}: {ans['error']}")
-        return ans["result"]
-
     def unserve(self, img):
         run([self.vdisk, "unserve", "--ctl", self.ctl, img])
 
     def cpu_seconds(self):
         return cpu_seconds(self.proc.pid)
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def vublk_bench(vublk, sock, mode, bs, qd, nq, secs, size=None):

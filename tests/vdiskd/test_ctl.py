@@ -19,13 +19,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from vdlib import RpcError, Vdiskd  # noqa: E402
-
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
-    print(f"ok: {what}")
+from vdlib import RpcError, Vdiskd, check  # noqa: E402
 
 
 def refused(d, what, needle, **params):

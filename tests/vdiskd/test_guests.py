@@ -23,15 +23,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "guest"))
 
-from vdlib import Vdiskd, require, skip  # noqa: E402
+from vdlib import Vdiskd, require, skip, check  # noqa: E402
 
 MB = 1 << 20
-
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
-    print(f"ok: {what}")
 
 
 def sh(*argv):

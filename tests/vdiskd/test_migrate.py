@@ -17,13 +17,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from vdlib import Vdiskd  # noqa: E402
-
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
-    print(f"ok: {what}")
+from vdlib import Vdiskd, check  # noqa: E402
 
 
 def main():

@@ -57,6 +57,13 @@ def tail(path, lines=40):
         return ""
 
 
+def check(cond, what):
+    """A test's assertion: prints "ok: WHAT", or raises with WHAT."""
+    if not cond:
+        raise AssertionError(what)
+    print(f"ok: {what}")
+
+
 class Vdiskd:
     def __init__(self, binary, workdir, args=()):
         self.binary = binary
