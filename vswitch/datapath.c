@@ -8,6 +8,11 @@
  * reference each) and gives a private copy to each output that edits it,
  * since sends are batched and an edit in place would show in the others.
  *
+ * Queues: frames for a port with several transmit queues are spread over
+ * them by flow hash at flush time (flush_spread), each flow on one queue
+ * so it keeps its order; a single-queue port is sent as one burst, with no
+ * hashing.
+ *
  * Locking: the datapath thread holds dp->lock while it works and drops it
  * between rounds and while it naps or sleeps.  The control thread announces itself
  * in 'ctl_waiting' so a polling datapath steps aside instead of winning
