@@ -8,6 +8,11 @@
  * reference each) and gives a private copy to each output that edits it,
  * since sends are batched and an edit in place would show in the others.
  *
+ * Queues: frames for a port with several transmit queues are spread over
+ * them by flow hash at flush time (flush_spread), each flow on one queue
+ * so it keeps its order; a single-queue port is sent as one burst, with no
+ * hashing.
+ *
  * Locking: the datapath thread holds dp->lock while it works and drops it
  * between rounds and while it naps or sleeps.  The control thread announces itself
  * in 'ctl_waiting' so a polling datapath steps aside instead of winning
@@ -37,6 +42,7 @@
 #include <rte_mempool.h>
 
 #include "errmsg.h"
+#include "flow-hash.h"
 #include "pcap.h"
 #include "port-provider.h"
 #include "vswitch-dp.h"
@@ -231,16 +237,61 @@ static void capture_burst(struct dp_port *p, struct rte_mbuf **pkts, uint16_t n)
 
 /* ----------------------------------------------------------- Sending */
 
+/* Sends the port's 'n' frames over its 'n_txq' queues, each frame on the
+ * queue of its flow (flow-hash.h), so a multiqueue guest's receive work
+ * spreads over its vCPUs while each flow keeps its order: a counting sort
+ * by queue, stable, then one burst per queue.  Returns how many went. */
+static uint16_t flush_spread(struct dp_port *p, uint16_t n, uint16_t n_txq)
+{
+	struct rte_mbuf *sorted[DP_TXBUF];
+	uint8_t queue_of[DP_TXBUF];
+	uint16_t start[VSW_PORT_MAX_QUEUES + 1] = {0};
+	uint16_t sent = 0;
+
+	if (n_txq > VSW_PORT_MAX_QUEUES) {
+		n_txq = VSW_PORT_MAX_QUEUES;
+	}
+	for (uint16_t i = 0; i < n; i++) {
+		const struct rte_mbuf *m = p->tx[i];
+		uint32_t h = vsw_flow_hash(rte_pktmbuf_mtod(m, const uint8_t *),
+					   rte_pktmbuf_data_len(m));
+
+		queue_of[i] = (uint8_t)vsw_flow_queue(h, n_txq);
+		start[queue_of[i] + 1]++;
+	}
+	for (uint16_t q = 0; q < n_txq; q++) {
+		start[q + 1] += start[q];
+	}
+	for (uint16_t i = 0; i < n; i++) {
+		sorted[start[queue_of[i]]++] = p->tx[i];
+	}
+	/* start[q] is now where queue q's frames end. */
+	for (uint16_t q = 0, first = 0; q < n_txq; first = start[q], q++) {
+		if (start[q] > first) {
+			sent += p->dev->pclass->tx_burst(p->dev, q, sorted + first,
+							 (uint16_t)(start[q] - first));
+		}
+	}
+	return sent;
+}
+
 static void port_flush(struct vsw_dp *dp, struct dp_port *p)
 {
-	uint16_t n = p->n_tx, sent;
+	uint16_t n = p->n_tx, n_txq, sent;
 
 	if (n == 0) {
 		return;
 	}
 	capture_burst(p, p->tx, n);
 	p->n_tx = 0;
-	sent = p->dev->pclass->tx_burst(p->dev, 0, p->tx, n);
+	/* Read once: a vhost-user provider changes it when the guest sets up
+	 * more queues.  One queue, the common case, costs no hashing. */
+	n_txq = p->dev->n_txq;
+	if (n_txq > 1) {
+		sent = flush_spread(p, n, n_txq);
+	} else {
+		sent = p->dev->pclass->tx_burst(p->dev, 0, p->tx, n);
+	}
 	if (sent < n) {
 		vsw_port_count_tx_failed(p->br->core, p->port_no, n - sent);
 	}
@@ -452,8 +503,11 @@ static void rebuild_epoll(struct vsw_dp *dp)
 		return;
 	}
 	epoll_add(dp->ep, dp->wake_fd);
+	/* Room for every queue a port may have, not the n_rxq of now: a
+	 * vhost-user provider raises it on rte_vhost's thread while a guest
+	 * sets up queues, maybe between this count and the loop below. */
 	for (struct dp_port *p = dp->ports; p; p = p->next) {
-		cap += p->dev->n_rxq;
+		cap += VSW_PORT_MAX_QUEUES;
 	}
 	free(dp->dups);
 	dp->dups = calloc(cap ? cap : 1, sizeof(int));
@@ -464,7 +518,7 @@ static void rebuild_epoll(struct vsw_dp *dp)
 		if (!p->dev->pclass->wait_fd) {
 			continue;
 		}
-		for (uint16_t q = 0; q < p->dev->n_rxq; q++) {
+		for (uint16_t q = 0; q < p->dev->n_rxq && n < cap; q++) {
 			int fd = p->dev->pclass->wait_fd(p->dev, q);
 			int d = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
 

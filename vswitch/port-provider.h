@@ -65,7 +65,11 @@ struct vsw_port_params {
  * their own struct and convert back with a cast. */
 struct vsw_portdev {
 	const struct vsw_port_class *pclass;
-	uint16_t n_rxq; /* queues opened, set by open() */
+	/* Queues in use, set by open().  A vhost-user provider changes them
+	 * on rte_vhost's thread as a guest sets up queues, so the datapath
+	 * reads them afresh where it uses them and copes with a change
+	 * between two reads. */
+	uint16_t n_rxq;
 	uint16_t n_txq;
 };
 
@@ -93,10 +97,13 @@ struct vsw_port_class {
 	uint16_t (*rx_burst)(struct vsw_portdev *dev, uint16_t queue, struct rte_mbuf **pkts,
 			     uint16_t n_max);
 
-	/* Sends 'n' frames on 'queue' and returns how many went.  Takes every
-	 * one of them either way: the unsent are freed and counted in
-	 * tx_dropped, and the caller counts them with
-	 * vsw_port_count_tx_failed().  Never blocks. */
+	/* Sends 'n' frames on 'queue' (< n_txq) and returns how many went.
+	 * Takes every one of them either way: the unsent are freed and
+	 * counted in tx_dropped, and the caller counts them with
+	 * vsw_port_count_tx_failed().  The datapath picks the queue by flow
+	 * (flow-hash.h); a provider whose peer has disabled that queue sends
+	 * on an enabled one instead (vsw_queue_remap), never drops for it.
+	 * Never blocks. */
 	uint16_t (*tx_burst)(struct vsw_portdev *dev, uint16_t queue, struct rte_mbuf **pkts,
 			     uint16_t n);
 

@@ -8,12 +8,25 @@
  *
  * A guest appears and goes on rte_vhost's own thread (new_device,
  * destroy_device).  The port publishes the device id ('vid') in an atomic
- * the datapath reads once per burst.  destroy_device only withdraws it: it
- * runs with the device's queue locks held, so waiting there for a datapath
- * that may be spinning on one of those locks would deadlock.  new_device
- * holds no lock and waits for the datapath to pass between bursts (the
- * 'quiesce' hook) before publishing, so a burst that read an old id has
- * finished before rte_vhost can have handed that number to this device.
+ * the datapath reads once per burst.  destroy_device withdraws it and then
+ * waits for the datapath to pass between rounds (the 'quiesce' hook)
+ * before it returns: rte_vhost frees the device, and may give its number to
+ * the next guest to connect (to this port or any other), only after
+ * destroy_device returns, so by then no burst that read the old id is
+ * still running, and none can start.  Waiting there is safe because
+ * rte_vhost 22.11 calls destroy_device with no queue lock held (its message
+ * handler leaves GET_VRING_BASE and RESET_OWNER unlocked for exactly this,
+ * "destroy_device waits for queues to be inactive"; a disconnect and
+ * rte_vhost_driver_unregister hold none either), so the datapath, which
+ * may spin on a queue lock inside a burst, is never waiting for this
+ * thread.  docs/vswitch.md, "Locking", has the whole argument.
+ *
+ * Multiqueue: the guest enables queue pairs one by one
+ * (vring_state_changed), maybe fewer than it set up.  The port keeps which
+ * receive rings of the guest are ready in 'rxq_ready', and tx_burst moves
+ * a queue the guest has not enabled onto one it has (vsw_queue_remap), so
+ * the datapath can spread frames over n_txq queues by flow without knowing
+ * the guest's choice.
  */
 #include <errno.h>
 #include <limits.h>
@@ -30,6 +43,7 @@
 #include <rte_vhost.h>
 
 #include "errmsg.h"
+#include "flow-hash.h"
 #include "port-provider.h"
 #include "port-stats.h"
 #include "rpc.h"
@@ -46,6 +60,11 @@ struct vhost_port {
 	bool client;
 	uint16_t max_queues;       /* queue pairs polled at most */
 	atomic_int vid;            /* -1: no guest */
+	/* Bit q: the guest's receive ring of queue pair q (q < max_queues) is
+	 * ready, as rte_vhost last said of device 'ready_vid' (ports_lock).
+	 * Read by tx_burst once per burst. */
+	atomic_uint rxq_ready;
+	int ready_vid;
 	struct rte_mempool *mempool;
 	void (*quiesce)(void *hook_ctx);
 	void (*changed)(void *hook_ctx);
@@ -75,6 +94,36 @@ static struct vhost_port *port_by_vid(int vid)
 	return NULL;
 }
 
+/* Starts tracking the rings of device 'vid' on 'p' (ports_lock held). */
+static void track_device(struct vhost_port *p, int vid)
+{
+	if (p->ready_vid != vid) {
+		p->ready_vid = vid;
+		atomic_store(&p->rxq_ready, 0);
+	}
+}
+
+/* Sets the queues the datapath polls and spreads over from the rings the
+ * guest set up (a guest uses as many pairs as it has vCPUs, up to what
+ * QEMU's queues= offers), within our cap.  Returns true if they changed.
+ * The datapath may use the old counts for one round: rx_burst checks the
+ * ring exists, tx_burst remaps a queue not enabled. */
+static bool set_queue_counts(struct vhost_port *p, int vid)
+{
+	uint16_t n_vrings = rte_vhost_get_vring_num(vid);
+	uint16_t pairs = n_vrings / 2 < p->max_queues ? n_vrings / 2 : p->max_queues;
+
+	if (pairs == 0) {
+		pairs = 1;
+	}
+	if (pairs == p->base.n_rxq) {
+		return false;
+	}
+	p->base.n_rxq = pairs;
+	p->base.n_txq = pairs;
+	return true;
+}
+
 static int on_new_device(int vid)
 {
 	struct vhost_port *p;
@@ -82,33 +131,53 @@ static int on_new_device(int vid)
 
 	pthread_mutex_lock(&ports_lock);
 	p = port_by_vid(vid);
-	pthread_mutex_unlock(&ports_lock);
-	/* 'p' stays: vhost_close() first unregisters the socket, which waits
-	 * for this callback to return.  The datapath's lock is taken by
-	 * quiesce() with ports_lock released, as the control thread takes
-	 * them the other way round. */
 	if (!p) {
+		pthread_mutex_unlock(&ports_lock);
 		return -1;
 	}
 	/* Interrupts from the guest stay off until the datapath sleeps. */
 	for (i = 0; i < n_vrings; i++) {
 		rte_vhost_enable_guest_notification(vid, i, 0);
 	}
-	if (p->quiesce) {
-		p->quiesce(p->hook_ctx);
-	}
-	/* Poll every queue pair the guest set up (a guest uses as many as it
-	 * has vCPUs, up to what QEMU's queues= offers), within our cap.  The
-	 * datapath may read the old count for one round: rx_burst checks the
-	 * ring exists. */
-	uint16_t pairs = n_vrings / 2 < p->max_queues ? n_vrings / 2 : p->max_queues;
-
-	p->base.n_rxq = pairs ? pairs : 1;
-	p->base.n_txq = p->base.n_rxq;
+	/* No wait for the datapath here: every burst that could hold this
+	 * number from an earlier device ended before that device's
+	 * destroy_device returned. */
+	track_device(p, vid);
+	set_queue_counts(p, vid);
 	atomic_store(&p->vid, vid);
 	if (p->changed) {
 		p->changed(p->hook_ctx);
 	}
+	pthread_mutex_unlock(&ports_lock);
+	return 0;
+}
+
+/* rte_vhost says ring 'vring' of 'vid' became ready for frames or stopped
+ * being so.  Called with the device's queue locks held (and maybe before
+ * new_device): it must not wait for the datapath. */
+static int on_vring_state_changed(int vid, uint16_t vring, int enable)
+{
+	struct vhost_port *p;
+
+	pthread_mutex_lock(&ports_lock);
+	p = port_by_vid(vid);
+	if (p) {
+		track_device(p, vid);
+		/* Even rings are the guest's receive rings: our transmit side. */
+		if (vring % 2 == 0 && vring / 2 < p->max_queues) {
+			unsigned int bit = 1u << (vring / 2);
+
+			if (enable) {
+				atomic_fetch_or(&p->rxq_ready, bit);
+			} else {
+				atomic_fetch_and(&p->rxq_ready, ~bit);
+			}
+		}
+		if (atomic_load(&p->vid) == vid && set_queue_counts(p, vid) && p->changed) {
+			p->changed(p->hook_ctx);
+		}
+	}
+	pthread_mutex_unlock(&ports_lock);
 	return 0;
 }
 
@@ -124,12 +193,29 @@ static void on_destroy_device(int vid)
 			p->changed(p->hook_ctx);
 		}
 	}
+	if (p && p->ready_vid == vid) {
+		p->ready_vid = -1;
+		atomic_store(&p->rxq_ready, 0);
+	}
 	pthread_mutex_unlock(&ports_lock);
+	/* Closes the race of a burst that read 'vid' before it was withdrawn
+	 * (file comment): rte_vhost frees the device and may reuse its
+	 * number once this returns.  Waited for even when 'vid' was no longer
+	 * the published one (a second connection to a server socket replaced
+	 * it), since a burst may have read it before that.  'p' stays: closing
+	 * the port unregisters the socket first, and that waits for the
+	 * callbacks or makes this one.  ports_lock is released first, as the
+	 * control thread takes the datapath's lock and ports_lock the other
+	 * way round. */
+	if (p && p->quiesce) {
+		p->quiesce(p->hook_ctx);
+	}
 }
 
 static const struct rte_vhost_device_ops vhost_ops = {
 	.new_device = on_new_device,
 	.destroy_device = on_destroy_device,
+	.vring_state_changed = on_vring_state_changed,
 };
 
 /* What the guest may negotiate.  Offloads go, as Open vSwitch does by
@@ -187,6 +273,8 @@ static int vhost_open(const struct vsw_port_params *params, bool client,
 	memcpy(p->path, params->path, strlen(params->path) + 1);
 	p->client = client;
 	atomic_init(&p->vid, -1);
+	atomic_init(&p->rxq_ready, 0);
+	p->ready_vid = -1;
 	p->mempool = params->mempool;
 	p->quiesce = params->quiesce;
 	p->changed = params->changed;
@@ -308,6 +396,9 @@ static uint16_t vhost_tx_burst(struct vsw_portdev *dev, uint16_t queue, struct r
 	uint16_t sent = 0;
 
 	if (vid >= 0) {
+		/* A queue the guest has not enabled would drop them all. */
+		queue = vsw_queue_remap(atomic_load_explicit(&p->rxq_ready, memory_order_relaxed),
+					queue);
 		/* rte_vhost copies into the guest's buffers and leaves the
 		 * mbufs to us, sent or not. */
 		sent = rte_vhost_enqueue_burst(vid, GUEST_RX_VRING(queue), pkts, n);

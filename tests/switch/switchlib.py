@@ -243,6 +243,14 @@ class Testpmd:
     def log(self):
         return _tail(self.log_path, 200)
 
+    def log_text(self):
+        """The whole log so far."""
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
     def __enter__(self):
         return self.start()
 

@@ -3,7 +3,7 @@
 """vswitchd and vswitchctl without guests: control errors, persistence
 across restarts and crashes, and forwarding checked with DPDK testpmd
 (net_virtio_user) clients: flooding within a VLAN only, tags pushed on
-trunks, multiqueue receive, reconnection of client ports, pcap capture,
+trunks, multiqueue receive and transmit, reconnection of client ports, pcap capture,
 and an idle datapath that sleeps.
 
 usage: test_ctl.py VSWITCHD VSWITCHCTL WORKDIR
@@ -294,6 +294,84 @@ def test_forwarding(d):
             sink.stop()
 
 
+def testpmd_xstat(pmd, port, name, timeout=10):
+    """Asks an interactive testpmd for 'show port xstats PORT' and returns
+    the value of counter 'name' from its answer."""
+    import re
+    marker = len(pmd.log_text())
+    pmd.command(f"show port xstats {port}")
+
+    def value():
+        m = re.search(rf"^\s*{name}:\s*(\d+)\s*$", pmd.log_text()[marker:],
+                      re.MULTILINE)
+        return m and (int(m.group(1)),)
+    return wait_for(f"testpmd's {name}", value, timeout=timeout)[0]
+
+
+def test_multiqueue_tx(d):
+    """Frames to a multiqueue client leave on all the queues it enabled,
+    spread by flow: a two-queue testpmd receives 256 frames of 256 flows
+    (--txonly-multi-flow) on both queues; one that offers two queues but
+    enables one gets every frame on that one, none lost to the other."""
+    socks = {n: os.path.join(d, f"{n}.sock") for n in ("src", "mq")}
+    with Switch(VSWITCHD, VSWITCHCTL, d).start() as sw:
+        sw.ctl("add-br", "br0")
+        sw.ctl("add-port", "br0", "src", "--type", "vhost-user", "--socket",
+               socks["src"], "--tag", "10")
+        sw.ctl("add-port", "br0", "mq", "--type", "vhost-user", "--socket",
+               socks["mq"], "--tag", "10", "--queues", "2")
+
+        def link(port):
+            return lambda: next(p for p in sw.ctl_json("show")["bridges"][0]
+                                ["ports"] if p["name"] == port)["link"] == "up"
+        # io mode, after 'start tx_first 8': exactly 8 bursts of 32 txonly
+        # frames, then forwarding of nothing (the source receives none),
+        # so the counts are exact and no ring overflows.
+        src = Testpmd("mqsrc", d, [socks["src"]], mode="io", interactive=True,
+                      args=["--txonly-multi-flow"]).start()
+        try:
+            wait_for("the source's port up", link("src"))
+            for rxq in (2, 1):
+                sink = Testpmd(f"mq{rxq}", d, [socks["mq"]], mode="rxonly",
+                               queues=2, interactive=True,
+                               args=[f"--rxq={rxq}", f"--txq={rxq}"]).start()
+                try:
+                    wait_for("the sink's port up", link("mq"))
+                    # The link is up before testpmd has given its receive
+                    # rings buffers: wait for it to forward.
+                    sink.command("start")
+                    wait_for("the sink forwarding", lambda: "forwards packets on"
+                             in sink.log_text())
+                    before = sw.port_stats("br0", "mq")["device"]
+                    src.command("start tx_first 8")
+                    wait_for("256 frames to the sink", lambda: sw.port_stats(
+                        "br0", "mq")["device"]["tx_packets"]
+                        + sw.port_stats("br0", "mq")["device"]["tx_dropped"]
+                        >= before["tx_packets"] + before["tx_dropped"] + 256,
+                        timeout=30)
+                    src.command("stop")
+                    after = sw.port_stats("br0", "mq")["device"]
+                    sent = after["tx_packets"] - before["tx_packets"]
+                    lost = after["tx_dropped"] - before["tx_dropped"]
+                    q0 = testpmd_xstat(sink, 0, "rx_q0_good_packets")
+                    if rxq == 2:
+                        q1 = testpmd_xstat(sink, 0, "rx_q1_good_packets")
+                        check(q0 > 0 and q1 > 0 and q0 + q1 == sent == 256,
+                              f"two queues enabled: both used ({q0} and {q1} "
+                              f"of {sent} sent, {lost} dropped)")
+                        check(min(q0, q1) >= 256 // 4,
+                              "and neither starved by 256 flows")
+                    else:
+                        check(q0 == sent == 256 and lost == 0,
+                              f"one queue of two enabled: all on it ({q0} of "
+                              f"{sent} sent, {lost} dropped)")
+                finally:
+                    sink.stop()
+                wait_for("the sink gone", lambda: not link("mq")())
+        finally:
+            src.stop()
+
+
 def test_reconnect(d):
     sock = os.path.join(d, "cl.sock")
     with Switch(VSWITCHD, VSWITCHCTL, d).start() as sw:
@@ -508,13 +586,18 @@ def test_hardening(d):
 
 def main():
     os.makedirs(WORKDIR, exist_ok=True)
+    # SWITCH_CTL_ONLY=name[,name]: run only those parts, while working on one.
+    only = [n for n in os.environ.get("SWITCH_CTL_ONLY", "").split(",") if n]
     for name, fn in (("errors", test_errors),
                      ("hardening", test_hardening),
                      ("persistence", test_persistence),
                      ("forwarding", test_forwarding),
+                     ("multiqueue-tx", test_multiqueue_tx),
                      ("reconnect", test_reconnect),
                      ("poll-mode", test_poll_mode),
                      ("host-and-uplink", test_host_and_uplink)):
+        if only and name not in only:
+            continue
         print(f"== {name}", flush=True)
         try:
             fn(fresh_dir(name))
