@@ -402,6 +402,12 @@ static int snapshot_served(const struct snapshot_sub *sub, const struct vdisk_se
 		res = vdisk_served_call(s, sub->change == vd_snapshot_create ? "snapshot-create"
 									    : "snapshot-delete",
 					params);
+		if (res) {
+			/* The daemon held the guest's I/O for it: say how long. */
+			printf("Snapshot '%s' %s by vdiskd (pid %ld); the guest's I/O paused %llu us.\n",
+			       co->name, sub->change == vd_snapshot_create ? "created" : "deleted",
+			       s->pid, (unsigned long long)cli_json_u64(res, "pause-us"));
+		}
 		json_object_put(res);
 		return res ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
 	}
