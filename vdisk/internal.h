@@ -306,6 +306,9 @@ int vd_snapshots_resume(struct vd_image *img);
 void vd_snapshots_free(struct vd_image *img);
 int vd_l2_unref(struct vd_image *img, uint64_t l2off);
 
+/* check.c */
+int vd_check_resumable(struct vd_image *img, struct errmsg *err);
+
 /* io.c */
 int vd_check_l2_entry(struct vd_image *img, uint64_t e);
 int vd_unmap_clusters(struct vd_image *img, uint64_t off, uint64_t len, bool to_backing);
