@@ -1446,6 +1446,22 @@ static bool iov_aligned(const struct iovec *iov, int cnt, uint32_t align, size_t
 	return ok;
 }
 
+/* The alignment a guest buffer needs: reads that fall through to a backing
+ * image go to its file with the caller's buffer, so the strictest of the
+ * chain (an image in memory or on a file without O_DIRECT, with a backing
+ * image opened O_DIRECT, read misaligned buffers with EINVAL: found by the
+ * crash harness's clone run, in a build without ASan, whose large mallocs
+ * are not 512-byte aligned). */
+static uint32_t chain_align(const struct vd_image *img)
+{
+	uint32_t a = 1;
+
+	for (; img; img = img->backing) {
+		a = img->file.align_bytes > a ? img->file.align_bytes : a;
+	}
+	return a;
+}
+
 static int check_range(struct vd_image *img, uint64_t off, uint64_t len)
 {
 	if (off % VD_SECTOR_BYTES || len % VD_SECTOR_BYTES || off > img->hdr.size_bytes ||
@@ -1477,7 +1493,7 @@ static int submit_rw(struct vd_ctx *ctx, struct vd_image *img, const struct iove
 {
 	struct vd_req *req;
 	size_t len;
-	bool aligned = iov_aligned(iov, iovcnt, img->file.align_bytes, &len);
+	bool aligned = iov_aligned(iov, iovcnt, chain_align(img), &len);
 	int ret = check_range(img, off, len);
 
 	if (ret < 0) {
