@@ -746,6 +746,15 @@ int vd_reftable_grow(struct vd_image *img, uint64_t cover_clusters)
 	return ret == 0 ? vd_mblock_release(img, old) : ret;
 }
 
+/* Learns region 'r' as all used, without reading its refcount block: its
+ * refcount table entry names something that is not one (check --repair,
+ * which rebuilds the structures; reading "the block" would read another
+ * structure, or find the active L1 or the table itself pinned there). */
+int vd_region_learn_used(struct vd_image *img, uint64_t r)
+{
+	return vd_region_known(img, r) ? 0 : region_learn(img, r, NULL, true);
+}
+
 /* Marks clusters the metadata references as in use, whatever their stored
  * refcounts say (check --repair, before it corrects them). */
 int vd_freemap_reserve_used(struct vd_image *img, const uint32_t *refs, uint64_t n)

@@ -778,6 +778,13 @@ static int run_check(struct checker *ck)
 				       : " ('vdisk check --repair' rebuilds them)");
 		}
 	}
+	for (uint64_t i = 0; i < img->rt_blk->bytes / 8 && ret == 0 && ck->repair; i++) {
+		if (ck->rt_bad[i]) {
+			/* Never read through the entry (found by repair_prop:
+			 * an entry naming the active L1 failed the repair). */
+			ret = vd_region_learn_used(img, i);
+		}
+	}
 	if (ret == 0 && ck->repair) {
 		/* Clusters the metadata uses must not be handed out while
 		 * the refcounts are being put right. */

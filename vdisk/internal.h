@@ -294,6 +294,7 @@ void vd_release_run(struct vd_image *img, uint64_t first, uint64_t n, bool unkno
 int vd_reftable_grow(struct vd_image *img, uint64_t cover_clusters);
 uint64_t vd_reftable_cover(uint64_t guest_clusters, uint64_t l1_entries);
 bool vd_fixed_metadata(const struct vd_image *img, uint64_t cluster);
+int vd_region_learn_used(struct vd_image *img, uint64_t r);
 int vd_file_grow(struct vd_image *img, uint64_t end_clusters);
 
 /* chain.c */

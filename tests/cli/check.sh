@@ -78,6 +78,21 @@ expect_ok check "$alias"
 expect_out "No errors were found on the image."
 [ "$(stat -c %s "$alias")" -lt $((64 << 20)) ] || fail "writing grew the file"
 
+# A refcount table entry naming the active L1 table: the repair read "the
+# block" through it (the L1, pinned in the cache) and failed instead of
+# rebuilding (found by repair_prop).
+onl1=$TMP/onl1.vd
+expect_ok create -q "$onl1" 16M
+expect_ok io -q -c 'write -P 6 0 1M' "$onl1"
+poke "$onl1" rt-set 0 "$(poke "$onl1" get l1_offset)"
+expect_rc 2 check "$onl1"
+expect_ok check --repair "$onl1"
+expect_out "Rebuilt the refcount structures"
+expect_out "No errors were found on the image."
+expect_ok io -c 'write -P 8 4M 1M' -c 'read -P 6 0 1M' -c 'read -P 8 4M 1M' "$onl1"
+expect_ok check "$onl1"
+expect_out "No errors were found on the image."
+
 # Issue 11: an image with a snapshot deletion a crash interrupted, whose
 # refcount table entry 0 names a guest data cluster.  Finishing the
 # deletion would lower refcounts inside that data: a read-write open
