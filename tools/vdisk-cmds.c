@@ -967,7 +967,10 @@ int vdisk_cmd_check(int argc, char **argv)
 		return ret > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 	}
 	path = argv[optind];
-	if (vdisk_open_image(path, ro.repair ? VD_OPEN_RDWR : report_open_flags(&ro), &img) < 0) {
+	/* A repair finishes an interrupted snapshot deletion itself, after
+	 * it has made the refcounts sound (the open would go through them). */
+	if (vdisk_open_image(path, ro.repair ? VD_OPEN_RDWR | VD_OPEN_NO_RESUME
+					     : report_open_flags(&ro), &img) < 0) {
 		return CLI_EXIT_FAILURE;
 	}
 	cs.json = ro.json;

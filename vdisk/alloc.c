@@ -112,8 +112,10 @@ static bool in_region(const struct vd_image *img, uint64_t c, uint64_t off, uint
 }
 
 /* The header cluster, journal, active L1 and refcount table: whatever a
- * (corrupt) refcount says, these are never free (found by fuzzing). */
-static bool fixed_metadata(const struct vd_image *img, uint64_t c)
+ * (corrupt) refcount says, these are never free (found by fuzzing), and
+ * whatever a (corrupt) L1 or L2 entry says, never an L2 table or guest data
+ * (io.c). */
+bool vd_fixed_metadata(const struct vd_image *img, uint64_t c)
 {
 	return c == 0 || in_region(img, c, img->hdr.journal_offset, img->hdr.journal_bytes) ||
 	       in_region(img, c, img->hdr.l1_offset, img->hdr.l1_entries * 8ull) ||
@@ -315,7 +317,7 @@ static uint64_t scan_free(const struct vd_image *img, uint64_t from)
 			c += 32;
 			continue;
 		}
-		if (is_free(img, c) && !fixed_metadata(img, c)) {
+		if (is_free(img, c) && !vd_fixed_metadata(img, c)) {
 			return c;
 		}
 		c++;
@@ -582,7 +584,7 @@ int vd_cluster_unref(struct vd_image *img, uint64_t cluster)
 	if (ret < 0) {
 		return ret;
 	}
-	if (ref == 0 || (ref == 1 && fixed_metadata(img, cluster))) {
+	if (ref == 0 || (ref == 1 && vd_fixed_metadata(img, cluster))) {
 		return -EUCLEAN;
 	}
 	ret = vd_refcount_set(img, cluster, ref - 1);
@@ -742,6 +744,15 @@ int vd_reftable_grow(struct vd_image *img, uint64_t cover_clusters)
 		ret = vd_journal_commit(img);
 	}
 	return ret == 0 ? vd_mblock_release(img, old) : ret;
+}
+
+/* Learns region 'r' as all used, without reading its refcount block: its
+ * refcount table entry names something that is not one (check --repair,
+ * which rebuilds the structures; reading "the block" would read another
+ * structure, or find the active L1 or the table itself pinned there). */
+int vd_region_learn_used(struct vd_image *img, uint64_t r)
+{
+	return vd_region_known(img, r) ? 0 : region_learn(img, r, NULL, true);
 }
 
 /* Marks clusters the metadata references as in use, whatever their stored

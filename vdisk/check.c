@@ -24,7 +24,21 @@
  *      cluster and past the end of the file, made durable, and only then
  *      does one journal transaction switch the header to them.  A crash
  *      before that commit leaves the old (damaged) structures, after it
- *      the new ones; nothing referenced is ever counted free. */
+ *      the new ones; nothing referenced is ever counted free.
+ *   4. A snapshot deletion interrupted by a crash (a DELETING entry) is
+ *      finished only through structures this check found sound: it writes
+ *      refcounts through refcount table entries and frees clusters by their
+ *      stored refcounts, so an entry naming guest data, or a refcount below
+ *      the references, would let it overwrite or free live data.  Whether
+ *      an entry is sound depends on every reference in the image (only the
+ *      whole walk shows that it names a data cluster), so a read-write open
+ *      runs this check before it finishes one (vd_check_resumable) and
+ *      refuses the image when the deletion would go through damage; repair
+ *      finishes it itself, after the rebuild.  Damage reached only through
+ *      live snapshots, which repair leaves, is not on the deletion's way
+ *      (resume_blockers).  A DELETING entry is hidden and about to be freed,
+ *      so repair drops its invalid references, as the deletion itself
+ *      would, instead of leaving them in the way for ever. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -57,7 +71,28 @@ struct checker {
 	uint8_t *rt_bad;        /* per refcount table entry: unusable (rule 2) */
 	bool rc_broken;         /* the refcount structures need a rebuild */
 	uint64_t rc_errors;     /* corruptions a rebuild fixes */
+	uint64_t live_snap_errors; /* corruptions reached through live snapshots only */
 };
+
+static bool deleting(const struct vd_snap *snap)
+{
+	return snap && (snap->flags & VD_SNAP_DELETING);
+}
+
+/* Counts a corruption found through 'snap' (NULL: the disk's own tables). */
+static void snap_corruption(struct checker *ck, const struct vd_snap *snap)
+{
+	ck->res->corruptions++;
+	if (snap && !deleting(snap)) {
+		ck->live_snap_errors++;
+	}
+}
+
+/* Rule 4: the corruptions left that a deletion would go through. */
+static uint64_t resume_blockers(const struct checker *ck)
+{
+	return ck->res->corruptions - ck->res->corruptions_fixed - ck->live_snap_errors;
+}
 
 static void __attribute__((format(printf, 2, 3))) say(struct checker *ck, const char *fmt, ...)
 {
@@ -113,15 +148,16 @@ static bool add_region(struct checker *ck, uint64_t off, uint64_t bytes, enum ki
 }
 
 /* An L2 entry that cannot be trusted is unmapped by repair: the guest reads
- * zeros there instead of another structure's bytes. */
+ * zeros there instead of another structure's bytes.  'snap': the snapshot
+ * through which the table was reached first (NULL: the disk). */
 static int bad_l2_entry(struct checker *ck, uint64_t l2off, uint32_t j, uint32_t l1i,
-			bool in_snapshot)
+			const struct vd_snap *snap)
 {
 	struct vd_mblock *l2;
 	int ret;
 
-	ck->res->corruptions++;
-	if (!ck->repair || in_snapshot) {
+	snap_corruption(ck, snap);
+	if (!ck->repair || (snap && !deleting(snap))) {
 		return 0;
 	}
 	ret = vd_mblock_get(ck->img, l2off, &l2);
@@ -138,7 +174,7 @@ static int bad_l2_entry(struct checker *ck, uint64_t l2off, uint32_t j, uint32_t
 
 /* Through the cache: an open writer's newest tables may not be on disk. */
 static int walk_l2(struct checker *ck, uint64_t l2off, uint32_t l1i, uint8_t *buf,
-		   bool in_snapshot, uint64_t guest_clusters)
+		   const struct vd_snap *snap, uint64_t guest_clusters)
 {
 	struct vd_image *img = ck->img;
 	struct vd_mblock *blk;
@@ -163,12 +199,12 @@ static int walk_l2(struct checker *ck, uint64_t l2off, uint32_t l1i, uint8_t *bu
 		snprintf(from, sizeof(from), "L2 table at 0x%" PRIx64 " entry %" PRIu32, l2off, j);
 		if ((e & VD_L2_RESERVED_MASK) || ((e & VD_L2_ZERO) && off)) {
 			say(ck, "ERROR %s: invalid entry 0x%016" PRIx64, from, e);
-			ret = bad_l2_entry(ck, l2off, j, l1i, in_snapshot);
+			ret = bad_l2_entry(ck, l2off, j, l1i, snap);
 		} else if (off && (uint64_t)l1i * img->l2_entries + j >= guest_clusters) {
 			say(ck, "ERROR %s: maps a cluster beyond the virtual size", from);
-			ret = bad_l2_entry(ck, l2off, j, l1i, in_snapshot);
+			ret = bad_l2_entry(ck, l2off, j, l1i, snap);
 		} else if (off && !add_ref(ck, off, K_DATA, from)) {
-			ret = bad_l2_entry(ck, l2off, j, l1i, in_snapshot);
+			ret = bad_l2_entry(ck, l2off, j, l1i, snap);
 		} else if (off) {
 			ck->res->allocated_clusters++;
 		}
@@ -201,6 +237,32 @@ static bool plausible_l2(struct checker *ck, uint64_t off)
 	}
 	vd_mblock_put(blk);
 	return ok;
+}
+
+/* Rule 4: a DELETING snapshot's L1 entry that names no valid L2 table is
+ * set to 0, as step 2 of the deletion would, without lowering a refcount:
+ * the reference was not counted.  Committed at once, so that the table can
+ * leave the cache before anything else reads it from the file. */
+static int drop_deleting_l1_entry(struct checker *ck, const struct vd_snap *snap, uint32_t i)
+{
+	struct vd_image *img = ck->img;
+	struct vd_mblock *l1;
+	int ret = vd_mblock_pinned(img, snap->l1_offset,
+				   ((uint32_t)snap->l1_entries * 8 + 511) & ~511u, &l1);
+
+	if (ret < 0) {
+		return ret;
+	}
+	vd_set64(img, l1, i, 0);
+	ret = vd_journal_commit(img);
+	if (ret == 0) {
+		ret = vd_mblock_release(img, l1);
+	}
+	if (ret == 0) {
+		ck->res->corruptions_fixed++;
+		say(ck, "Repairing L1 entry %" PRIu32 " of a snapshot being deleted: dropped", i);
+	}
+	return ret;
 }
 
 /* Walks an L1 table: the disk's ('snap' NULL, from the pinned block, the
@@ -256,7 +318,7 @@ static int walk_l1(struct checker *ck, const struct vd_snap *snap, int pass)
 			 * counted as one. */
 			if (valid && ck->kinds[c] == K_L2 && !(ck->walked[c] & L2_WALKED)) {
 				ck->walked[c] |= L2_WALKED;
-				ret = walk_l2(ck, off, i, buf, snap != NULL,
+				ret = walk_l2(ck, off, i, buf, snap,
 					      snap ? (snap->size_bytes + img->cluster_bytes - 1) >>
 							     img->cluster_bits
 						   : img->guest_clusters);
@@ -267,17 +329,19 @@ static int walk_l1(struct checker *ck, const struct vd_snap *snap, int pass)
 			if (e & VD_L1_RESERVED_MASK) {
 				say(ck, "ERROR %s: invalid entry 0x%016" PRIx64, from, e);
 			}
-			ck->res->corruptions++;
+			snap_corruption(ck, snap);
 			if (ck->repair && !snap) {
 				vd_set64(img, img->l1_blk, i, 0);
 				ck->res->corruptions_fixed++;
 				say(ck, "Repairing %s: unmapped its L2 table", from);
+			} else if (ck->repair && deleting(snap)) {
+				ret = drop_deleting_l1_entry(ck, snap, i);
 			}
 			continue;
 		}
 		if (pass == 2 && !(ck->walked[c] & L2_WALKED)) {
 			ck->walked[c] |= L2_WALKED;
-			ret = walk_l2(ck, off, i, buf, snap != NULL,
+			ret = walk_l2(ck, off, i, buf, snap,
 				      snap ? (snap->size_bytes + img->cluster_bytes - 1) >>
 						     img->cluster_bits
 					   : img->guest_clusters);
@@ -635,6 +699,46 @@ static int rebuild_refcounts(struct checker *ck)
 	return 0;
 }
 
+static bool has_deleting(const struct vd_image *img)
+{
+	for (uint32_t i = 0; i < img->nsnaps; i++) {
+		if (deleting(&img->snaps[i])) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Rule 4: after the repair, a deletion a crash interrupted (left pending
+ * by the open, VD_OPEN_NO_RESUME) is finished when nothing on its way is
+ * still damaged: the refcounts are then exact, so it frees exactly what
+ * only the deleted snapshot referenced. */
+static int finish_deletions(struct checker *ck)
+{
+	struct vd_image *img = ck->img;
+	int ret;
+
+	if (!has_deleting(img)) {
+		return 0;
+	}
+	if (resume_blockers(ck)) {
+		say(ck, "The deletion of a snapshot that a crash interrupted stays pending: "
+		    "it would go through damage that repair cannot fix");
+		return 0;
+	}
+	ret = vd_snapshots_resume(img);
+	if (ret == 0) {
+		ret = vd_journal_checkpoint(img);
+	}
+	if (ret < 0) {
+		errmsg_set(ck->err, "%s: the repair is done, but finishing the interrupted "
+			   "deletion of a snapshot failed: %s", img->path, strerror(-ret));
+		return ret;
+	}
+	say(ck, "Finished the deletion of a snapshot that a crash had interrupted");
+	return 0;
+}
+
 static int run_check(struct checker *ck)
 {
 	struct vd_image *img = ck->img;
@@ -674,6 +778,13 @@ static int run_check(struct checker *ck)
 				       : " ('vdisk check --repair' rebuilds them)");
 		}
 	}
+	for (uint64_t i = 0; i < img->rt_blk->bytes / 8 && ret == 0 && ck->repair; i++) {
+		if (ck->rt_bad[i]) {
+			/* Never read through the entry (found by repair_prop:
+			 * an entry naming the active L1 failed the repair). */
+			ret = vd_region_learn_used(img, i);
+		}
+	}
 	if (ret == 0 && ck->repair) {
 		/* Clusters the metadata uses must not be handed out while
 		 * the refcounts are being put right. */
@@ -691,11 +802,16 @@ static int run_check(struct checker *ck)
 	if (ret == 0 && ck->repair && ck->rc_broken) {
 		ret = rebuild_refcounts(ck);
 	}
+	if (ret == 0 && ck->repair) {
+		ret = finish_deletions(ck);
+	}
 	return ret;
 }
 
-int vd_check(struct vd_image *img, unsigned flags, struct vd_check_result *res,
-	     vd_report_fn report, void *arg, struct errmsg *err)
+/* Runs the check; '*blockersp' (may be NULL): the corruptions left that
+ * an interrupted deletion would go through (rule 4). */
+static int check_image(struct vd_image *img, unsigned flags, struct vd_check_result *res,
+		       vd_report_fn report, void *arg, uint64_t *blockersp, struct errmsg *err)
 {
 	struct checker ck = {
 		.img = img, .res = res, .report = report, .arg = arg, .err = err,
@@ -728,9 +844,42 @@ int vd_check(struct vd_image *img, unsigned flags, struct vd_check_result *res,
 	if (ret < 0 && (!err || !err->msg[0])) {
 		errmsg_set(err, "%s: check failed: %s", img->path, strerror(-ret));
 	}
+	if (blockersp) {
+		*blockersp = resume_blockers(&ck);
+	}
 	free(ck.refs);
 	free(ck.kinds);
 	free(ck.walked);
 	free(ck.rt_bad);
+	return ret;
+}
+
+int vd_check(struct vd_image *img, unsigned flags, struct vd_check_result *res,
+	     vd_report_fn report, void *arg, struct errmsg *err)
+{
+	return check_image(img, flags, res, report, arg, NULL, err);
+}
+
+/* Rule 4, for a read-write open about to finish an interrupted deletion:
+ * 0 when it may, -EUCLEAN (and why, in one sentence) when the deletion
+ * would go through damaged metadata.  Costs a whole check, but only after
+ * a crash interrupted a deletion (qcow2 likewise checks a dirty image with
+ * lazy refcounts at open). */
+int vd_check_resumable(struct vd_image *img, struct errmsg *err)
+{
+	struct vd_check_result res;
+	uint64_t blockers = 0;
+	int ret;
+
+	if (!has_deleting(img)) {
+		return 0;
+	}
+	ret = check_image(img, 0, &res, NULL, NULL, &blockers, err);
+	if (ret == 0 && blockers) {
+		errmsg_set(err, "%s: a snapshot deletion interrupted by a crash cannot be "
+			   "finished: the image has %" PRIu64 " errors on its way "
+			   "(run 'vdisk check --repair')", img->path, blockers);
+		ret = -EUCLEAN;
+	}
 	return ret;
 }

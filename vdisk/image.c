@@ -549,6 +549,13 @@ static int open_common(const char *path, const struct vd_open_opts *opts,
 	if (ret == 0 && img->writable) {
 		ret = vd_freemap_init(img);
 	}
+	if (ret == 0 && img->writable && !(opts->flags & VD_OPEN_NO_RESUME)) {
+		/* The deletion finished below writes refcounts through the
+		 * refcount table and frees clusters by their refcounts: only
+		 * through structures a check has found sound (check.c, rule
+		 * 4), and before this open has written anything. */
+		ret = vd_check_resumable(img, err);
+	}
 	if (ret == 0 && img->writable) {
 		/* Mark the image in use; this also retires a replayed journal. */
 		img->hdr.incompat_features |= VD_INCOMPAT_JOURNAL_DIRTY;
@@ -556,7 +563,7 @@ static int open_common(const char *path, const struct vd_open_opts *opts,
 		ret = write_header_now(img);
 		img->journal_dirty_flag_set = ret == 0;
 	}
-	if (ret == 0 && img->writable) {
+	if (ret == 0 && img->writable && !(opts->flags & VD_OPEN_NO_RESUME)) {
 		/* A deletion (or revert) interrupted by a crash is finished. */
 		ret = vd_snapshots_resume(img);
 	}

@@ -293,6 +293,8 @@ int vd_release_pending_free(struct vd_image *img);
 void vd_release_run(struct vd_image *img, uint64_t first, uint64_t n, bool unknown);
 int vd_reftable_grow(struct vd_image *img, uint64_t cover_clusters);
 uint64_t vd_reftable_cover(uint64_t guest_clusters, uint64_t l1_entries);
+bool vd_fixed_metadata(const struct vd_image *img, uint64_t cluster);
+int vd_region_learn_used(struct vd_image *img, uint64_t r);
 int vd_file_grow(struct vd_image *img, uint64_t end_clusters);
 
 /* chain.c */
@@ -305,6 +307,9 @@ int vd_snapshots_load(struct vd_image *img, struct errmsg *err);
 int vd_snapshots_resume(struct vd_image *img);
 void vd_snapshots_free(struct vd_image *img);
 int vd_l2_unref(struct vd_image *img, uint64_t l2off);
+
+/* check.c */
+int vd_check_resumable(struct vd_image *img, struct errmsg *err);
 
 /* io.c */
 int vd_check_l2_entry(struct vd_image *img, uint64_t e);

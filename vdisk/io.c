@@ -741,6 +741,27 @@ static int l2_copy_up(struct vd_req *req, uint32_t i, struct vd_mblock *old,
 	return ret;
 }
 
+/* -EUCLEAN for an active L1 entry that cannot name an L2 table: reserved
+ * bits, unaligned, past the end of the file, or on the header, journal,
+ * active L1 or refcount table, whose bytes would be read as a mapping and
+ * changed by guest writes (found by repair_prop: an L1 entry naming the
+ * journal read a journal record as a mapping); 0 otherwise, 0 included. */
+static int l1_entry_check(const struct vd_image *img, uint64_t e)
+{
+	uint64_t off = e & VD_L1_OFFSET_MASK;
+
+	if (!e) {
+		return 0;
+	}
+	if ((e & VD_L1_RESERVED_MASK) || (off & (img->cluster_bytes - 1)) ||
+	    off + img->cluster_bytes > (img->writable ? vd_cluster_off(img, img->end_clusters)
+						       : img->file_bytes + img->cluster_bytes) ||
+	    vd_fixed_metadata(img, vd_off_cluster(img, off))) {
+		return -EUCLEAN;
+	}
+	return 0;
+}
+
 /* Finds the L2 table of guest cluster 'g' (NULL: none, when not
  * 'for_write').  With 'for_write', a missing table is created and a shared
  * one copied, so the caller may change it.  May park (-EWOULDBLOCK). */
@@ -757,10 +778,9 @@ static int l2_find(struct vd_req *req, uint64_t g, bool for_write, struct vd_mbl
 
 	*l2p = NULL;
 	*idxp = g % img->l2_entries;
-	if ((e & VD_L1_RESERVED_MASK) || (off & (img->cluster_bytes - 1)) ||
-	    off + img->cluster_bytes > (img->writable ? vd_cluster_off(img, img->end_clusters)
-						       : img->file_bytes + img->cluster_bytes)) {
-		return off || (e & VD_L1_RESERVED_MASK) ? -EUCLEAN : 0;
+	ret = l1_entry_check(img, e);
+	if (ret < 0) {
+		return ret;
 	}
 	if (!off && !for_write) {
 		return 0;
@@ -1426,6 +1446,22 @@ static bool iov_aligned(const struct iovec *iov, int cnt, uint32_t align, size_t
 	return ok;
 }
 
+/* The alignment a guest buffer needs: reads that fall through to a backing
+ * image go to its file with the caller's buffer, so the strictest of the
+ * chain (an image in memory or on a file without O_DIRECT, with a backing
+ * image opened O_DIRECT, read misaligned buffers with EINVAL: found by the
+ * crash harness's clone run, in a build without ASan, whose large mallocs
+ * are not 512-byte aligned). */
+static uint32_t chain_align(const struct vd_image *img)
+{
+	uint32_t a = 1;
+
+	for (; img; img = img->backing) {
+		a = img->file.align_bytes > a ? img->file.align_bytes : a;
+	}
+	return a;
+}
+
 static int check_range(struct vd_image *img, uint64_t off, uint64_t len)
 {
 	if (off % VD_SECTOR_BYTES || len % VD_SECTOR_BYTES || off > img->hdr.size_bytes ||
@@ -1457,7 +1493,7 @@ static int submit_rw(struct vd_ctx *ctx, struct vd_image *img, const struct iove
 {
 	struct vd_req *req;
 	size_t len;
-	bool aligned = iov_aligned(iov, iovcnt, img->file.align_bytes, &len);
+	bool aligned = iov_aligned(iov, iovcnt, chain_align(img), &len);
 	int ret = check_range(img, off, len);
 
 	if (ret < 0) {
@@ -1761,6 +1797,9 @@ int vd_ctx_poll(struct vd_ctx *ctx, unsigned min_complete)
 	}
 }
 
+/* An L2 entry naming the header, the journal, the active L1 or the
+ * refcount table (a corrupt image) would show their bytes as guest data
+ * and have guest writes land on them: refused like an entry past the end. */
 int vd_check_l2_entry(struct vd_image *img, uint64_t e)
 {
 	uint64_t off = e & VD_L2_OFFSET_MASK;
@@ -1771,7 +1810,8 @@ int vd_check_l2_entry(struct vd_image *img, uint64_t e)
 							      ? img->end_clusters
 							      : (img->file_bytes +
 								 img->cluster_bytes - 1) >>
-									img->cluster_bits)) {
+									img->cluster_bits) ||
+	    (off && vd_fixed_metadata(img, vd_off_cluster(img, off)))) {
 		return -EUCLEAN;
 	}
 	return 0;
@@ -1827,10 +1867,9 @@ int vd_l2_lookup(struct vd_image *img, uint64_t g, bool for_write, struct vd_mbl
 
 	*l2p = NULL;
 	*idxp = g % img->l2_entries;
-	if ((e & VD_L1_RESERVED_MASK) || (off & (img->cluster_bytes - 1)) ||
-	    off + img->cluster_bytes > (img->writable ? vd_cluster_off(img, img->end_clusters)
-						       : img->file_bytes + img->cluster_bytes)) {
-		return off || (e & VD_L1_RESERVED_MASK) ? -EUCLEAN : 0;
+	ret = l1_entry_check(img, e);
+	if (ret < 0) {
+		return ret;
 	}
 	if (!off) {
 		if (!for_write) {

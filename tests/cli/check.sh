@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: MIT
 # vdisk check: clean images exit 0 without being touched; a leaked cluster
 # exits 3 and a reference past the end of the file exits 2, and --repair
-# fixes both; an aliased refcount block is rebuilt (issue 11); JSON output
-# parses.
+# fixes both; an aliased refcount block is rebuilt (issue 11); an
+# interrupted snapshot deletion is not finished through a damaged refcount
+# table (issue 11); JSON output parses.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need python3
 poke()
@@ -76,6 +77,48 @@ expect_ok io -c 'write -P 9 8M 2M' -c 'read -P 5 0 4M' -c 'read -P 9 8M 2M' "$al
 expect_ok check "$alias"
 expect_out "No errors were found on the image."
 [ "$(stat -c %s "$alias")" -lt $((64 << 20)) ] || fail "writing grew the file"
+
+# A refcount table entry naming the active L1 table: the repair read "the
+# block" through it (the L1, pinned in the cache) and failed instead of
+# rebuilding (found by repair_prop).
+onl1=$TMP/onl1.vd
+expect_ok create -q "$onl1" 16M
+expect_ok io -q -c 'write -P 6 0 1M' "$onl1"
+poke "$onl1" rt-set 0 "$(poke "$onl1" get l1_offset)"
+expect_rc 2 check "$onl1"
+expect_ok check --repair "$onl1"
+expect_out "Rebuilt the refcount structures"
+expect_out "No errors were found on the image."
+expect_ok io -c 'write -P 8 4M 1M' -c 'read -P 6 0 1M' -c 'read -P 8 4M 1M' "$onl1"
+expect_ok check "$onl1"
+expect_out "No errors were found on the image."
+
+# Issue 11: an image with a snapshot deletion a crash interrupted, whose
+# refcount table entry 0 names a guest data cluster.  Finishing the
+# deletion would lower refcounts inside that data: a read-write open
+# refuses the image, check --repair rebuilds the refcounts and then
+# finishes the deletion, and the guest's bytes are those of before.
+del=$TMP/deleting.vd
+cp "$HERE/../fuzz/corpus/c4k-deleting.vd" "$del"
+chmod u+w "$del"
+expect_ok convert -O raw "$del" "$TMP/deleting-before.raw"
+expect_ok map "$del"
+data=$(printf '%s\n' "$OUT" | awk '$4 == "data" { print $3; exit }')
+[ -n "$data" ] || fail "the seed image maps no data"
+poke "$del" rt-set 0 "$((data))"
+expect_rc 1 io -c 'write -P 3 4M 4k' "$del"
+expect_one_line_error "a snapshot deletion interrupted by a crash cannot be finished"
+expect_ok convert -O raw "$del" "$TMP/deleting-refused.raw"
+cmp -s "$TMP/deleting-before.raw" "$TMP/deleting-refused.raw" || fail "the refused open changed the disk"
+expect_ok check --repair "$del"
+expect_out "Rebuilt the refcount structures"
+expect_out "Finished the deletion of a snapshot that a crash had interrupted"
+expect_out "No errors were found on the image."
+expect_ok convert -O raw "$del" "$TMP/deleting-after.raw"
+cmp -s "$TMP/deleting-before.raw" "$TMP/deleting-after.raw" || fail "the repair changed the disk"
+expect_ok io -c 'write -P 3 4M 64k' -c 'read -P 3 4M 64k' "$del"
+expect_ok check "$del"
+expect_out "No errors were found on the image."
 
 expect_rc 1 check "$TMP/missing.vd"
 expect_one_line_error "$TMP/missing.vd"

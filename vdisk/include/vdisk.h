@@ -73,6 +73,13 @@ int vd_create(const char *path, const struct vd_create_opts *opts, struct errmsg
  * already allocated are not slowed; allocating ones cost a shared commit
  * (two fsyncs for all the writes that arrive meanwhile). */
 #define VD_OPEN_DURABLE_MAP 0x10
+/* A read-write open finishes a snapshot deletion (or revert) that a crash
+ * interrupted, after checking the image, and fails with -EUCLEAN when the
+ * deletion would go through damaged metadata.  This flag leaves it pending
+ * instead, for vd_check with VD_CHECK_REPAIR, which finishes it once the
+ * image is repaired ('vdisk check --repair' opens so).  Meanwhile the
+ * pending deletion's clusters stay counted and nothing is lost. */
+#define VD_OPEN_NO_RESUME 0x20
 
 struct vd_open_opts {
 	unsigned flags;
@@ -356,7 +363,9 @@ typedef void (*vd_report_fn)(void *arg, const char *sentence);
  * the file or into metadata; when the refcount structures themselves are
  * damaged (invalid, aliased or colliding entries), rebuilds them from the
  * references at the end of the file instead.  A repair never frees a
- * cluster something references.  Returns 0 when the check ran (whatever it
+ * cluster something references.  A repair also finishes a snapshot
+ * deletion a crash interrupted (left pending by VD_OPEN_NO_RESUME) when
+ * nothing on its way stays damaged.  Returns 0 when the check ran (whatever it
  * found), a negative errno when it could not run or the repair could not be
  * made (then with one sentence in 'err'; the image keeps its old refcount
  * structures). */
