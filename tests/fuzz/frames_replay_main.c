@@ -197,8 +197,8 @@ static void leak_check(void)
 
 static int run_file(struct options *o, const char *path)
 {
-	uint8_t *orig, *input;
-	size_t size;
+	uint8_t *orig = NULL, *input;
+	size_t size = 0;
 	int ret = read_input(path, &orig, &size);
 
 	if (ret < 0) {
