@@ -547,7 +547,7 @@ static int rb_locate(struct vd_image *img, uint64_t cluster, bool create,
 
 int vd_cluster_alloc(struct vd_image *img, uint64_t *clusterp)
 {
-	uint64_t c;
+	uint64_t c = 0;
 	int ret = pick_cluster(img, &c);
 
 	if (ret < 0) {
