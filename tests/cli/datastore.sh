@@ -11,14 +11,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need python3 mkfifo qemu-img qemu-io
 
 export VDISK_DATASTORES=$TMP/registry.json
-holders=()
 cleanup()
 {
-	for pid in "${holders[@]}"; do
-		[ -n "$pid" ] || continue
-		kill "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
+	stop_holders
 	chmod -R u+w "$TMP" 2>/dev/null || true
 	rm -rf "$TMP"
 }

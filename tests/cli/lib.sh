@@ -9,6 +9,22 @@ VDISK=${1:?usage: $0 PATH_TO_VDISK}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/vdisk-cli.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
+
+# Processes a script leaves running (vdisk io holding an image): it adds
+# their PIDs to 'holders', and its exit trap calls stop_holders, which stops
+# each by its PID.
+holders=()
+stop_holders()
+{
+	local pid
+
+	for pid in "${holders[@]}"; do
+		[ -n "$pid" ] || continue
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	holders=()
+}
 OUT=
 ERR=
 RC=0

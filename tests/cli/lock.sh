@@ -9,14 +9,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need python3 mkfifo
 
 # Holders, by PID, stopped on any exit (lib.sh's trap only removes $TMP).
-holders=()
 cleanup()
 {
-	for pid in "${holders[@]}"; do
-		[ -n "$pid" ] || continue
-		kill "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
+	stop_holders
 	rm -rf "$TMP"
 }
 trap cleanup EXIT

@@ -13,15 +13,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need python3 mkfifo cmp
 
 export VDISK_DATASTORES=$TMP/registry.json
-holders=()
 mnt=$TMP/small
 cleanup()
 {
-	for pid in "${holders[@]}"; do
-		[ -n "$pid" ] || continue
-		kill "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
+	stop_holders
 	if mountpoint -q "$mnt" 2>/dev/null; then
 		umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
 	fi
