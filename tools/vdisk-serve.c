@@ -68,6 +68,21 @@ static char *absolute(const char *path)
 	return abs ? abs : strdup(path);
 }
 
+/* The image 'spec' (a path, NAME:rel or [NAME] rel, resolved with the
+ * user's registry; a template refused when 'write') as the absolute host
+ * path the daemon is sent: a new string, or NULL after saying why. */
+static char *image_for_daemon(const char *spec, bool write)
+{
+	char *host, *img;
+
+	if (vdisk_resolve(spec, write, &host) < 0) {
+		return NULL;
+	}
+	img = absolute(host);
+	free(host);
+	return img;
+}
+
 /*
  * Images served: the commands that would open an image find out first
  * whether vdiskd has it.
@@ -225,7 +240,7 @@ int vdisk_cmd_serve(int argc, char **argv)
 	struct json_object *params, *res;
 	uint64_t queues = 1;
 	bool ro = false;
-	char *img, *host, *abs_sock;
+	char *img, *abs_sock;
 	int c;
 
 	opterr = 0;
@@ -252,11 +267,10 @@ int vdisk_cmd_serve(int argc, char **argv)
 	/* A datastore's spelling is resolved here, with the user's registry,
 	 * like every other command's image; the daemon gets a host path.  A
 	 * template is refused read-write, as for any writer. */
-	if (vdisk_resolve(argv[optind], !ro, &host) < 0) {
+	img = image_for_daemon(argv[optind], !ro);
+	if (!img) {
 		return CLI_EXIT_FAILURE;
 	}
-	img = absolute(host);
-	free(host);
 	abs_sock = absolute(sock);
 	params = json_object_new_object();
 	json_object_object_add(params, "image", json_object_new_string(img));
@@ -287,7 +301,7 @@ int vdisk_cmd_unserve(int argc, char **argv)
 	const char *ctl = NULL;
 	struct json_object *params, *res;
 	bool force = false;
-	char *img, *host;
+	char *img;
 	int c;
 
 	opterr = 0;
@@ -303,11 +317,10 @@ int vdisk_cmd_unserve(int argc, char **argv)
 		cli_usage_error("unserve", "want one IMAGE");
 		return CLI_EXIT_USAGE;
 	}
-	if (vdisk_resolve(argv[optind], false, &host) < 0) {
+	img = image_for_daemon(argv[optind], false);
+	if (!img) {
 		return CLI_EXIT_FAILURE;
 	}
-	img = absolute(host);
-	free(host);
 	params = json_object_new_object();
 	json_object_object_add(params, "disk", json_object_new_string(img));
 	json_object_object_add(params, "force", json_object_new_boolean(force));

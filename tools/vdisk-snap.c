@@ -247,7 +247,8 @@ static const char snapshot_help[] =
     "                        (what is read may be stale); vdiskd is not asked\n"
     "      --ctl PATH        vdiskd's control socket (default $VDISKD_CTL, else\n"
     "                        /run/vdiskd/vdiskd.sock)\n"
-    "  -q, --quiet           accepted for qemu-img habits; nothing is printed\n"
+    "  -q, --quiet           nothing is printed (create and delete on a served\n"
+    "                        image otherwise say the guest's pause)\n"
     "  -h, --help            show this help\n";
 
 static const struct option snapshot_longopts[] = {
@@ -402,7 +403,7 @@ static int snapshot_served(const struct snapshot_sub *sub, const struct vdisk_se
 		res = vdisk_served_call(s, sub->change == vd_snapshot_create ? "snapshot-create"
 									    : "snapshot-delete",
 					params);
-		if (res) {
+		if (res && !co->quiet) {
 			/* The daemon held the guest's I/O for it: say how long. */
 			printf("Snapshot '%s' %s by vdiskd (pid %ld); the guest's I/O paused %llu us.\n",
 			       co->name, sub->change == vd_snapshot_create ? "created" : "deleted",

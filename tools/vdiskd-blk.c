@@ -1071,10 +1071,8 @@ static void *worker_main(void *arg)
 		pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 	}
 	while (!atomic_load(&w->stop)) {
-		bool held = false, retry;
+		bool held = false, again = false, retry;
 		int n, timeout;
-
-		bool again = false;
 
 		for (struct vdd_queue *q = w->queues; q; q = q->wnext) {
 			held |= q->held.n > 0 || q->deferred.n > 0;

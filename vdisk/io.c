@@ -100,7 +100,6 @@ struct vd_req {
 	struct vd_mblock *pins_inline[8];
 	struct iovec iov_inline[4];
 	bool keep_pins;                 /* the piece's pins serve an alloc */
-	bool remapped;                  /* it changed the mapping */
 	bool commit_wait;               /* parked on a commit (DURABLE_MAP) */
 	bool holding;                   /* (A3) guest clusters [first, end) */
 	uint64_t hold_first, hold_end;
@@ -1369,14 +1368,14 @@ static int apply_allocs(struct vd_req *req)
 static void req_end(struct vd_req *req)
 {
 	struct vd_image *img = req->img;
+	bool remapped = req->nallocs && req->ret == 0;
 
 	if (req->commit_wait) {
 		/* Back from the commit that made its mapping durable. */
 		done_push(req);
 		return;
 	}
-	if (req->nallocs && req->ret == 0) {
-		req->remapped = true;
+	if (remapped) {
 		req_fail(req, apply_allocs(req));
 	} else {
 		for (unsigned i = 0; i < req->nallocs; i++) {
@@ -1394,7 +1393,7 @@ static void req_end(struct vd_req *req)
 	if (req->kind != RQ_READ && req->kind != RQ_FLUSH && img->writable) {
 		req_fail(req, vd_meta_boundary_async(img, req->ctx));
 		if (req->ret == 0 && (img->open_flags & VD_OPEN_DURABLE_MAP) &&
-		    (req->remapped || req->kind == RQ_ZERO)) {
+		    (remapped || req->kind == RQ_ZERO)) {
 			/* The new mapping lives in memory until a commit: park
 			 * the request on the next one, like a flush. */
 			req->commit_wait = true;

@@ -152,8 +152,10 @@ def test_served(d, vdisk, img):
     os.symlink(img, link)
     p = run("snapshot", "create", link, "before")
     check(p.returncode == 0, f"vdisk snapshot create on a served image: {p.stderr.strip()}")
-    p = run("snapshot", "create", img, "second")
-    check(p.returncode == 0, "a second one")
+    check("created by vdiskd" in p.stdout and "paused" in p.stdout,
+          f"it says the daemon made it and the guest's pause: {p.stdout.strip()}")
+    p = run("snapshot", "create", "-q", img, "second")
+    check(p.returncode == 0 and p.stdout == "", "a second one, -q printing nothing")
     info = d.call("disk-info", disk=img)
     check([s["name"] for s in info["snapshots"]] == ["before", "second"],
           "the daemon's disk-info lists both snapshots")
