@@ -84,6 +84,7 @@ struct mig {
 	const char *src_rel, *dst_rel;
 	char *src_path, *src_spec, *dst_spec;
 	struct vd_image *src; /* held for the whole run: the lock */
+	const char *backing;  /* the source's backing reference, or NULL */
 };
 
 static void progress(struct mig *m, enum ds_migrate_step step, const char *what, uint64_t done,
@@ -1008,8 +1009,9 @@ static int lock_source(struct mig *m, enum ds_kind kind, struct errmsg *err)
 	ret = vd_open(m->src_path, &oo, &m->src, err);
 	if (ret == -EBUSY && vd_image_users(m->src_path, &u, NULL) == 0) {
 		ds_describe_users(&u, users, sizeof(users));
-		errmsg_set(err, "%s is in use by %s: migrating an image while it is served (live "
-				"migration) is not available yet; stop its user first",
+		errmsg_set(err, "%s is in use by %s: an image vdiskd serves moves live through "
+				"that vdiskd (is $VDISKD_CTL its control socket?); stop any other "
+				"user first",
 			   m->src_spec, users[0] ? users : "another process");
 	}
 	return ret;
@@ -1143,7 +1145,7 @@ static int check_source(struct mig *m, const struct ds_entry *e, struct errmsg *
  * still reaches the same file, is kept. */
 static int dest_backing(struct mig *m, const char *dst_path, char **namep, struct errmsg *err)
 {
-	const char *stored = vd_backing_path(m->src);
+	const char *stored = m->backing;
 	char *old = NULL, *now = NULL, *placed = NULL;
 	int ret = 0;
 
@@ -1230,6 +1232,61 @@ out:
 	return ret;
 }
 
+/* Opens both datastores, names the source and destination, and checks
+ * the source's entry ('*e'). */
+static int mig_setup(struct mig *m, const char *src_name, const char *dst_name,
+		     struct ds_entry *e, struct errmsg *err)
+{
+	int ret = ds_open(m->registry, src_name, &m->sds, err);
+
+	if (ret == 0) {
+		ret = ds_open(m->registry, dst_name, &m->dds, err);
+	}
+	if (ret < 0) {
+		return ret;
+	}
+	m->src_path = ds_join(ds_path(m->sds), m->src_rel);
+	m->src_spec = spec_of(m->sds, m->src_rel);
+	m->dst_spec = spec_of(m->dds, m->dst_rel);
+	if (!m->src_path || !m->src_spec || !m->dst_spec) {
+		return -ENOMEM;
+	}
+	ret = ds_entry_find(m->sds, m->src_rel, e);
+	if (ret < 0) {
+		errmsg_set(err, "%s is not in the datastore", m->src_spec);
+		return ret;
+	}
+	return check_source(m, e, err);
+}
+
+/* With the source held: finishes or cleans up what an earlier run left
+ * (recover).  1: that run had switched and is now finished. */
+static int mig_recover(struct mig *m, struct errmsg *err)
+{
+	struct ds_entry e;
+	char *target;
+	int ret;
+
+	if (ds_refresh(m->sds, NULL) < 0 || ds_entry_find(m->sds, m->src_rel, &e) < 0 ||
+	    !e.moving_to) {
+		return 0;
+	}
+	target = strdup(e.moving_to);
+	ret = target ? recover(m, target, err) : -ENOMEM;
+	free(target);
+	return ret;
+}
+
+static void mig_teardown(struct mig *m)
+{
+	vd_close(m->src);
+	ds_close(m->sds);
+	ds_close(m->dds);
+	free(m->src_path);
+	free(m->src_spec);
+	free(m->dst_spec);
+}
+
 int ds_migrate(const char *registry, const char *src_name, const char *src_rel,
 	       const char *dst_name, const char *dst_rel, const struct ds_migrate_opts *opts,
 	       struct ds_migrate_result *res, struct errmsg *err)
@@ -1241,53 +1298,242 @@ int ds_migrate(const char *registry, const char *src_name, const char *src_rel,
 
 	memset(res, 0, sizeof(*res));
 	m.registry = registry ? registry : ds_registry_path();
-	ret = ds_open(m.registry, src_name, &m.sds, err);
-	if (ret == 0) {
-		ret = ds_open(m.registry, dst_name, &m.dds, err);
-	}
+	ret = mig_setup(&m, src_name, dst_name, &e, err);
 	if (ret < 0) {
 		goto out;
 	}
-	m.src_path = ds_join(ds_path(m.sds), src_rel);
-	m.src_spec = spec_of(m.sds, src_rel);
-	m.dst_spec = spec_of(m.dds, m.dst_rel);
-	if (!m.src_path || !m.src_spec || !m.dst_spec) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	ret = ds_entry_find(m.sds, src_rel, &e);
-	if (ret < 0) {
-		errmsg_set(err, "%s is not in the datastore", m.src_spec);
-		goto out;
-	}
-	ret = check_source(&m, &e, err);
-	if (ret == 0) {
-		ret = lock_source(&m, e.kind, err);
-	}
-	/* The lock is taken: what the manifest says now is no live run's. */
-	if ((ret == 0 || ret == -ENOENT) && ds_refresh(m.sds, NULL) == 0 &&
-	    ds_entry_find(m.sds, src_rel, &e) == 0 && e.moving_to) {
-		char *target = strdup(e.moving_to);
+	/* A missing file may be a switched run's removed source. */
+	ret = lock_source(&m, e.kind, err);
+	if (ret == 0 || ret == -ENOENT) {
+		/* The lock is taken: what the manifest says now is no live
+		 * run's. */
+		int r = mig_recover(&m, err);
 
-		ret = target ? recover(&m, target, err) : -ENOMEM;
-		free(target);
-		if (ret != 0) {
-			ret = ret > 0 ? 0 : ret;
+		if (r != 0) {
+			ret = r > 0 ? 0 : r;
 			goto out;
 		}
 		ret = m.src ? 0 : -ENOENT;
 	}
 	if (ret == 0) {
+		m.backing = vd_backing_path(m.src);
 		ret = move(&m, err);
 	}
 out:
-	vd_close(m.src);
-	ds_close(m.sds);
-	ds_close(m.dds);
-	free(m.src_path);
-	free(m.src_spec);
-	free(m.dst_spec);
+	mig_teardown(&m);
 	return ret;
+}
+
+/*
+ * Live migration: the same steps, the copy left to vdiskd.
+ */
+
+struct ds_live {
+	struct mig m;
+	struct ds_migrate_opts opts;
+	struct ds_migrate_result res;
+	char *src_name, *src_rel, *dst_name, *dst_rel;
+	char *backing_in;  /* the source's reference */
+	char *dst_path;
+	char *dst_backing; /* what the destination must store, or NULL */
+	bool begun, switched;
+};
+
+void ds_live_free(struct ds_live *l)
+{
+	if (!l) {
+		return;
+	}
+	mig_teardown(&l->m);
+	ds_migrate_result_fini(&l->res);
+	free(l->src_name);
+	free(l->src_rel);
+	free(l->dst_name);
+	free(l->dst_rel);
+	free(l->backing_in);
+	free(l->dst_path);
+	free(l->dst_backing);
+	free(l);
+}
+
+int ds_live_begin(const char *registry, const char *src_path, const char *backing,
+		  const char *dst_name, const char *dst_rel, const struct ds_migrate_opts *opts,
+		  struct ds_live **lp, struct errmsg *err)
+{
+	struct ds_live *l = calloc(1, sizeof(*l));
+	struct ds_entry_opts eo;
+	struct ds_ref ref = {0};
+	struct ds_entry e;
+	uint64_t size;
+	int ret;
+
+	*lp = NULL;
+	if (!l) {
+		return -ENOMEM;
+	}
+	l->opts = *opts;
+	l->opts.progress = NULL;
+	l->m.opts = &l->opts;
+	l->m.res = &l->res;
+	l->m.registry = registry ? registry : ds_registry_path();
+	ret = ds_locate(l->m.registry, src_path, &ref, err);
+	if (ret == 0) {
+		errmsg_set(err, "%s is in no datastore: live migration moves images between "
+				"datastores", src_path);
+		ret = -EINVAL;
+	}
+	if (ret < 0) {
+		goto fail;
+	}
+	l->src_name = ref.name;
+	l->src_rel = ref.rel;
+	ref.name = ref.rel = NULL;
+	ds_ref_fini(&ref);
+	l->dst_name = strdup(dst_name);
+	l->dst_rel = strdup(dst_rel ? dst_rel : l->src_rel);
+	l->backing_in = backing ? strdup(backing) : NULL;
+	if (!l->dst_name || !l->dst_rel || (backing && !l->backing_in)) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	l->m.src_rel = l->src_rel;
+	l->m.dst_rel = l->dst_rel;
+	l->m.backing = l->backing_in;
+	ret = mig_setup(&l->m, l->src_name, l->dst_name, &e, err);
+	if (ret == 0 && e.kind != DS_KIND_IMAGE) {
+		errmsg_set(err, "%s is a %s: only images are served read-write and move live",
+			   l->m.src_spec, ds_kind_name(e.kind));
+		ret = -EOPNOTSUPP;
+	}
+	size = e.size_bytes;
+	/* The caller holds the image: what the manifest says is no live run's.
+	 * One that had switched made the copy the image: the caller serves a
+	 * stale one, and recovering would delete it under its feet. */
+	if (ret == 0) {
+		ret = ds_entry_in_charge(l->m.sds, l->src_rel, err);
+	}
+	if (ret == 0) {
+		ret = mig_recover(&l->m, err);
+	}
+	if (ret < 0) {
+		goto fail;
+	}
+	l->dst_path = ds_join(ds_path(l->m.dds), l->dst_rel);
+	ret = l->dst_path ? 0 : -ENOMEM;
+	if (ret == 0) {
+		ret = dest_backing(&l->m, l->dst_path, &l->dst_backing, err);
+	}
+	if (ret == 0) {
+		ret = ds_entry_set_moving(l->m.sds, l->src_rel, l->m.dst_spec, err);
+	}
+	if (ret < 0) {
+		goto fail;
+	}
+	ds_entry_opts_init(&eo);
+	eo.size_bytes = size;
+	eo.origin = l->m.src_spec;
+	ret = ds_entry_begin(l->m.dds, l->dst_rel, &eo, err);
+	if (ret < 0) {
+		struct errmsg ignored;
+
+		ds_entry_set_moving(l->m.sds, l->src_rel, NULL, &ignored);
+		goto fail;
+	}
+	l->begun = true;
+	*lp = l;
+	return 0;
+fail:
+	ds_live_free(l);
+	return ret;
+}
+
+const char *ds_live_src_spec(const struct ds_live *l)
+{
+	return l->m.src_spec;
+}
+
+const char *ds_live_dest_spec(const struct ds_live *l)
+{
+	return l->m.dst_spec;
+}
+
+const char *ds_live_dest_path(const struct ds_live *l)
+{
+	return l->dst_path;
+}
+
+const char *ds_live_dest_backing(const struct ds_live *l)
+{
+	return l->dst_backing ? l->dst_backing : l->backing_in;
+}
+
+int ds_live_switch(struct ds_live *l, struct errmsg *err)
+{
+	int ret = ds_entry_commit(l->m.dds, l->dst_rel, err);
+
+	l->switched = ret == 0;
+	return ret;
+}
+
+int ds_live_finish(struct ds_live *l, struct errmsg *err)
+{
+	return release_source(&l->m, l->m.dst_spec, err);
+}
+
+int ds_live_abandon(struct ds_live *l, struct errmsg *err)
+{
+	int ret;
+
+	if (!l->begun || l->switched) {
+		return 0;
+	}
+	ret = undo_copy(l->m.dds, l->dst_rel, err);
+	if (ret == 0) {
+		ret = ds_entry_set_moving(l->m.sds, l->src_rel, NULL, err);
+	}
+	l->begun = ret < 0;
+	return ret;
+}
+
+int ds_successor(const char *registry, const char *path, char **nextp, struct errmsg *err)
+{
+	struct ds_datastore *ds = NULL, *tds = NULL;
+	struct ds_ref ref = {0};
+	struct ds_entry e;
+	char *target = NULL, *trel;
+	int ret;
+
+	*nextp = NULL;
+	registry = registry ? registry : ds_registry_path();
+	ret = ds_locate(registry, path, &ref, err);
+	if (ret <= 0) {
+		return ret;
+	}
+	ret = ds_open(registry, ref.name, &ds, err);
+	if (ret == 0 && ds_entry_find(ds, ref.rel, &e) == 0 && e.moving_to) {
+		target = strdup(e.moving_to);
+		trel = target ? strchr(target, ':') : NULL;
+		ret = target ? 0 : -ENOMEM;
+		if (trel) {
+			*trel++ = '\0';
+			ret = ds_open(registry, target, &tds, err);
+			if (ret == 0 && ds_entry_find(tds, trel, &e) == 0 &&
+			    e.state == DS_STATE_READY && e.origin) {
+				char *spec = spec_of(ds, ref.rel);
+
+				if (spec && !strcmp(spec, e.origin)) {
+					*nextp = ds_join(ds_path(tds), trel);
+					ret = *nextp ? 1 : -ENOMEM;
+				}
+				free(spec);
+			}
+		}
+	}
+	ds_close(tds);
+	ds_close(ds);
+	free(target);
+	ds_ref_fini(&ref);
+	return ret < 0 ? ret : *nextp ? 1 : 0;
 }
 
 int ds_entry_in_charge(struct ds_datastore *ds, const char *rel, struct errmsg *err)

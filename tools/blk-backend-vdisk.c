@@ -11,18 +11,19 @@
 #include <unistd.h>
 
 #include "blk-backend.h"
+#include "mirror.h"
 #include "vdisk-info.h"
 #include "vdisk.h"
 
 struct vdisk_backend {
 	struct blk_backend base;
 	struct vd_image *img;
+	struct mirror *mirror; /* a live migration's, or NULL */
 };
 
 struct vdisk_queue {
 	struct blk_queue base;
 	struct vd_ctx *ctx;
-	struct vd_image *img;
 };
 
 static struct vd_image *IMG(struct blk_backend *b)
@@ -33,6 +34,17 @@ static struct vd_image *IMG(struct blk_backend *b)
 static struct vdisk_queue *VQ(struct blk_queue *q)
 {
 	return (struct vdisk_queue *)q;
+}
+
+/* The image a queue serves now: it changes at a live migration's pivot. */
+static struct vd_image *QIMG(struct blk_queue *q)
+{
+	return IMG(q->backend);
+}
+
+static struct mirror *MIRROR(struct blk_queue *q)
+{
+	return ((struct vdisk_backend *)q->backend)->mirror;
 }
 
 static bool vdisk_probe(int fd)
@@ -127,7 +139,6 @@ static int vdisk_queue_create(struct blk_backend *b, unsigned depth, struct blk_
 	}
 	q->base.cls = b->cls;
 	q->base.backend = b;
-	q->img = IMG(b);
 	*qp = &q->base;
 	return 0;
 }
@@ -158,23 +169,31 @@ static unsigned vdisk_queue_inflight(struct blk_queue *q)
 static int vdisk_readv(struct blk_queue *q, const struct iovec *iov, int iovcnt, uint64_t off,
 		       blk_cb cb, void *arg)
 {
-	return vd_submit_readv(VQ(q)->ctx, VQ(q)->img, iov, iovcnt, off, cb, arg);
+	return vd_submit_readv(VQ(q)->ctx, QIMG(q), iov, iovcnt, off, cb, arg);
 }
 
 static int vdisk_writev(struct blk_queue *q, const struct iovec *iov, int iovcnt, uint64_t off,
 			blk_cb cb, void *arg)
 {
-	return vd_submit_writev(VQ(q)->ctx, VQ(q)->img, iov, iovcnt, off, cb, arg);
+	if (MIRROR(q)) {
+		return mirror_writev(MIRROR(q), VQ(q)->ctx, iov, iovcnt, off, cb, arg);
+	}
+	return vd_submit_writev(VQ(q)->ctx, QIMG(q), iov, iovcnt, off, cb, arg);
 }
 
 static int vdisk_flush(struct blk_queue *q, blk_cb cb, void *arg)
 {
-	return vd_submit_flush(VQ(q)->ctx, VQ(q)->img, cb, arg);
+	/* With a mirror, the source carries the guarantee until the pivot,
+	 * which flushes the destination. */
+	return vd_submit_flush(VQ(q)->ctx, QIMG(q), cb, arg);
 }
 
 static int vdisk_discard(struct blk_queue *q, uint64_t off, uint64_t len, blk_cb cb, void *arg)
 {
-	return vd_submit_discard(VQ(q)->ctx, VQ(q)->img, off, len, cb, arg);
+	if (MIRROR(q)) {
+		return mirror_discard(MIRROR(q), VQ(q)->ctx, off, len, cb, arg);
+	}
+	return vd_submit_discard(VQ(q)->ctx, QIMG(q), off, len, cb, arg);
 }
 
 /* libvdisk frees whole clusters inside a zeroed range either way; without
@@ -183,7 +202,10 @@ static int vdisk_discard(struct blk_queue *q, uint64_t off, uint64_t len, blk_cb
 static int vdisk_write_zeroes(struct blk_queue *q, uint64_t off, uint64_t len, bool unmap,
 			      blk_cb cb, void *arg)
 {
-	return vd_submit_write_zeroes(VQ(q)->ctx, VQ(q)->img, off, len, cb, arg);
+	if (MIRROR(q)) {
+		return mirror_write_zeroes(MIRROR(q), VQ(q)->ctx, off, len, cb, arg);
+	}
+	return vd_submit_write_zeroes(VQ(q)->ctx, QIMG(q), off, len, cb, arg);
 }
 
 const struct blk_backend_class blk_backend_vdisk = {
@@ -208,3 +230,22 @@ const struct blk_backend_class blk_backend_vdisk = {
 	.discard = vdisk_discard,
 	.write_zeroes = vdisk_write_zeroes,
 };
+
+struct vd_image *blk_vdisk_image(struct blk_backend *b)
+{
+	return b->cls == &blk_backend_vdisk ? IMG(b) : NULL;
+}
+
+void blk_vdisk_set_mirror(struct blk_backend *b, struct mirror *m)
+{
+	((struct vdisk_backend *)b)->mirror = m;
+}
+
+struct vd_image *blk_vdisk_swap(struct blk_backend *b, struct vd_image *img)
+{
+	struct vdisk_backend *vb = (struct vdisk_backend *)b;
+	struct vd_image *old = vb->img;
+
+	vb->img = img;
+	return old;
+}

@@ -12,7 +12,10 @@
  * blk_queue' (an I/O ring), so requests of different queues are in flight
  * together.  Requests complete from queue_poll() with 0 or a negative
  * errno; a submit call that returns an error never calls its callback.
- * Guest buffers must stay valid until the callback runs. */
+ * Guest buffers must stay valid until the callback runs.  A write,
+ * discard or write-zeroes may be turned back with -EINPROGRESS while a
+ * live migration copies its range (mirror.h): the server holds it and
+ * retries it when told (vdd_disk_retry), never fails it. */
 #ifndef BLK_BACKEND_H
 #define BLK_BACKEND_H
 
@@ -92,6 +95,16 @@ struct blk_backend_class {
 };
 
 extern const struct blk_backend_class blk_backend_vdisk;
+
+/* Live migration (vdiskd-migrate.c) and the vdisk back end, with no
+ * request in flight: its image (NULL for another back end); a mirror in
+ * its write path (NULL: none); and the pivot, which serves 'img' from now
+ * on and returns the image it replaces, for the caller to close. */
+struct mirror;
+struct vd_image;
+struct vd_image *blk_vdisk_image(struct blk_backend *b);
+void blk_vdisk_set_mirror(struct blk_backend *b, struct mirror *m);
+struct vd_image *blk_vdisk_swap(struct blk_backend *b, struct vd_image *img);
 extern const struct blk_backend_class blk_backend_raw;
 
 /* Opens 'path' with the back end named 'format' ("vdisk", "raw", or

@@ -65,6 +65,16 @@ const char *vdisk_served_image(const struct vdisk_served *s);
 struct json_object *vdisk_served_call(const struct vdisk_served *s, const char *method,
 				      struct json_object *params);
 
+/* Live migration through the daemon (vdisk migrate on a served image):
+ * starts the job and follows it to its end ('progress': a line on stderr
+ * when it is a terminal); --cancel, or a new --bandwidth (bytes/s, 0: no
+ * limit) for the running job; --status of one image ('spec') or of all
+ * ('spec' NULL).  Each returns a CLI_EXIT_* status after printing. */
+int vdisk_migrate_served(const struct vdisk_served *s, const char *to, bool keep_source,
+			 uint64_t bandwidth, bool progress);
+int vdisk_migrate_control(const struct vdisk_served *s, bool cancel, uint64_t bandwidth);
+int vdisk_migrate_status(const char *ctl, const char *spec, bool json);
+
 /* Prints qemu-img's "Snapshot list:" table of the JSON array 'snapshots'
  * (vdisk-info.h), nothing when it is empty (vdisk-snap.c; info uses it). */
 void vdisk_snapshots_print(struct json_object *snapshots);

@@ -32,6 +32,9 @@ enum {
 	OPT_TO,
 	OPT_KEEP_SOURCE,
 	OPT_WITH_BACKING,
+	OPT_STATUS,
+	OPT_CANCEL,
+	OPT_BANDWIDTH,
 };
 
 /*
@@ -180,6 +183,8 @@ static int check_nargs(const char *cmd, int argc, char **argv, int min, int max,
  * it does. */
 struct ds_opts {
 	bool json, force, delete_files, clear, iso, progress, max_set, keep_source, with_backing;
+	bool status, cancel, bandwidth_set;
+	uint64_t bandwidth;
 	const char *to;
 	double max_overcommit;
 	const char *fmt;
@@ -196,6 +201,9 @@ static const struct option ds_longopts[] = {
     {"to", required_argument, NULL, OPT_TO},
     {"keep-source", no_argument, NULL, OPT_KEEP_SOURCE},
     {"with-backing", no_argument, NULL, OPT_WITH_BACKING},
+    {"status", no_argument, NULL, OPT_STATUS},
+    {"cancel", no_argument, NULL, OPT_CANCEL},
+    {"bandwidth", required_argument, NULL, OPT_BANDWIDTH},
     {"progress", no_argument, NULL, 'p'},
     {"cluster-size", required_argument, NULL, 'c'},
     {"help", no_argument, NULL, 'h'},
@@ -252,6 +260,20 @@ static int parse_opts(const char *cmd, const char *help, const char *shortopts,
 			break;
 		case OPT_WITH_BACKING:
 			o->with_backing = true;
+			break;
+		case OPT_STATUS:
+			o->status = true;
+			break;
+		case OPT_CANCEL:
+			o->cancel = true;
+			break;
+		case OPT_BANDWIDTH:
+			if (cli_parse_size(optarg, &o->bandwidth) < 0) {
+				cli_usage_error(cmd, "bad --bandwidth '%s' (bytes per second, with "
+						     "K, M or G; 0: no limit)", optarg);
+				return -EINVAL;
+			}
+			o->bandwidth_set = true;
 			break;
 		case 'p':
 			o->progress = true;
@@ -905,7 +927,11 @@ int vdisk_backing_name(const char *image_spec, const char *backing_spec, char **
  */
 
 static const char migrate_help[] =
-    "Usage: vdisk migrate [-p] [--keep-source] [--with-backing] IMAGE --to NAME[:PATH]\n"
+    "Usage: vdisk migrate [-p] [--keep-source] [--with-backing] [--bandwidth RATE]\n"
+    "                     IMAGE --to NAME[:PATH]\n"
+    "       vdisk migrate --status [--json] [IMAGE]\n"
+    "       vdisk migrate --cancel IMAGE\n"
+    "       vdisk migrate --bandwidth RATE IMAGE\n"
     "\n"
     "Moves IMAGE (NAME:PATH, [NAME] PATH, or a host path inside a datastore),\n"
     "with all its snapshots, to datastore NAME (at PATH, default its path in\n"
@@ -914,8 +940,17 @@ static const char migrate_help[] =
     "their clusters; checks the copy (vdisk check, the disk read back against\n"
     "the source, every byte of every snapshot); then switches the inventory and\n"
     "deletes the source.  A backing file (a template) stays where it is and\n"
-    "stays referenced.  An image that is served or open is refused: live\n"
-    "migration is not available yet.  A template that clones use is refused.\n"
+    "stays referenced.  A template that clones use is refused.\n"
+    "\n"
+    "An image vdiskd serves moves live: vdiskd copies it (snapshots first) while\n"
+    "the guest runs, mirrors the guest's writes into what it has copied, then\n"
+    "switches the guest to the copy with a pause of a few milliseconds, and\n"
+    "deletes the source.  The command follows the job to its end; the job runs\n"
+    "in vdiskd, and survives the command.  --status shows bytes done and total,\n"
+    "rate, ETA and phase; --cancel stops it, deletes the partial copy and leaves\n"
+    "the source in charge; --bandwidth limits the copy, and changes the limit\n"
+    "of a running job.  A job vdiskd was killed in is taken up when it restarts.\n"
+    "An image open by another process is refused.\n"
     "After a crash or a kill, run the same command again: it removes the\n"
     "partial copy and starts over, or, if the switch was made, only deletes\n"
     "the source.\n"
@@ -924,6 +959,10 @@ static const char migrate_help[] =
     "      --keep-source     keep the source as an independent image\n"
     "      --with-backing    copy the backing chain too (reusing copies an\n"
     "                        earlier migration made) and use the copies\n"
+    "      --bandwidth=RATE  live: bytes per second for the copy (K, M, G; 0: none)\n"
+    "      --status          live: the state of the job(s)\n"
+    "      --json            with --status: JSON\n"
+    "      --cancel          live: stop the job, keep the source\n"
     "  -p, --progress        show progress on stderr when it is a terminal\n"
     "  -h, --help            show this help\n"
     "\n"
@@ -982,7 +1021,9 @@ static int parse_to(const char *to, char **namep, char **pathp)
 
 int vdisk_cmd_migrate(int argc, char **argv)
 {
-	static const int allowed[] = {OPT_TO, OPT_KEEP_SOURCE, OPT_WITH_BACKING, 0};
+	static const int allowed[] = {OPT_TO,	  OPT_KEEP_SOURCE, OPT_WITH_BACKING, OPT_STATUS,
+				      OPT_CANCEL, OPT_BANDWIDTH,   OPT_JSON,	     0};
+	struct vdisk_served served;
 	struct migrate_progress prog = {.last = -1};
 	struct ds_migrate_result res;
 	struct ds_migrate_opts mo;
@@ -993,12 +1034,51 @@ int vdisk_cmd_migrate(int argc, char **argv)
 	int ret;
 
 	ret = parse_opts("migrate", migrate_help, ":ph", allowed, argc, argv, &o);
-	if (ret != 0 || check_nargs("migrate", argc, argv, 1, 1, "IMAGE") < 0) {
+	if (ret != 0) {
 		return status_of(ret);
+	}
+	if (o.status) {
+		if (check_nargs("migrate", argc, argv, 0, 1, "IMAGE") < 0) {
+			return CLI_EXIT_USAGE;
+		}
+		return vdisk_migrate_status(NULL, optind < argc ? argv[optind] : NULL, o.json);
+	}
+	if (check_nargs("migrate", argc, argv, 1, 1, "IMAGE") < 0) {
+		return CLI_EXIT_USAGE;
+	}
+	if (o.cancel || (o.bandwidth_set && !o.to)) {
+		/* A running job's: it can only be vdiskd's. */
+		ret = vdisk_served_lookup(NULL, argv[optind], false, &served);
+		if (ret == 0) {
+			cli_error("%s is not served by vdiskd: no live migration to %s",
+				  argv[optind], o.cancel ? "cancel" : "change");
+		}
+		if (ret <= 0) {
+			return CLI_EXIT_FAILURE;
+		}
+		ret = vdisk_migrate_control(&served, o.cancel, o.bandwidth);
+		vdisk_served_fini(&served);
+		return ret;
 	}
 	if (!o.to) {
 		cli_usage_error("migrate", "missing --to NAME[:PATH]");
 		return CLI_EXIT_USAGE;
+	}
+	ret = vdisk_served_lookup(NULL, argv[optind], true, &served);
+	if (ret < 0) {
+		return CLI_EXIT_FAILURE;
+	}
+	if (ret > 0) {
+		if (o.with_backing) {
+			cli_error("%s is served: --with-backing is for cold migration (a live one "
+				  "keeps the backing file where it is)", argv[optind]);
+			ret = CLI_EXIT_FAILURE;
+		} else {
+			ret = vdisk_migrate_served(&served, o.to, o.keep_source, o.bandwidth,
+						   o.progress);
+		}
+		vdisk_served_fini(&served);
+		return ret;
 	}
 	if (open_entry(argv[optind], NULL, &src) < 0) {
 		return CLI_EXIT_FAILURE;

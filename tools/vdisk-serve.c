@@ -378,3 +378,158 @@ int vdisk_cmd_ps(int argc, char **argv)
 	json_object_put(res);
 	return 0;
 }
+
+/*
+ * Live migration: vdisk migrate on an image vdiskd serves.
+ */
+
+static void print_job(const struct json_object *job_c)
+{
+	struct json_object *job = (struct json_object *)job_c;
+	char done[32], total[32], rate[32];
+	uint64_t t = cli_json_u64(job, "total"), eta = cli_json_u64(job, "eta-ms");
+	const char *error = cli_json_str(job, "error", NULL);
+
+	cli_human_size(cli_json_u64(job, "done"), done, sizeof(done));
+	cli_human_size(t, total, sizeof(total));
+	cli_human_size(cli_json_u64(job, "rate"), rate, sizeof(rate));
+	printf("%s -> %s: %s, %s of %s (%.1f%%), %s/s", cli_json_str(job, "source", "?"),
+	       cli_json_str(job, "destination", "?"), cli_json_str(job, "phase", "?"), done, total,
+	       t ? 100.0 * (double)cli_json_u64(job, "done") / (double)t : 100.0, rate);
+	if (eta) {
+		printf(", ETA %llu s", (unsigned long long)(eta + 999) / 1000);
+	}
+	if (error) {
+		printf(": %s", error);
+	}
+	putchar('\n');
+}
+
+int vdisk_migrate_status(const char *ctl, const char *spec, bool json)
+{
+	struct json_object *params = json_object_new_object(), *res, *jobs;
+	char *path = NULL;
+
+	if (spec) {
+		path = image_for_daemon(spec, false);
+		if (!path) {
+			json_object_put(params);
+			return CLI_EXIT_FAILURE;
+		}
+		json_object_object_add(params, "disk", json_object_new_string(path));
+		free(path);
+	}
+	res = call(ctl, "migrate-status", params);
+	if (!res) {
+		return CLI_EXIT_FAILURE;
+	}
+	if (json) {
+		cli_json_print(stdout, res);
+	} else if (json_object_object_get_ex(res, "jobs", &jobs)) {
+		if (json_object_array_length(jobs) == 0) {
+			printf("no migration\n");
+		}
+		for (size_t i = 0; i < json_object_array_length(jobs); i++) {
+			print_job(json_object_array_get_idx(jobs, i));
+		}
+	}
+	json_object_put(res);
+	return CLI_EXIT_OK;
+}
+
+/* Waits for the job on 's', drawing a progress line on stderr when asked
+ * (and a terminal).  Returns the job's last status (the caller puts it). */
+static struct json_object *follow(const struct vdisk_served *s, const char *image, bool show)
+{
+	struct json_object *params, *res, *jobs, *job = NULL;
+
+	for (;;) {
+		params = json_object_new_object();
+		json_object_object_add(params, "disk", json_object_new_string(image));
+		res = call(s->ctl, "migrate-status", params);
+		if (!res) {
+			return NULL;
+		}
+		job = NULL;
+		if (json_object_object_get_ex(res, "jobs", &jobs) &&
+		    json_object_array_length(jobs) > 0) {
+			job = json_object_get(json_object_array_get_idx(jobs, 0));
+		}
+		json_object_put(res);
+		if (!job) {
+			cli_error("%s: vdiskd has no migration for it any more", image);
+			return NULL;
+		}
+		if (show) {
+			uint64_t t = cli_json_u64(job, "total");
+
+			fprintf(stderr, "\r\033[K%s: %s (%3.2f/100%%)", cli_json_str(job, "source", "?"),
+				cli_json_str(job, "phase", "?"),
+				t ? 100.0 * (double)cli_json_u64(job, "done") / (double)t : 0.0);
+		}
+		if (!json_object_get_boolean(json_object_object_get(job, "running"))) {
+			if (show) {
+				fputc('\n', stderr);
+			}
+			return job;
+		}
+		json_object_put(job);
+		usleep(200000);
+	}
+}
+
+int vdisk_migrate_served(const struct vdisk_served *s, const char *to, bool keep_source,
+			 uint64_t bandwidth, bool progress)
+{
+	struct json_object *params = json_object_new_object(), *res, *job;
+	char image[PATH_MAX];
+	const char *phase;
+	int ret = CLI_EXIT_FAILURE;
+
+	/* The job is followed by the disk's socket: at the pivot its image
+	 * becomes the destination. */
+	snprintf(image, sizeof(image), "%s", cli_json_str(s->disk, "socket", ""));
+	json_object_object_add(params, "to", json_object_new_string(to));
+	json_object_object_add(params, "keep-source", json_object_new_boolean(keep_source));
+	json_object_object_add(params, "bandwidth", json_object_new_uint64(bandwidth));
+	res = vdisk_served_call(s, "migrate-start", params);
+	if (!res) {
+		return CLI_EXIT_FAILURE;
+	}
+	json_object_put(res);
+	job = follow(s, image, progress && isatty(STDERR_FILENO));
+	if (!job) {
+		return CLI_EXIT_FAILURE;
+	}
+	phase = cli_json_str(job, "phase", "?");
+	if (!strcmp(phase, "done")) {
+		char copied[32];
+
+		cli_human_size(cli_json_u64(job, "done"), copied, sizeof(copied));
+		printf("%s -> %s (live: %s copied, the guest paused %llu us at the pivot)\n",
+		       cli_json_str(job, "source", "?"), cli_json_str(job, "destination", "?"), copied,
+		       (unsigned long long)cli_json_u64(job, "pivot-us"));
+		ret = CLI_EXIT_OK;
+	} else if (!strcmp(phase, "cancelled")) {
+		cli_error("%s: the migration was cancelled; %s stays the image", image,
+			  cli_json_str(job, "source", "?"));
+	} else {
+		cli_error("%s: migration %s: %s; %s stays the image", image, phase,
+			  cli_json_str(job, "error", "vdiskd stopped"), cli_json_str(job, "source", "?"));
+	}
+	json_object_put(job);
+	return ret;
+}
+
+int vdisk_migrate_control(const struct vdisk_served *s, bool cancel, uint64_t bandwidth)
+{
+	struct json_object *params = NULL, *res;
+
+	if (!cancel) {
+		params = json_object_new_object();
+		json_object_object_add(params, "bandwidth", json_object_new_uint64(bandwidth));
+	}
+	res = vdisk_served_call(s, cancel ? "migrate-cancel" : "migrate-set", params);
+	json_object_put(res);
+	return res ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
+}

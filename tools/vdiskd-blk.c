@@ -49,7 +49,8 @@
  *     is completed with IOERR (or UNSUPP for an unknown type), logged at
  *     most a few times a second, and the queue goes on.
  *  6. While a disk drains (snapshot, resize, describe, remove), no request is
- *     submitted: a popped one waits on its queue's deferred list.  The
+ *     submitted: a popped one waits on its queue's deferred list.  So does
+ *     a write a live migration turns back (its range is being copied).  The
  *     drainer holds the disk lock while it acts, so the operation sees
  *     exactly the writes completed before it and none after.
  *  7. A request the back end refuses with ENOSPC or EDQUOT is held, never
@@ -219,6 +220,11 @@ struct vdd_disk {
 	struct vdd_op_stats stats[VDD_N_OPS];
 	uint64_t queue_requests[VDD_MAX_QUEUES];
 	uint64_t bytes_read, bytes_written;
+	/* Live migration: the job (vdiskd-migrate.c), and image paths the
+	 * disk was served from before a pivot (readers may still hold them). */
+	struct vdd_job *job;
+	char *old_images[4];
+	unsigned n_old_images;
 	/* Guest error logging. */
 	uint64_t log_window_ns;
 	unsigned log_count, log_dropped;
@@ -461,6 +467,12 @@ static void submit(struct vdd_req *r)
 		d->inflight++;
 	} else if (no_space(ret)) {
 		hold(r, ret);
+	} else if (ret == -EINPROGRESS) {
+		/* A live migration is copying the range: wait like a request
+		 * popped during a drain (the copy ends within a millisecond or
+		 * so, and the job wakes the threads). */
+		r->state = REQ_DEFERRED;
+		list_push(&q->deferred, r);
 	} else {
 		vdd_log("disk %s: %s at %" PRIu64 " refused: %s", d->opts.image,
 			vdd_op_name(r->op), r->off, strerror(-ret));
@@ -919,7 +931,10 @@ static void submit_all(struct vdd_queue *q, struct vdd_req **batch, unsigned n, 
 			vdd_log("disk %s: held requests resubmitted", d->opts.image);
 		}
 	}
-	while ((r = list_pop(&q->deferred))) {
+	/* submit() may defer a request again: take the list first. */
+	held = q->deferred;
+	memset(&q->deferred, 0, sizeof(q->deferred));
+	while ((r = list_pop(&held))) {
 		submit(r);
 	}
 	for (unsigned i = 0; i < n; i++) {
@@ -1437,7 +1452,11 @@ static void disk_free(struct vdd_disk *d)
 	if (!d) {
 		return;
 	}
+	vdd_job_free(d);
 	free((char *)d->opts.image);
+	for (unsigned i = 0; i < d->n_old_images && i < 4; i++) {
+		free(d->old_images[i]);
+	}
 	free((char *)d->opts.socket);
 	free((char *)d->opts.format);
 	free((char *)d->opts.serial);
@@ -1631,6 +1650,10 @@ int vdd_disk_remove(struct vdd *srv, const char *name, bool force, struct errmsg
 		errmsg_set(err, "%s is not served", name);
 		return -ENOENT;
 	}
+	if (vdd_job_running(d)) {
+		errmsg_set(err, "%s: a migration is running; cancel it first", d->opts.image);
+		return -EBUSY;
+	}
 	if (atomic_load(&d->connected) && !force) {
 		errmsg_set(err, "%s: a guest is connected on %s (use force to disconnect it)",
 			   d->opts.image, d->opts.socket);
@@ -1731,6 +1754,10 @@ int vdd_disk_resize(struct vdd_disk *d, uint64_t size_bytes, uint64_t *pause_usp
 		errmsg_set(err, "size %" PRIu64 " is not a multiple of 512", size_bytes);
 		return -EINVAL;
 	}
+	if (vdd_job_running(d)) {
+		errmsg_set(err, "%s: a migration is running; resize it after", d->opts.image);
+		return -EBUSY;
+	}
 	if (size_bytes < atomic_load(&d->size_bytes)) {
 		errmsg_set(err, "%s: a served disk can only grow", d->opts.image);
 		return -EINVAL;
@@ -1762,6 +1789,11 @@ int vdd_disk_snapshot(struct vdd_disk *d, const char *name, bool delete, uint64_
 	if (d->opts.read_only) {
 		errmsg_set(err, "%s is served read-only", d->opts.image);
 		return -EROFS;
+	}
+	if (vdd_job_running(d)) {
+		errmsg_set(err, "%s: a migration is running (it copies the snapshots as they are)",
+			   d->opts.image);
+		return -EBUSY;
 	}
 	t0 = drain_begin(d);
 	ret = delete ? c->snapshot_delete(d->backend, name, err)
@@ -1830,6 +1862,77 @@ void vdd_disk_retry(struct vdd_disk *d)
 		atomic_store(&d->srv->workers[i].retry, true);
 	}
 	wake_all(d->srv);
+}
+
+/* ------------------------------------------------ for live migration */
+
+void vdd_lock_disks(struct vdd *srv)
+{
+	pthread_mutex_lock(&srv->lock);
+}
+
+void vdd_unlock_disks(struct vdd *srv)
+{
+	pthread_mutex_unlock(&srv->lock);
+}
+
+uint64_t vdd_disk_pause(struct vdd_disk *d)
+{
+	return drain_begin(d);
+}
+
+void vdd_disk_resume(struct vdd_disk *d, uint64_t t0, uint64_t *pause_usp)
+{
+	drain_end(d, t0, pause_usp);
+}
+
+void vdd_disk_lock(struct vdd_disk *d)
+{
+	pthread_mutex_lock(&d->lock);
+}
+
+void vdd_disk_unlock(struct vdd_disk *d)
+{
+	pthread_mutex_unlock(&d->lock);
+}
+
+struct blk_backend *vdd_disk_backend(struct vdd_disk *d)
+{
+	return d->backend;
+}
+
+struct vdd *vdd_disk_server(struct vdd_disk *d)
+{
+	return d->srv;
+}
+
+struct vdd_job *vdd_disk_job(struct vdd_disk *d)
+{
+	return d->job;
+}
+
+void vdd_disk_set_job(struct vdd_disk *d, struct vdd_job *job)
+{
+	d->job = job;
+}
+
+int vdd_disk_set_image(struct vdd_disk *d, const char *path)
+{
+	char *copy = strdup(path);
+
+	if (!copy || d->n_old_images == 4) {
+		free(copy);
+		return -ENOMEM;
+	}
+	/* disk-list and the threads' log lines may be reading the old one. */
+	d->old_images[d->n_old_images++] = (char *)d->opts.image;
+	d->opts.image = copy;
+	return 0;
+}
+
+int vdd_save(struct vdd *srv)
+{
+	return srv->opts.save ? srv->opts.save(srv->opts.save_ctx) : 0;
 }
 
 /* ----------------------------------------------------------- the server */
@@ -1924,6 +2027,9 @@ void vdd_destroy(struct vdd *srv)
 
 	if (!srv) {
 		return;
+	}
+	for (d = srv->disks; d; d = d->next) {
+		vdd_job_stop(d);
 	}
 	while ((d = srv->disks)) {
 		disk_close(d);

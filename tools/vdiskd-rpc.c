@@ -95,6 +95,19 @@ static int m_disk_add(struct rpc_call *c)
 	/* A datastore's template (clones read it) or the old copy of a
 	 * switched migration is served read-only or not at all. */
 	ret = ro ? 0 : ds_check_writable(NULL, image, rpc_call_err(c));
+	if (ret == -ESTALE) {
+		char *next = NULL;
+
+		/* A live migration switched to its copy and vdiskd died before
+		 * it saved so: the datastore names the image in charge. */
+		if (ds_successor(NULL, image, &next, NULL) == 1) {
+			vdd_log("%s was migrated to %s before a restart: serving that", image, next);
+			free(image);
+			image = next;
+			o.image = image;
+			ret = 0;
+		}
+	}
 	if (ret == 0) {
 		ret = vdd_disk_add(SRV(c), &o, rpc_call_err(c));
 	}
@@ -315,6 +328,114 @@ static int m_disk_retry(struct rpc_call *c)
 	return ret;
 }
 
+/* "to": "NAME" or "NAME:path" of the destination. */
+static int m_migrate_start(struct rpc_call *c)
+{
+	struct vdd_migrate_opts o = {0};
+	struct vdd_disk *d;
+	const char *to, *to_path = NULL;
+	char *name = NULL, *colon;
+	bool keep = false;
+	int ret;
+
+	if ((ret = get_disk(c, &d)) < 0 || (ret = rpc_get_str(c, "to", true, &to)) < 0 ||
+	    (ret = rpc_get_str(c, "to-path", false, &to_path)) < 0 ||
+	    (ret = rpc_get_bool(c, "keep-source", &keep)) < 0 ||
+	    (ret = rpc_get_uint(c, "bandwidth", 0, UINT64_MAX / 2, &o.bandwidth)) < 0) {
+		return ret;
+	}
+	name = strdup(to);
+	if (!name) {
+		return -ENOMEM;
+	}
+	colon = strchr(name, ':');
+	if (colon) {
+		*colon = '\0';
+		to_path = colon + 1;
+	}
+	o.to_name = name;
+	o.to_rel = to_path && to_path[0] ? to_path : NULL;
+	o.keep_source = keep;
+	ret = vdd_migrate_start(d, &o, rpc_call_err(c));
+	if (ret == 0) {
+		struct json_object *st = vdd_migrate_status(d);
+
+		json_object_object_foreach(st, key, val) {
+			json_object_object_add(rpc_call_result(c), key, json_object_get(val));
+		}
+		json_object_put(st);
+		rpc_call_set_changed(c);
+	}
+	free(name);
+	return ret;
+}
+
+static int m_migrate_status(struct rpc_call *c)
+{
+	struct json_object *list = json_object_new_array();
+	struct vdd_disk *d;
+	const char *name;
+	int ret = rpc_get_str(c, "disk", false, &name);
+
+	if (ret == 0 && name && !vdd_disk_find(SRV(c), name)) {
+		errmsg_set(rpc_call_err(c), "%s is not served by this vdiskd", name);
+		ret = -ENOENT;
+	}
+	if (ret < 0) {
+		json_object_put(list);
+		return ret;
+	}
+	for (d = vdd_disk_next(SRV(c), NULL); d; d = vdd_disk_next(SRV(c), d)) {
+		const struct vdd_disk_opts *o = vdd_disk_opts(d);
+		struct json_object *st;
+
+		if (name && strcmp(name, o->image) && strcmp(name, o->socket)) {
+			continue;
+		}
+		st = vdd_migrate_status(d);
+		if (st) {
+			json_object_array_add(list, st);
+		}
+	}
+	json_object_object_add(rpc_call_result(c), "jobs", list);
+	return 0;
+}
+
+static int m_migrate_cancel(struct rpc_call *c)
+{
+	struct vdd_disk *d;
+	int ret = get_disk(c, &d);
+
+	if (ret == 0) {
+		ret = vdd_migrate_cancel(d, rpc_call_err(c));
+	}
+	if (ret == 0) {
+		rpc_call_set_changed(c);
+	}
+	return ret;
+}
+
+static int m_migrate_set(struct rpc_call *c)
+{
+	struct vdd_disk *d;
+	uint64_t bw = 0;
+	int ret;
+
+	if ((ret = get_disk(c, &d)) < 0 ||
+	    (ret = rpc_get_uint(c, "bandwidth", 0, UINT64_MAX / 2, &bw)) < 0) {
+		return ret;
+	}
+	if (ret == 0) {
+		errmsg_set(rpc_call_err(c), "missing parameter 'bandwidth'");
+		return -EINVAL;
+	}
+	ret = vdd_migrate_set_bandwidth(d, bw, rpc_call_err(c));
+	if (ret == 0) {
+		rpc_call_set_changed(c);
+	}
+	return ret;
+}
+
 static int m_version(struct rpc_call *c)
 {
 	add_str(rpc_call_result(c), "version", VDD_VERSION);
@@ -333,6 +454,10 @@ const struct rpc_method vdd_methods[] = {
 	{"disk-retry", m_disk_retry},
 	{"snapshot-create", m_snapshot_create},
 	{"snapshot-delete", m_snapshot_delete},
+	{"migrate-start", m_migrate_start},
+	{"migrate-status", m_migrate_status},
+	{"migrate-cancel", m_migrate_cancel},
+	{"migrate-set", m_migrate_set},
 	{"version", m_version},
 };
 const size_t vdd_n_methods = sizeof(vdd_methods) / sizeof(vdd_methods[0]);
@@ -342,6 +467,8 @@ struct json_object *vdd_config_dump(struct vdd *srv)
 	struct json_object *doc = json_object_new_object(), *list = json_object_new_array();
 	struct vdd_disk *d;
 
+	/* A migration job saves too, from its own thread. */
+	vdd_lock_disks(srv);
 	for (d = vdd_disk_next(srv, NULL); d; d = vdd_disk_next(srv, d)) {
 		const struct vdd_disk_opts *o = vdd_disk_opts(d);
 		struct json_object *e = json_object_new_object();
@@ -358,8 +485,10 @@ struct json_object *vdd_config_dump(struct vdd *srv)
 			json_object_object_add(e, "volatile-map", json_object_new_boolean(true));
 		}
 		add_u64(e, "queues", o->queues);
+		json_object_object_add(e, "migration", vdd_migrate_config(d));
 		json_object_array_add(list, e);
 	}
+	vdd_unlock_disks(srv);
 	json_object_object_add(doc, "disks", list);
 	return doc;
 }

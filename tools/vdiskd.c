@@ -21,6 +21,7 @@
 
 #include "cliutil.h"
 #include "eal.h"
+#include "datastore.h"
 #include "vdiskd.h"
 
 #define CTL_DEFAULT "/run/vdiskd/vdiskd.sock"
@@ -56,12 +57,20 @@ void vdd_log(const char *fmt, ...)
 
 /* -------------------------------------------------------- Persistence */
 
+/* The control thread saves after each change, a migration job at its
+ * pivot and end: one at a time, each writing the set as it is then. */
+static pthread_mutex_t save_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static int save_config(void *ctx, struct errmsg *err)
 {
 	struct daemon *d = ctx;
-	struct json_object *cfg = vdd_config_dump(d->srv);
-	int ret = cfg ? rpc_store_save(d->db_path, cfg, err) : -ENOMEM;
+	struct json_object *cfg;
+	int ret;
 
+	pthread_mutex_lock(&save_lock);
+	cfg = vdd_config_dump(d->srv);
+	ret = cfg ? rpc_store_save(d->db_path, cfg, err) : -ENOMEM;
+	pthread_mutex_unlock(&save_lock);
 	json_object_put(cfg);
 	if (ret < 0) {
 		vdd_log("%s", err->msg);
@@ -69,11 +78,79 @@ static int save_config(void *ctx, struct errmsg *err)
 	return ret;
 }
 
+static int save_from_job(void *ctx)
+{
+	struct errmsg err = {{0}};
+
+	return save_config(ctx, &err);
+}
+
+static int call(struct daemon *d, const char *method, struct json_object *params,
+		struct json_object **resultp, struct errmsg *err)
+{
+	bool changed;
+	int code;
+
+	return rpc_dispatch(vdd_methods, vdd_n_methods, d, method, params, resultp, &code,
+			    &changed, err);
+}
+
+/* A disk saved with a migration running: if the datastore says the copy
+ * took over (vdiskd died after the switch), disk-add served the copy and
+ * the source's removal is finished here; otherwise the job starts again
+ * from the beginning (its begin cleans up what the dead one left). */
+static void restore_migration(struct daemon *d, struct json_object *rec,
+			      struct json_object *result)
+{
+	struct json_object *mig, *img, *served, *v, *params, *started = NULL;
+	struct errmsg err = {{0}};
+	const char *image;
+
+	if (!json_object_object_get_ex(rec, "migration", &mig) || !mig ||
+	    !json_object_object_get_ex(rec, "image", &img) ||
+	    !json_object_object_get_ex(result, "image", &served)) {
+		return;
+	}
+	image = json_object_get_string(img);
+	if (strcmp(image, json_object_get_string(served)) != 0) {
+		struct ds_ref src = {0}, dst = {0};
+		struct ds_migrate_opts mo;
+		struct ds_migrate_result res;
+
+		ds_migrate_opts_init(&mo);
+		mo.keep_source = json_object_object_get_ex(mig, "keep-source", &v) &&
+				 json_object_get_boolean(v);
+		/* The cold path's recovery finishes a switched run. */
+		if (ds_locate(NULL, image, &src, &err) > 0 &&
+		    ds_locate(NULL, json_object_get_string(served), &dst, &err) > 0) {
+			if (ds_migrate(NULL, src.name, src.rel, dst.name, dst.rel, &mo, &res,
+				       &err) < 0) {
+				vdd_log("finishing the migration of %s: %s", image, err.msg);
+			} else {
+				vdd_log("finished the migration of %s to %s:%s", image, dst.name,
+					dst.rel);
+			}
+			ds_migrate_result_fini(&res);
+		}
+		ds_ref_fini(&src);
+		ds_ref_fini(&dst);
+		return;
+	}
+	params = json_object_get(mig);
+	json_object_object_add(params, "disk", json_object_new_string(image));
+	if (call(d, "migrate-start", params, &started, &err) < 0) {
+		vdd_log("restarting the migration of %s: %s", image, err.msg);
+	}
+	json_object_put(started);
+	json_object_put(params);
+}
+
 /* Replays the saved disks through disk-add, so they obey the same checks;
  * one that fails (its image gone, its socket taken) is logged and
  * skipped, and stays in the database until the set next changes. */
 static void restore_config(struct daemon *d)
 {
+	bool migrated = false;
 	struct json_object *cfg, *list;
 	struct errmsg err = {{0}};
 	int ret = rpc_store_load(d->db_path, &cfg, &err);
@@ -88,17 +165,20 @@ static void restore_config(struct daemon *d)
 	if (json_object_object_get_ex(cfg, "disks", &list) &&
 	    json_object_is_type(list, json_type_array)) {
 		for (size_t i = 0; i < json_object_array_length(list); i++) {
-			struct json_object *result = NULL;
-			bool changed;
-			int code;
+			struct json_object *rec = json_object_array_get_idx(list, i);
+			struct json_object *result = NULL, *mig;
 
-			if (rpc_dispatch(vdd_methods, vdd_n_methods, d, "disk-add",
-					 json_object_array_get_idx(list, i), &result, &code,
-					 &changed, &err) < 0) {
+			if (call(d, "disk-add", rec, &result, &err) < 0) {
 				vdd_log("restoring a disk: %s", err.msg);
+			} else if (json_object_object_get_ex(rec, "migration", &mig) && mig) {
+				restore_migration(d, rec, result);
+				migrated = true;
 			}
 			json_object_put(result);
 		}
+	}
+	if (migrated) {
+		save_config(d, &err);
 	}
 	json_object_put(cfg);
 }
@@ -257,6 +337,8 @@ int main(int argc, char **argv)
 	}
 	/* rte_vhost narrates every vhost-user message at INFO. */
 	rte_log_set_level_pattern("lib.vhost.*", RTE_LOG_WARNING);
+	vopts.save = save_from_job;
+	vopts.save_ctx = &d;
 	if (vdd_create(&vopts, &d.srv, &err) < 0) {
 		vdd_log("%s", err.msg);
 		goto out_eal;

@@ -29,6 +29,10 @@ struct vdd_opts {
 	bool poll;              /* busy-poll instead of sleeping on eventfds */
 	const int *cpus;        /* pin thread i to cpus[i % n_cpus]; NULL: no pinning */
 	unsigned n_cpus;
+	/* Saves the served set (vdd_config_dump) where a restart finds it;
+	 * called by a migration job at its pivot.  NULL: nothing saved. */
+	int (*save)(void *ctx);
+	void *save_ctx;
 };
 
 struct vdd_disk_opts {
@@ -113,6 +117,47 @@ int vdd_disk_describe(struct vdd_disk *d, struct json_object **objp, struct errm
 /* Retries the requests held for lack of space now. */
 void vdd_disk_retry(struct vdd_disk *d);
 
+/* Live migration of a served disk to another datastore (vdiskd-migrate.c;
+ * docs/vdiskd-rpc.md, migrate-*).  One job per disk; while it runs the
+ * disk cannot be resized, snapshotted or removed (-EBUSY). */
+struct vdd_migrate_opts {
+	const char *to_name;  /* destination datastore */
+	const char *to_rel;   /* NULL: the source's relative path */
+	bool keep_source;     /* leave the source as an independent image */
+	uint64_t bandwidth;   /* bytes per second for the copy; 0: no limit */
+};
+int vdd_migrate_start(struct vdd_disk *d, const struct vdd_migrate_opts *o,
+		      struct errmsg *err);
+int vdd_migrate_cancel(struct vdd_disk *d, struct errmsg *err);
+int vdd_migrate_set_bandwidth(struct vdd_disk *d, uint64_t bandwidth, struct errmsg *err);
+/* The job's state as a new JSON object (docs/vdiskd-rpc.md), or NULL
+ * when the disk never had one. */
+struct json_object *vdd_migrate_status(struct vdd_disk *d);
+/* What restarts the job after a crash: {"to", "keep-source", "bandwidth"}
+ * while one runs (a new object), else NULL. */
+struct json_object *vdd_migrate_config(struct vdd_disk *d);
+bool vdd_job_running(struct vdd_disk *d);
+/* Stops a running job as a crash would (the destination is left for the
+ * next start to clean up) and waits for it: vdiskd is shutting down. */
+void vdd_job_stop(struct vdd_disk *d);
+void vdd_job_free(struct vdd_disk *d);
+
+/* What the job needs of the server (vdiskd-blk.c).  pause drains the disk
+ * and returns with its lock held and nothing in flight; resume undoes it. */
+struct vdd_job;
+struct blk_backend;
+uint64_t vdd_disk_pause(struct vdd_disk *d);
+void vdd_disk_resume(struct vdd_disk *d, uint64_t t0, uint64_t *pause_usp);
+void vdd_disk_lock(struct vdd_disk *d);
+void vdd_disk_unlock(struct vdd_disk *d);
+struct blk_backend *vdd_disk_backend(struct vdd_disk *d);
+struct vdd *vdd_disk_server(struct vdd_disk *d);
+struct vdd_job *vdd_disk_job(struct vdd_disk *d);
+void vdd_disk_set_job(struct vdd_disk *d, struct vdd_job *job);
+/* The pivot, paused: the disk is served from 'path' from now on. */
+int vdd_disk_set_image(struct vdd_disk *d, const char *path);
+int vdd_save(struct vdd *srv);
+
 /* Logging (vdiskd.c): one line on stderr. */
 void vdd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -121,7 +166,11 @@ extern const struct rpc_method vdd_methods[];
 extern const size_t vdd_n_methods;
 /* The server behind the methods' context pointer (vdiskd.c). */
 struct vdd *vdd_of_ctx(void *ctx);
-/* The served set as disk-add parameters: {"disks": [...]}. */
+/* The served set as disk-add parameters: {"disks": [...]}, each with the
+ * "migration" vdd_migrate_config() gives.  Holds the disks' list lock
+ * (vdd_lock_disks: no vdd_disk_find inside). */
+void vdd_lock_disks(struct vdd *srv);
+void vdd_unlock_disks(struct vdd *srv);
 struct json_object *vdd_config_dump(struct vdd *srv);
 
 #endif

@@ -638,6 +638,15 @@ uint64_t vd_size_bytes(const struct vd_image *img)
 	return img->hdr.size_bytes;
 }
 
+void vd_set_durable_map(struct vd_image *img, bool on)
+{
+	if (on) {
+		img->open_flags |= VD_OPEN_DURABLE_MAP;
+	} else {
+		img->open_flags &= ~(unsigned)VD_OPEN_DURABLE_MAP;
+	}
+}
+
 uint32_t vd_cluster_bytes(const struct vd_image *img)
 {
 	return img->cluster_bytes;

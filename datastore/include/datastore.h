@@ -329,6 +329,43 @@ int ds_migrate(const char *registry, const char *src_name, const char *src_rel,
 	       const char *dst_name, const char *dst_rel, const struct ds_migrate_opts *opts,
 	       struct ds_migrate_result *res, struct errmsg *err);
 
+/* Live migration (vdiskd's): the same protocol, with the copy (and the
+ * mirroring of the guest's writes) left to the caller, which holds the
+ * source open read-write for the whole job (its lock keeps every other
+ * migration and writer out).  In order: ds_live_begin() (steps 1 and 2:
+ * after cleaning up what an earlier run left, 'moving_to' on the source
+ * and the destination's incomplete entry); the caller creates the image at
+ * ds_live_dest_path(), storing ds_live_dest_backing() as its backing
+ * reference, and fills it; ds_live_switch() (step 4: from here on the
+ * destination is the image) or ds_live_abandon() (the destination's file
+ * and entry deleted, the source in charge); ds_live_finish() after the
+ * switch (step 5: the source deleted, or released with keep_source).  The
+ * handle is freed with ds_live_free() at any point; a job that is never
+ * switched nor abandoned (a crash) is cleaned up by the next begin. */
+struct ds_live; /* opaque */
+/* 'src_path': the source's host path, an image of a datastore; 'backing':
+ * the backing reference it stores (NULL: none).  -ESTALE, with a
+ * sentence, when an earlier run had switched (the copy is the image);
+ * refusals otherwise as ds_migrate(). */
+int ds_live_begin(const char *registry, const char *src_path, const char *backing,
+		  const char *dst_name, const char *dst_rel, const struct ds_migrate_opts *opts,
+		  struct ds_live **lp, struct errmsg *err);
+/* "NAME:rel" of each side, the destination's host path, and the backing
+ * reference it must store (NULL: none); borrowed from the handle. */
+const char *ds_live_src_spec(const struct ds_live *l);
+const char *ds_live_dest_spec(const struct ds_live *l);
+const char *ds_live_dest_path(const struct ds_live *l);
+const char *ds_live_dest_backing(const struct ds_live *l);
+int ds_live_switch(struct ds_live *l, struct errmsg *err);
+int ds_live_finish(struct ds_live *l, struct errmsg *err);
+/* Before the switch only (a no-op after it); close the destination first. */
+int ds_live_abandon(struct ds_live *l, struct errmsg *err);
+void ds_live_free(struct ds_live *l);
+/* For a server restarting after a crash: when the image at host path
+ * 'path' was switched away from (its entry moves to a ready copy whose
+ * origin it is), returns 1 with the copy's host path in '*nextp' (a new
+ * string); 0 when 'path' is still the image (or in no datastore). */
+int ds_successor(const char *registry, const char *path, char **nextp, struct errmsg *err);
 /* Whether entry 'rel' of 'ds' is still the image, for whoever would open
  * it to write (vdisk's commands, vdiskd's disk-add): -ESTALE, with a
  * sentence, once a migration has switched to its copy (moving_to names a

@@ -149,6 +149,10 @@ struct vd_info {
 int vd_get_info(struct vd_image *img, struct vd_info *info);
 uint64_t vd_size_bytes(const struct vd_image *img);
 uint32_t vd_cluster_bytes(const struct vd_image *img);
+/* Turns VD_OPEN_DURABLE_MAP on or off for requests submitted from now on
+ * (a live migration's destination takes the guest's guarantee at the
+ * pivot; until then the source carries it). */
+void vd_set_durable_map(struct vd_image *img, bool on);
 /* The path the image was opened with; borrowed until vd_close(). */
 const char *vd_path(const struct vd_image *img);
 
