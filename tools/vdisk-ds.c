@@ -1064,7 +1064,10 @@ int vdisk_cmd_migrate(int argc, char **argv)
 		cli_usage_error("migrate", "missing --to NAME[:PATH]");
 		return CLI_EXIT_USAGE;
 	}
-	ret = vdisk_served_lookup(NULL, argv[optind], true, &served);
+	/* Not resolved for writing: an old copy a switched migration left is
+	 * what this command finishes, and templates are the library's to
+	 * refuse. */
+	ret = vdisk_served_lookup(NULL, argv[optind], false, &served);
 	if (ret < 0) {
 		return CLI_EXIT_FAILURE;
 	}

@@ -563,10 +563,13 @@ static int pivot(struct vdd_job *j, struct errmsg *err)
 			err->msg, j->src_spec);
 	}
 	/* Its last requests ran on the I/O threads' contexts: close it under
-	 * their lock. */
+	 * their lock.  Closing may drive those contexts (a write-back still
+	 * in flight) and so complete guest requests of the new image here:
+	 * the threads must then look at their queues and notify the guest. */
 	vdd_disk_lock(d);
 	ret = vd_close(old);
 	vdd_disk_unlock(d);
+	vdd_disk_retry(d);
 	j->src = NULL;
 	if (ret < 0) {
 		vdd_log("disk %s: closing the old image: %s", j->src_spec, strerror(-ret));
@@ -599,6 +602,7 @@ static void unwind(struct vdd_job *j)
 		j->dst = NULL;
 	}
 	vdd_disk_unlock(d);
+	vdd_disk_retry(d); /* as after the pivot's close */
 }
 
 static int run(struct vdd_job *j, struct errmsg *err)

@@ -208,7 +208,7 @@ for _ in $(seq 200); do
 	sleep 0.05
 done
 expect_rc 1 migrate a:busy.vd --to b
-expect_one_line_error "live migration"
+expect_one_line_error "moves live"
 expect_err "in use by vdisk (pid $holder)"
 [ "$(entry b:busy.vd state)" = none ] || fail "a refused migration left an entry"
 [ "$(entry a:busy.vd moving_to)" = - ] || fail "a refused migration left moving_to"

@@ -215,6 +215,148 @@ def test_snaps(e):
     check(r.returncode == 0, f"snapshot s1 reads as it was taken {r.stdout[-300:]}")
 
 
+def serve_filled(e, name, spec, size="64M", nblocks=256, daemon_env=None):
+    """A daemon serving a new image 'spec' filled with seeded blocks."""
+    e.run("create", "-q", spec, size)
+    d = start(e.daemon(name, daemon_env), e)
+    sock = os.path.join(d.workdir, "disk.sock")
+    d.call("disk-add", image=spec, socket=sock)
+    return d, sock, fill(e, sock, nblocks, 100)
+
+
+def verify(e, sock, seeds, what):
+    rc, out = e.io(sock, *verify_cmds(seeds))
+    check(rc == 0, what + ("" if rc == 0 else f": {out[-300:]}"))
+
+
+def in_charge(e, ds, rel, other_ds):
+    """The entry of 'rel' in 'ds' is ready and 'other_ds' holds none."""
+    ent = e.manifest(ds).get(rel)
+    return (ent is not None and ent["state"] == "ready" and not ent.get("moving_to")
+            and rel not in e.manifest(other_ds)
+            and not os.path.exists(os.path.join(e.work, other_ds, rel)))
+
+
+def test_cancel(e):
+    d, sock, seeds = serve_filled(e, "d-cancel", "a:c.vd")
+    with d:
+        d.call("migrate-start", disk=sock, to="b", bandwidth=2 << 20)
+        wait_phase(d, "copy")
+        r = e.run("migrate", "--cancel", "a:c.vd")
+        check(r.returncode == 0, "vdisk migrate --cancel")
+        job = d.call("migrate-status", disk=sock)["jobs"][0]
+        check(job["phase"] == "cancelled", f"the job says cancelled ({job['phase']})")
+        check(in_charge(e, "a", "c.vd", "b"), "the source is in charge, nothing in b")
+        check(d.disk(sock)["image"] == os.path.join(e.work, "a", "c.vd"), "still served")
+        verify(e, sock, seeds, "the guest reads its data after the cancel")
+        # Started again, it finishes.
+        r = e.run("migrate", "a:c.vd", "--to", "b")
+        check(r.returncode == 0, "a second run finishes")
+        verify(e, sock, seeds, "and the guest reads its data from b")
+        d.call("disk-remove", disk=sock)
+
+
+def test_kill(e):
+    d, sock, seeds = serve_filled(e, "d-kill", "a:k.vd")
+    with d:
+        d.call("migrate-start", disk=sock, to="b", bandwidth=4 << 20)
+        wait_phase(d, "copy")
+        d.kill9()
+        check(in_charge(e, "a", "k.vd", "b") or e.manifest("b").get("k.vd", {}).get(
+            "state") == "incomplete", "killed mid-copy: the source is the image")
+        start(d, e)
+        verify(e, sock, seeds, "the restarted vdiskd serves the source, every block right")
+        job = wait_job(d, "a:k.vd")
+        check(job["phase"] == "done", f"the job was taken up and finished ({job['phase']})")
+        check(in_charge(e, "b", "k.vd", "a"), "b:k.vd is the image, a:k.vd gone")
+        verify(e, sock, seeds, "the guest reads its data from b")
+        d.call("disk-remove", disk=sock)
+    # Deaths inside the pivot, where a kill from outside cannot aim.
+    for n, (at, home) in enumerate((("pivot", "a"), ("switched", "b"), ("saved", "b"))):
+        rel = f"p{n}.vd"
+        d, sock, seeds = serve_filled(e, f"d-{at}", f"a:{rel}", size="16M", nblocks=64,
+                                      daemon_env={"VDISKD_MIGRATE_CRASH_AT": at})
+        d.call("migrate-start", disk=sock, to="b")
+        d.proc.wait(60)
+        d.proc = None
+        d.env_extra = None
+        a_ent = e.manifest("a").get(rel)
+        b_ent = e.manifest("b").get(rel)
+        check((b_ent or {}).get("state") == ("ready" if home == "b" else "incomplete"),
+              f"died at {at}: {home}:{rel} is the image ({a_ent}, {b_ent})")
+        start(d, e)
+        with d:
+            verify(e, sock, seeds, f"after a death at {at}, the restarted vdiskd serves "
+                   "every block right")
+            if home == "a":
+                job = wait_job(d, f"a:{rel}")
+                check(job["phase"] == "done", f"the job was taken up ({job['phase']})")
+            check(d.disk(sock)["image"] == os.path.join(e.work, "b", rel),
+                  f"after a death at {at}, b:{rel} is served")
+            if at == "saved":
+                # The saved set named b already: the old copy waits for the
+                # command that finishes it, as after a cold migration.
+                r = e.run("migrate", f"a:{rel}", "--to", "b", ok=False)
+                check(r.returncode == 0, f"vdisk migrate finishes it: {r.stdout.strip()}")
+            check(in_charge(e, "b", rel, "a"), f"a:{rel} is gone")
+            d.call("disk-remove", disk=sock)
+
+
+def test_full(e):
+    mnt = os.path.join(e.work, "small")
+    os.makedirs(mnt)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12M", "tmpfs", mnt], check=True)
+    try:
+        e.run("datastore", "create", "small", os.path.join(mnt, "ds"))
+        d, sock, seeds = serve_filled(e, "d-full", "a:f.vd", size="64M", nblocks=400)
+        with d:
+            writer = subprocess.Popen(
+                [e.vub, "io"] + sum([["-c", c] for c in verify_cmds(seeds)], []) + [sock],
+                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+            r = e.run("migrate", "a:f.vd", "--to", "small", ok=False)
+            err = r.stderr.strip()
+            check(r.returncode == 1 and "No space left" in err and err.count("\n") == 0,
+                  f"a destination that fills up fails the job: {err}")
+            writer.wait(120)
+            check(writer.returncode == 0, "the guest saw no error meanwhile")
+            ent = e.manifest("a")["f.vd"]
+            with open(os.path.join(mnt, "ds", ".vdisk-datastore.json")) as f:
+                small = json.load(f)["entries"]
+            check(ent["state"] == "ready" and not ent.get("moving_to") and small == {},
+                  "the source is in charge, small has no entry")
+            check(os.listdir(os.path.join(mnt, "ds")) in (
+                [".vdisk-datastore.json", ".vdisk-datastore.lock"],
+                [".vdisk-datastore.lock", ".vdisk-datastore.json"]), "no file left behind")
+            verify(e, sock, seeds, "every block reads right afterwards")
+            d.call("disk-remove", disk=sock)
+    finally:
+        subprocess.run(["umount", "-l", mnt])
+
+
+def test_busy(e):
+    """A writer rewriting as fast as it can for the whole job."""
+    d, sock, seeds = serve_filled(e, "d-busy", "a:w.vd", nblocks=256)
+    with d:
+        rnd = random.Random(11)
+        cmds = []
+        for k in range(6000):
+            b = rnd.randrange(256)
+            seeds[b] = 90000 + k
+            cmds.append(f"write -S {seeds[b]} {b * BLOCK} {BLOCK}")
+        # Its output is not read: a line per write would fill a pipe.
+        writer = subprocess.Popen([e.vub, "io"] + sum([["-c", c] for c in cmds], [])
+                                  + [sock], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        time.sleep(0.3)
+        r = e.run("migrate", "a:w.vd", "--to", "b", ok=False)
+        busy = writer.poll() is None
+        check(r.returncode == 0, f"the job ends under a writer at full speed "
+              f"(still writing at the end: {busy}): {r.stdout.strip()}")
+        writer.wait(300)
+        check(writer.returncode == 0, "every write succeeded")
+        verify(e, sock, seeds, "every block has its last pattern")
+        d.call("disk-remove", disk=sock)
+
+
 def main():
     vdiskd, vdisk, vub, work = sys.argv[1:]
     if os.geteuid() != 0:
@@ -226,6 +368,10 @@ def main():
         e.run("datastore", "create", name, os.path.join(work, name))
     test_live(e)
     test_snaps(e)
+    test_cancel(e)
+    test_kill(e)
+    test_full(e)
+    test_busy(e)
 
 
 if __name__ == "__main__":
