@@ -155,7 +155,7 @@ static void test_refusals(void **state)
 	vd_open_opts_init(&oo);
 	oo.flags = VD_OPEN_RDWR;
 	assert_int_equal(vd_open(p, &oo, &img, NULL), 0);
-	expect_refused("x.vd", NULL, false, -EBUSY, "live migration");
+	expect_refused("x.vd", NULL, false, -EBUSY, "moves live");
 	vd_close(img);
 
 	/* A backing file outside every datastore cannot be copied along. */
