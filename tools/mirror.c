@@ -320,12 +320,18 @@ int mirror_write_zeroes(struct mirror *m, struct vd_ctx *ctx, uint64_t off, uint
 
 /* ------------------------------------------------------------- the copier */
 
-static bool all_zero(const uint8_t *p, size_t n)
+bool mirror_all_zero(const void *buf, size_t n)
 {
-	const uint64_t *w = (const uint64_t *)p;
+	const uint64_t *w = buf;
+	const uint8_t *p = buf;
 
 	for (size_t i = 0; i < n / 8; i++) {
 		if (w[i]) {
+			return false;
+		}
+	}
+	for (size_t i = n / 8 * 8; i < n; i++) {
+		if (p[i]) {
 			return false;
 		}
 	}
@@ -379,14 +385,14 @@ static void copy_read(void *arg, int ret)
 	c->ret = ret;
 	c->pending = 1; /* until every write is submitted */
 	while (c->ret == 0 && pos < c->len) {
-		bool zero = all_zero(c->buf + pos, m->gran < c->len - pos ? m->gran : c->len - pos);
+		bool zero = mirror_all_zero(c->buf + pos, m->gran < c->len - pos ? m->gran : c->len - pos);
 		uint64_t run = 0;
 		struct iovec iov;
 
 		while (pos + run < c->len) {
 			uint64_t k = c->len - pos - run < m->gran ? c->len - pos - run : m->gran;
 
-			if (all_zero(c->buf + pos + run, k) != zero) {
+			if (mirror_all_zero(c->buf + pos + run, k) != zero) {
 				break;
 			}
 			run += k;

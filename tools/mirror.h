@@ -32,6 +32,7 @@
 #define MIRROR_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
@@ -78,6 +79,9 @@ void mirror_get_stats(const struct mirror *m, struct mirror_stats *st);
 /* Nothing dirty, no copy in flight: the destination reads as the source,
  * and stays so while the mirror lives. */
 bool mirror_synced(const struct mirror *m);
+/* Whether 'n' bytes at 'buf' (8-byte aligned) are all zero: a copy
+ * writes them as write-zeroes. */
+bool mirror_all_zero(const void *buf, size_t n);
 /* Whether a guest request was turned back since the last call (the server
  * should retry its held requests now). */
 bool mirror_take_retry(struct mirror *m);

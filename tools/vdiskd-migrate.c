@@ -231,16 +231,6 @@ static int snapshot_ranges(struct vd_image *ro, struct vd_snap_view *view, const
 	return 0;
 }
 
-static bool all_zero(const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (p[i]) {
-			return false;
-		}
-	}
-	return true;
-}
-
 static int copy_ranges(struct vdd_job *j, struct vd_snap_view *view, const struct ranges *r,
 		       uint8_t *buf, struct errmsg *err)
 {
@@ -263,7 +253,7 @@ static int copy_ranges(struct vdd_job *j, struct vd_snap_view *view, const struc
 					   strerror(-ret));
 				return ret;
 			}
-			ret = all_zero(buf, n) ? vd_write_zeroes(j->dst, off, n)
+			ret = mirror_all_zero(buf, n) ? vd_write_zeroes(j->dst, off, n)
 					       : vd_pwrite(j->dst, buf, n, off);
 			if (ret < 0) {
 				errmsg_set(err, "writing %s: %s", j->dst_spec, strerror(-ret));

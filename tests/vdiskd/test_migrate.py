@@ -116,6 +116,18 @@ def fill(e, sock, nblocks, seed0):
     return {i: seed0 + i for i in range(nblocks)}
 
 
+def rewrites(seeds, n, rnd_seed, seed0):
+    """n writes of random blocks among 'seeds' (updated to the last seed
+    of each), as vublk io commands."""
+    rnd = random.Random(rnd_seed)
+    cmds = []
+    for k in range(n):
+        b = rnd.randrange(len(seeds))
+        seeds[b] = seed0 + k
+        cmds.append(f"write -S {seeds[b]} {b * BLOCK} {BLOCK}")
+    return cmds
+
+
 def verify_cmds(seeds):
     return [f"read -S {s} {b * BLOCK} {BLOCK}" for b, s in sorted(seeds.items())]
 
@@ -134,12 +146,7 @@ def test_live(e):
                                 "--bandwidth", "8M"], env=e.env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
         wait_phase(d, "copy")
-        rnd = random.Random(7)
-        cmds = []
-        for k in range(600):
-            b = rnd.randrange(512)
-            seeds[b] = 5000 + k
-            cmds.append(f"write -S {seeds[b]} {b * BLOCK} {BLOCK}")
+        cmds = rewrites(seeds, 600, 7, 5000)
         writer = subprocess.Popen([e.vub, "io"] + sum([["-c", c] for c in cmds], [])
                                   + ["-c", "hold"] + sum([["-c", c] for c in verify_cmds(seeds)], [])
                                   + [sock], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -337,12 +344,7 @@ def test_busy(e):
     """A writer rewriting as fast as it can for the whole job."""
     d, sock, seeds = serve_filled(e, "d-busy", "a:w.vd", nblocks=256)
     with d:
-        rnd = random.Random(11)
-        cmds = []
-        for k in range(6000):
-            b = rnd.randrange(256)
-            seeds[b] = 90000 + k
-            cmds.append(f"write -S {seeds[b]} {b * BLOCK} {BLOCK}")
+        cmds = rewrites(seeds, 6000, 11, 90000)
         # Its output is not read: a line per write would fill a pipe.
         writer = subprocess.Popen([e.vub, "io"] + sum([["-c", c] for c in cmds], [])
                                   + [sock], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
