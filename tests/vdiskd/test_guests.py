@@ -6,7 +6,9 @@ filled in the guest (e2fsprogs' mke2fs) is in the image offline, and fstrim
 gives a deleted file's space back; GET_ID; read-only disks; discard gives
 space back; resize reaches the guest; a snapshot taken while the
 guest writes holds exactly one instant; kill -9 of vdiskd during guest
-writes loses nothing.
+writes loses nothing; a disk moves live between two datastores while the
+guest writes and verifies a checksummed pattern, and afterwards the guest
+verifies all its data.
 
 usage: test_guests.py VDISKD VDISK WORKDIR      (exit 0, 1, or 77: skip)
 """
@@ -310,6 +312,64 @@ def test_kill9(env, g, vd_img):
           "note: no request was in flight at the kill")
 
 
+# Block i of the migration test: its number and the md5 of it (42 bytes),
+# as guest shell code setting $e; and the same bytes read back.
+BLOCK_OF = "b=$(printf 'blk%06d' $i); e=\"$b $(echo $b | md5sum | head -c 32)\""
+READ_BACK = ("dd if=/dev/vde bs=4096 skip=$((4096+i)) count=1 iflag=direct 2>/dev/null "
+             "| head -c 42")
+
+
+def test_live_migration(env, g, spec, sock):
+    """The guest writes numbered, checksummed blocks and reads each back at
+    once, all the time its disk (/dev/vde, datastore a) moves to datastore
+    b; then it verifies everything it wrote."""
+    g.run("dd if=/dev/urandom of=/tmp/m bs=1M count=8 2>/dev/null && "
+          "dd if=/tmp/m of=/dev/vde bs=1M oflag=direct conv=fsync 2>/dev/null", check=True)
+    want = g.run("md5sum /tmp/m", check=True)[1].split()[0]
+    # Block i at 16 MiB + 4 KiB * i: its number and its data's md5, read
+    # back and compared after each write.  Runs until /tmp/mstop.
+    g.run("rm -f /tmp/mstop /tmp/mdone /tmp/mn; (i=0; while [ ! -e /tmp/mstop ]; do "
+          f"{BLOCK_OF}; printf \"$e\" | dd of=/dev/vde bs=4096 seek=$((4096+i)) conv=sync "
+          "oflag=direct 2>/dev/null || echo WFAIL; "
+          f"[ \"$({READ_BACK})\" = \"$e\" ] || echo RFAIL $i; i=$((i+1)); echo $i >/tmp/mn; "
+          "done; touch /tmp/mdone) >/tmp/mw.log 2>&1 &", check=True)
+    deadline = time.monotonic() + 120
+    while int(g.run("cat /tmp/mn 2>/dev/null || echo 0")[1].strip() or 0) < 10:
+        assert time.monotonic() < deadline, "the migration writer did not start"
+        time.sleep(0.2)
+    n0 = int(g.run("cat /tmp/mn")[1].strip())
+    # 4 MiB/s: the 8 MiB copy takes a few seconds of the writer's life.
+    r = subprocess.run([env.vdisk, "migrate", spec, "--to", "b", "--bandwidth", "4M"],
+                       env=env.tool_env, capture_output=True, text=True, timeout=300)
+    check(r.returncode == 0, f"vdisk migrate of the running guest's disk: "
+          f"{r.stdout.strip()} {r.stderr.strip()}")
+    n1 = int(g.run("cat /tmp/mn")[1].strip())
+    g.run("touch /tmp/mstop", check=True)
+    deadline = time.monotonic() + 60
+    while g.run("test -e /tmp/mdone")[0] != 0:
+        assert time.monotonic() < deadline, "the migration writer did not stop"
+        time.sleep(0.3)
+    nblk = int(g.run("cat /tmp/mn", check=True)[1].strip())
+    check(n1 > n0 and g.run("cat /tmp/mw.log", check=True)[1].strip() == "",
+          f"the guest wrote and verified blocks {n0}..{n1} while its disk moved, no error")
+    check(guest_md5(g, "/dev/vde", 8 * MB) == want, "after the pivot the guest reads "
+          "its 8 MiB back")
+    bad = g.run(f"i=0; while [ $i -lt {nblk} ]; do {BLOCK_OF}; "
+                f"[ \"$({READ_BACK})\" = \"$e\" ] || echo $i; i=$((i+1)); done",
+                check=True, timeout=300)[1].split()
+    check(not bad, f"and all {nblk} numbered blocks ({len(bad)} wrong)")
+    dst = os.path.join(env.work, "b", "mig.vd")
+    check(env.d.disk(sock)["image"] == dst, "vdiskd serves it from datastore b")
+    check(not os.path.exists(os.path.join(env.work, "a", "mig.vd")), "the source is gone")
+    env.d.call("disk-flush", disk=sock)
+    alloc = env.d.call("disk-info", disk=sock)["allocated_bytes"]
+    # What the guest wrote: 8 MiB, and nblk 4 KiB blocks in 64 KiB clusters.
+    expect = 8 * MB + (nblk * 4096 + 65535) // 65536 * 65536
+    check(abs(alloc - expect) <= expect // 100,
+          f"thin: {alloc} bytes allocated for the {expect} the guest wrote")
+    return dst
+
+
 def main():
     if len(sys.argv) != 4:
         print(__doc__)
@@ -328,19 +388,28 @@ def main():
     vd_img = env.image("disk.vd", 64 * MB)
     ro_img = env.image("ro.vd", 16 * MB)
     fs_img = env.image("fs.vd", 64 * MB)
+    # Two datastores for the live migration; vdiskd and the tool share
+    # their registry.
+    os.environ["VDISK_DATASTORES"] = os.path.join(work, "registry.json")
+    env.tool_env = dict(os.environ, VDISKD_CTL=env.d.ctl)
+    for ds in ("a", "b"):
+        sh(vdisk, "datastore", "create", ds, os.path.join(work, ds))
+    sh(vdisk, "create", "a:mig.vd", str(32 * MB))
     with env.d:
         env.d.call("disk-add", image=raw_img, socket=env.sock("raw"),
                    serial="VDTEST-SERIAL-1")
         env.d.call("disk-add", image=vd_img, socket=env.sock("vd"), queues=2)
         env.d.call("disk-add", image=ro_img, socket=env.sock("ro"), read_only=True)
         env.d.call("disk-add", image=fs_img, socket=env.sock("fs"))
+        env.d.call("disk-add", image="a:mig.vd", socket=env.sock("mig"))
         # ext4 and its checksum algorithm (a soft dependency modules.dep
         # does not list), e2fsprogs' mke2fs (busybox's makes only ext2).
         g = Guest("g", os.path.join(work, "g"), cpus=2, disks=[
             Disk.vhost_user_blk(env.sock("raw")),
             Disk.vhost_user_blk(env.sock("vd"), queues=2),
             Disk.vhost_user_blk(env.sock("ro")),
-            Disk.vhost_user_blk(env.sock("fs"))],
+            Disk.vhost_user_blk(env.sock("fs")),
+            Disk.vhost_user_blk(env.sock("mig"))],
             modules=["crc32c_generic", "ext4"], binaries=["mke2fs"])
         with g:
             g.wait_ready(timeout=180)
@@ -352,8 +421,12 @@ def main():
             test_resize(env, g, vd_img)
             test_snapshot(env, g, vd_img)
             test_kill9(env, g, vd_img)
+            mig = test_live_migration(env, g, "a:mig.vd", env.sock("mig"))
             q = env.d.disk(vd_img)["queue-requests"]
             print(f"per-queue requests of the 2-queue disk: {q}")
+        env.d.call("disk-remove", disk=env.sock("mig"))
+    r = subprocess.run([vdisk, "check", mig], capture_output=True, text=True)
+    check(r.returncode == 0, f"vdisk check on the destination is clean {r.stdout.strip()}")
     return 0
 
 
