@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""The disk server part of the demo: vdiskd serves a vdisk image to a small
-QEMU guest (TCG) over vhost-user-blk.  The guest writes data and reads it
-back with a checksum; a snapshot is taken while a writer in the guest runs;
-`vdisk ps` and the disk's counters (disk-stats) are shown; then everything
-started here is stopped by its PID and the image is checked offline: it
-holds the guest's data, and the snapshot holds exactly one instant of the
-writer's blocks.
+"""The disk server part of the demo: vdiskd serves a vdisk image of datastore
+ds1 to a small QEMU guest (TCG) over vhost-user-blk.  The guest writes data
+and reads it back with a checksum; a snapshot is taken while a writer in the
+guest runs; `vdisk ps` and the disk's counters (disk-stats) are shown; then
+the disk moves live to datastore ds2 while the guest writes and verifies
+numbered blocks, with progress, and the guest verifies all its data after
+the pivot; then everything started here is stopped by its PID and the image
+is checked offline: it holds the guest's data, and the snapshot holds
+exactly one instant of the writer's blocks.
 
 usage: demo-disk.py BUILD_DIR WORK_DIR
 """
@@ -30,13 +32,22 @@ BOLD, PLAIN = "\033[1m", "\033[0m"
 MB = 1 << 20
 DATA_MB = 16        # checksummed data the guest writes at offset 0
 BLK_BASE = 64 * MB  # where the writer's numbered 4 KiB blocks go
+MIG_BASE = 128 * MB  # where the blocks written during the migration go
+# Guest shell code: block i of the migration writer (its number and the md5
+# of it, in $e), and the same bytes read back from the disk.
+BLOCK_OF = "b=$(printf 'mig%06d' $i); e=\"$b $(echo $b | md5sum | head -c 32)\""
+READ_BACK = (f"dd if=/dev/vda bs=4096 skip=$(({MIG_BASE // 4096}+i)) count=1 iflag=direct "
+             "2>/dev/null | head -c 42")
 
 
 class Demo:
     def __init__(self, build, work):
         self.vdisk = os.path.join(build, "tools", "vdisk")
         self.work = work
-        self.image = os.path.join(work, "vm1.vd")
+        # Two datastores of the demo's own (a private registry): the disk
+        # lives in ds1, then moves to ds2 while the guest runs.
+        self.spec = "ds1:vm1.vd"
+        self.image = os.path.join(work, "ds1", "vm1.vd")
         # Unix socket paths must fit in 107 bytes, wherever the checkout is.
         self.run_dir = tempfile.mkdtemp(prefix="vdemo")
         self.sock = os.path.join(self.run_dir, "vm1.sock")
@@ -44,6 +55,7 @@ class Demo:
         self.d = Vdiskd(os.path.join(build, "tools", "vdiskd"),
                         os.path.join(work, "vdiskd"))
         self.d.ctl = os.path.join(self.run_dir, "vdiskd.sock")
+        os.environ["VDISK_DATASTORES"] = os.path.join(work, "datastores.json")
         self.env = dict(os.environ, VDISKD_CTL=self.d.ctl)
 
     def rel(self, path):
@@ -105,10 +117,72 @@ def show_stats(stats):
     print(flush=True)
 
 
+def migrate(demo, g, want, nblk):
+    """The disk moves from ds1 to ds2 while the guest writes numbered,
+    checksummed blocks and reads each back; then the guest verifies all it
+    ever wrote."""
+    print(f"\n{BOLD}guest# a writer writes numbered, checksummed 4 KiB blocks and "
+          f"reads each back, while the disk moves live from ds1 to ds2{PLAIN}",
+          flush=True)
+    demo.step("vdisk", "datastore", "list")
+    demo.guest(g, "rm -f /tmp/mstop /tmp/mdone /tmp/mn; (i=0; while [ ! -e /tmp/mstop ]; "
+               f"do {BLOCK_OF}; printf \"$e\" | dd of=/dev/vda bs=4096 "
+               f"seek=$(({MIG_BASE // 4096}+i)) conv=sync oflag=direct 2>/dev/null "
+               f"|| echo WFAIL; [ \"$({READ_BACK})\" = \"$e\" ] || echo RFAIL $i; "
+               "i=$((i+1)); echo $i >/tmp/mn; done; touch /tmp/mdone) >/tmp/mw.log 2>&1 &")
+    deadline = time.monotonic() + 120
+    while int(g.run("cat /tmp/mn 2>/dev/null || echo 0")[1].strip() or 0) < 5:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the guest's writer did not start")
+        time.sleep(0.2)
+    # 8 MiB/s, so that the copy lasts long enough to watch; -p draws a
+    # progress line on a terminal, --status shows the job from anywhere.
+    argv = ["migrate", "-p", "--bandwidth", "8M", demo.spec, "--to", "ds2"]
+    print(f"\n{BOLD}$ {shlex.join([demo.rel(demo.vdisk)] + argv)} &{PLAIN}", flush=True)
+    mig = subprocess.Popen([demo.vdisk] + argv, cwd=ROOT, env=demo.env)
+    time.sleep(1)
+    while mig.poll() is None:
+        subprocess.run([demo.vdisk, "migrate", "--status", demo.spec], cwd=ROOT, env=demo.env)
+        time.sleep(1)
+    if mig.returncode != 0:
+        raise RuntimeError(f"vdisk migrate exited with {mig.returncode}")
+    demo.guest(g, "touch /tmp/mstop")
+    deadline = time.monotonic() + 60
+    while g.run("test -e /tmp/mdone")[0] != 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the guest's writer did not stop")
+        time.sleep(0.3)
+    if demo.guest(g, "cat /tmp/mw.log").strip():
+        raise RuntimeError("the guest's writer saw an error during the migration")
+    n = int(demo.guest(g, "cat /tmp/mn").strip())
+    demo.image = os.path.join(demo.work, "ds2", "vm1.vd")
+    demo.spec = "ds2:vm1.vd"
+    demo.step("vdisk", "datastore", "list")
+    demo.step("vdisk", "ps")
+    print(f"\n{BOLD}guest# after the pivot: verify the {DATA_MB} MiB, the snapshot "
+          f"writer's {nblk} blocks and the migration writer's {n}{PLAIN}", flush=True)
+    got = demo.guest(g, f"dd if=/dev/vda bs=1M count={DATA_MB} iflag=direct "
+                     "2>/dev/null | md5sum").split()[0]
+    bad = demo.guest(g, f"i=0; while [ $i -lt {n} ]; do {BLOCK_OF}; "
+                     f"[ \"$({READ_BACK})\" = \"$e\" ] || echo $i; i=$((i+1)); done",
+                     timeout=300).split()
+    bad += demo.guest(g, f"i=0; while [ $i -lt {nblk} ]; do "
+                      f"dd if=/dev/vda bs=4096 skip=$(({BLK_BASE // 4096}+i)) count=1 "
+                      "iflag=direct 2>/dev/null | head -c 9 | grep -q $(printf 'blk%06d' $i) "
+                      "|| echo s$i; i=$((i+1)); done", timeout=300).split()
+    print(f"md5 {got} (written {want}); numbered blocks wrong: {len(bad)}", flush=True)
+    if got != want or bad:
+        raise RuntimeError("the guest does not read what it wrote after the migration")
+    print("the guest reads everything it wrote, before and during the migration",
+          flush=True)
+
+
 def run(demo):
     g = None
     try:
-        demo.step("vdisk", "create", demo.image, "256M")
+        demo.step("vdisk", "datastore", "create", "ds1", os.path.join(demo.work, "ds1"))
+        demo.step("vdisk", "datastore", "create", "ds2", os.path.join(demo.work, "ds2"))
+        demo.step("vdisk", "create", demo.spec, "256M")
         demo.d.start()
         print(f"\n{BOLD}vdiskd started{PLAIN} (pid {demo.d.pid}, control socket "
               f"{demo.d.ctl}; hugepages: {huge_free_mb()} MiB free, so "
@@ -116,7 +190,7 @@ def run(demo):
               f"the vdisk commands below find it through $VDISKD_CTL",
               flush=True)
         demo.step("vdisk", "serve", "--socket", demo.sock, "--serial",
-                  "DEMO-VM1", demo.image)
+                  "DEMO-VM1", demo.spec)
         demo.step("vdisk", "ps")
         g = Guest("vm1", os.path.join(demo.work, "guest"),
                   disks=[Disk.vhost_user_blk(demo.sock)])
@@ -179,11 +253,12 @@ def run(demo):
         demo.step("vdisk", "ps")
         stats = demo.rpc("disk-stats", disk=demo.image)
         show_stats(stats)
+        migrate(demo, g, want, nblk)
     finally:
         if g is not None:
             print(f"{BOLD}Stopping the guest (pid {g.pid}){PLAIN}", flush=True)
             g.stop()
-    demo.step("vdisk", "unserve", demo.image)
+    demo.step("vdisk", "unserve", demo.spec)
     print(f"\n{BOLD}Stopping vdiskd (pid {demo.d.pid}){PLAIN}", flush=True)
     rc = demo.d.stop()
     if rc != 0:

@@ -7,8 +7,11 @@
 # Then two datastores: import the image into one, snapshot it, migrate it
 # to the other (cold), and list both before and after.
 # Then the disk server: vdiskd serves an image to a small QEMU guest that
-# writes and verifies data, a snapshot is taken while the guest writes, and
-# `vdisk ps` and the disk's counters are shown (scripts/demo-disk.py).
+# writes and verifies data, a snapshot is taken while the guest writes,
+# `vdisk ps` and the disk's counters are shown, then the disk moves live from
+# one datastore to another while the guest writes, with progress and
+# `vdisk datastore list` before and after, and the guest verifies all its
+# data after the pivot (scripts/demo-disk.py).
 # Then the virtual switch: three small guests on vswitchd, two in VLAN 10
 # and one in VLAN 20, and who can ping whom.
 set -euo pipefail
