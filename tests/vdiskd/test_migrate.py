@@ -32,7 +32,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+sys.path.insert(0, os.path.join(HERE, "..", "vublk"))
 from vdlib import Vdiskd, check, skip  # noqa: E402
+from test_qsd import pattern  # noqa: E402  (what vublk io write -S writes)
 
 BLOCK = 64 * 1024
 
@@ -256,10 +258,23 @@ def test_cancel(e):
         check(in_charge(e, "a", "c.vd", "b"), "the source is in charge, nothing in b")
         check(d.disk(sock)["image"] == os.path.join(e.work, "a", "c.vd"), "still served")
         verify(e, sock, seeds, "the guest reads its data after the cancel")
-        # Started again, it finishes.
-        r = e.run("migrate", "a:c.vd", "--to", "b")
+        # Started again, it finishes; --keep-source leaves the source as an
+        # image of its own.
+        r = e.run("migrate", "--keep-source", "a:c.vd", "--to", "b")
         check(r.returncode == 0, "a second run finishes")
         verify(e, sock, seeds, "and the guest reads its data from b")
+        check(d.disk(sock)["image"] == os.path.join(e.work, "b", "c.vd"), "b:c.vd is served")
+        ent = e.manifest("a").get("c.vd") or {}
+        check(ent.get("state") == "ready" and not ent.get("moving_to")
+              and e.run("check", "a:c.vd").returncode == 0,
+              "--keep-source: a:c.vd stays, an independent image that checks clean")
+        raw = os.path.join(e.work, "kept.raw")
+        e.run("convert", "-O", "raw", "a:c.vd", raw)
+        with open(raw, "rb") as f:
+            data = f.read()
+        os.unlink(raw)
+        check(all(data[b * BLOCK:(b + 1) * BLOCK] == pattern(s, b * BLOCK, BLOCK)
+                  for b, s in seeds.items()), "the kept source holds every block")
         d.call("disk-remove", disk=sock)
 
 
