@@ -423,6 +423,13 @@ static bool written(const struct mirror *m, uint64_t off, uint64_t len)
 	return false;
 }
 
+/* Whether granule 'g' cannot be copied now: a copy or a guest write is
+ * in flight on it. */
+static bool busy(const struct mirror *m, uint64_t g)
+{
+	return copying(m, g * m->gran, m->gran) || written(m, g * m->gran, m->gran);
+}
+
 int64_t mirror_copy_start(struct mirror *m, struct vd_ctx *ctx, uint64_t max)
 {
 	uint64_t max_g, scanned = 0, g, n = 0;
@@ -438,34 +445,31 @@ int64_t mirror_copy_start(struct mirror *m, struct vd_ctx *ctx, uint64_t max)
 	}
 	max = max == 0 || max > MIRROR_CHUNK_BYTES ? MIRROR_CHUNK_BYTES : max;
 	max_g = max / m->gran ? max / m->gran : 1;
-	/* One pass over the bitmap at most, from the cursor, wrapping: a run a
-	 * guest write holds is passed over and found again next time. */
+	/* One pass over the bitmap at most, from the cursor, wrapping: a
+	 * granule a guest write is changing is passed over and found again
+	 * next time. */
 	g = m->cursor;
 	while (scanned < m->n_gran) {
 		if (g >= m->n_gran) {
 			g = 0;
 		}
-		if (!is_dirty(m, g) || copying(m, g * m->gran, m->gran)) {
-			/* Skip a clean word at once. */
-			if (g % 64 == 0 && m->dirty[g / 64] == 0) {
-				scanned += 64;
-				g += 64;
-			} else {
-				scanned++;
-				g++;
-			}
+		if (g % 64 == 0 && m->dirty[g / 64] == 0) {
+			/* A clean word at once. */
+			scanned += 64;
+			g += 64;
 			continue;
 		}
-		n = 1;
-		while (n < max_g && g + n < m->n_gran && is_dirty(m, g + n) &&
-		       !copying(m, (g + n) * m->gran, m->gran)) {
-			n++;
-		}
-		if (!written(m, g * m->gran, n * m->gran)) {
+		if (is_dirty(m, g) && !busy(m, g)) {
 			break;
 		}
-		scanned += n;
-		g += n;
+		scanned++;
+		g++;
+	}
+	if (scanned < m->n_gran) {
+		n = 1;
+		while (n < max_g && g + n < m->n_gran && is_dirty(m, g + n) && !busy(m, g + n)) {
+			n++;
+		}
 	}
 	if (scanned >= m->n_gran) {
 		return 0;
