@@ -11,9 +11,10 @@ project's vhost-user-blk front end (tests/vublk) as the guest:
             before, and a linked clone keeps its template;
   cancel    a cancel mid-copy leaves the source in charge, nothing in the
             destination;
-  kill      kill -9 of vdiskd mid-copy, and deaths at the pivot (before the
-            switch, after it, after the save): the restarted daemon serves
-            the image in charge, the job finishes, no data is lost;
+  kill      kill -9 of vdiskd mid-copy, and deaths before the copy (the mirror
+            just installed) and at the pivot (before the switch, after it,
+            after the save): the restarted daemon serves the image in
+            charge, the job finishes, no data is lost;
   full      a destination that fills up ends the job cleanly, the guest
             never sees an error;
   busy      a writer as fast as it can go for the whole job: it still ends.
@@ -294,7 +295,8 @@ def test_kill(e):
         verify(e, sock, seeds, "the guest reads its data from b")
         d.call("disk-remove", disk=sock)
     # Deaths inside the pivot, where a kill from outside cannot aim.
-    for n, (at, home) in enumerate((("pivot", "a"), ("switched", "b"), ("saved", "b"))):
+    for n, (at, home) in enumerate((("copy", "a"), ("pivot", "a"), ("switched", "b"),
+                                    ("saved", "b"))):
         rel = f"p{n}.vd"
         d, sock, seeds = serve_filled(e, f"d-{at}", f"a:{rel}", size="16M", nblocks=64,
                                       daemon_env={"VDISKD_MIGRATE_CRASH_AT": at})
