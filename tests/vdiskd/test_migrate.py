@@ -179,6 +179,12 @@ def test_live(e):
         with open(d.db) as f:
             saved = json.load(f)["disks"][0]
         check(saved["image"] == dst and not saved.get("migration"), "the saved set names it")
+        # And back again, by the name it has now.
+        r = e.run("migrate", "b:vm.vd", "--to", "a:back/vm.vd")
+        check(d.disk(sock)["image"] == os.path.join(e.work, "a", "back", "vm.vd")
+              and not os.path.exists(dst), f"and back to a at a new path: {r.stdout.strip()}")
+        verify(e, sock, seeds, "every block reads right after the way back")
+        r = e.run("migrate", "a:back/vm.vd", "--to", "b:vm.vd")
         d.call("disk-remove", disk=sock)
     r = e.run("check", "b:vm.vd")
     check(r.returncode == 0, "vdisk check on the destination is clean")
