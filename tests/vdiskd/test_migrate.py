@@ -9,8 +9,9 @@ project's vhost-user-blk front end (tests/vublk) as the guest:
             source is gone, the copy checks clean and is as thin;
   snaps     an image with two snapshots moves with them, each reading as
             before, and a linked clone keeps its template;
-  cancel    a cancel mid-copy leaves the source in charge, nothing in the
-            destination;
+  cancel    a cancel mid-copy, and one while the snapshots are copied,
+            leave the source in charge, nothing in the destination; the
+            copy keeps to its bandwidth;
   kill      kill -9 of vdiskd mid-copy, and deaths before the copy (the mirror
             just installed) and at the pivot (before the switch, after it,
             after the save): the restarted daemon serves the image in
@@ -258,6 +259,12 @@ def test_cancel(e):
     with d:
         d.call("migrate-start", disk=sock, to="b", bandwidth=2 << 20)
         wait_phase(d, "copy")
+        time.sleep(1)
+        job = d.call("migrate-status", disk=sock)["jobs"][0]
+        # An upper bound only: a slow machine copies less, never more.
+        check(0 < job["done"] <= 2 * (2 << 20) + job["elapsed-ms"] * (2 << 20) // 1000,
+              f"the copy keeps to its bandwidth: {job['done']} bytes in {job['elapsed-ms']} ms "
+              "at 2 MiB/s")
         r = e.run("migrate", "--cancel", "a:c.vd")
         check(r.returncode == 0, "vdisk migrate --cancel")
         job = d.call("migrate-status", disk=sock)["jobs"][0]
@@ -332,6 +339,36 @@ def test_kill(e):
             d.call("disk-remove", disk=sock)
 
 
+def test_snapshot_phase(e):
+    """Cancel, then kill -9, while the snapshots are being copied."""
+    d, sock, seeds = serve_filled(e, "d-phase", "a:ph.vd", size="32M", nblocks=128)
+    with d:
+        d.call("snapshot-create", disk=sock, name="s1")
+        seeds.update(fill(e, sock, 64, 7000))
+        d.call("migrate-start", disk=sock, to="b", bandwidth=1 << 20)
+        wait_phase(d, "snapshots")
+        d.call("migrate-cancel", disk=sock)
+        check(in_charge(e, "a", "ph.vd", "b"), "cancelled while copying the snapshots: the "
+              "source is in charge, nothing in b")
+        d.call("migrate-start", disk=sock, to="b", bandwidth=1 << 20)
+        wait_phase(d, "snapshots")
+        d.kill9()
+        start(d, e)
+        verify(e, sock, seeds, "killed while copying the snapshots: the restarted vdiskd "
+               "serves every block")
+        job = d.call("migrate-status", disk=sock)["jobs"][0]
+        check(job["running"] and job["bandwidth"] == 1 << 20,
+              "the job was taken up with its bandwidth")
+        e.run("migrate", "--bandwidth", "0", "a:ph.vd")
+        job = wait_job(d, "a:ph.vd")
+        check(job["phase"] == "done", f"and finished ({job['phase']})")
+        verify(e, sock, seeds, "every block reads right from b")
+        d.call("disk-remove", disk=sock)
+    info = e.info("b:ph.vd")
+    check([s["name"] for s in info["snapshots"]] == ["s1"] and
+          e.run("check", "b:ph.vd").returncode == 0, "b:ph.vd has its snapshot, checks clean")
+
+
 def test_full(e):
     mnt = os.path.join(e.work, "small")
     os.makedirs(mnt)
@@ -395,6 +432,7 @@ def main():
     test_snaps(e)
     test_cancel(e)
     test_kill(e)
+    test_snapshot_phase(e)
     test_full(e)
     test_busy(e)
 
