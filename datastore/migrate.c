@@ -567,26 +567,24 @@ static int cmp_zero_run(struct disk_cmp *d, uint64_t off, uint64_t len, struct e
 	return 0;
 }
 
-/* The two images read the same, guest byte for guest byte, through their
- * chains (only where the source holds data is anything read twice). */
-static int compare_disks(struct vd_image *ia, struct vd_image *ib, const char *what,
-			 struct errmsg *err)
+/* Sources 'a' and 'b' read the same, guest byte for guest byte, through
+ * their chains: what 'a' reads as data is read on both sides, and where it
+ * reads zeros only what 'b' holds is read.  'which' names the side in the
+ * sentence ("the copy", "snapshot s1 of the copy"). */
+static int compare_sources(struct vd_source *a, struct vd_source *b, const char *what,
+			   const char *which, struct errmsg *err)
 {
-	struct disk_cmp d = {0};
-	uint64_t size = vd_size_bytes(ia), off = 0;
-	int ret;
+	struct disk_cmp d = {.a = a, .b = b};
+	uint64_t size = vd_source_size_bytes(a), off = 0;
+	int ret = 0;
 
-	if (vd_size_bytes(ib) != size) {
-		errmsg_set(err, "%s: the copy's virtual size differs", what);
+	if (vd_source_size_bytes(b) != size) {
+		errmsg_set(err, "%s: the virtual size of %s differs", what, which);
 		return -EUCLEAN;
-	}
-	ret = vd_source_from_image(ia, &d.a);
-	if (ret == 0) {
-		ret = vd_source_from_image(ib, &d.b);
 	}
 	d.ba = malloc(CMP_CHUNK_BYTES);
 	d.bb = malloc(CMP_CHUNK_BYTES);
-	if (ret == 0 && (!d.ba || !d.bb)) {
+	if (!d.ba || !d.bb) {
 		ret = -ENOMEM;
 	}
 	while (ret == 0 && off < size) {
@@ -606,96 +604,42 @@ static int compare_disks(struct vd_image *ia, struct vd_image *ib, const char *w
 			ret = cmp_zero_run(&d, off, n, err);
 		}
 		if (ret == -EUCLEAN) {
-			errmsg_set(err, "%s: the copy reads differently near guest offset %llu", what,
+			errmsg_set(err, "%s: %s reads differently near guest offset %llu", what, which,
 				   (unsigned long long)off);
 		}
 		off += n;
 	}
-	vd_source_close(d.a);
-	vd_source_close(d.b);
 	free(d.ba);
 	free(d.bb);
 	return ret;
 }
 
-struct snap_cmp {
-	struct vd_snap_view *a, *b;
-	char *ba, *bb;
-	bool chain; /* ranges the snapshot does not hold read through a chain */
-	uint64_t bad_off;
-};
-
-static int cmp_snap_run(struct snap_cmp *c, uint64_t off, uint64_t len, bool held)
+/* The two images read the same (the disk, or snapshot 'name' of each). */
+static int compare_images(struct vd_image *ia, struct vd_image *ib, const char *name,
+			  const char *what, struct errmsg *err)
 {
-	uint64_t n;
-	bool held_b;
+	struct vd_source *a = NULL, *b = NULL;
+	char which[128];
 	int ret;
 
-	if (!held && !c->chain) {
-		/* Zeros on the source: the copy must not hold data there. */
-		ret = vd_snapshot_view_extent(c->b, off, len, &n, &held_b);
-		c->bad_off = off;
-		return ret < 0 ? ret : held_b || n < len ? -EUCLEAN : 0;
-	}
-	while (len) {
-		n = len > CMP_CHUNK_BYTES ? CMP_CHUNK_BYTES : len;
-		ret = vd_snapshot_view_pread(c->a, c->ba, n, off);
+	if (name) {
+		snprintf(which, sizeof(which), "snapshot %s of the copy", name);
+		ret = vd_source_from_snapshot(ia, name, &a, err);
 		if (ret == 0) {
-			ret = vd_snapshot_view_pread(c->b, c->bb, n, off);
+			ret = vd_source_from_snapshot(ib, name, &b, err);
 		}
-		if (ret == 0 && memcmp(c->ba, c->bb, n)) {
-			c->bad_off = off;
-			ret = -EUCLEAN;
+	} else {
+		snprintf(which, sizeof(which), "the copy");
+		ret = vd_source_from_image(ia, &a);
+		if (ret == 0) {
+			ret = vd_source_from_image(ib, &b);
 		}
-		if (ret < 0) {
-			return ret;
-		}
-		off += n;
-		len -= n;
-	}
-	return 0;
-}
-
-/* Snapshot 'name' reads the same in both images, guest byte for guest
- * byte: what it holds is read on both sides, and where it holds nothing
- * the copy holds nothing either (or, over a backing chain, reads the
- * same). */
-static int compare_snapshot(struct vd_image *ia, struct vd_image *ib, const char *name,
-			    const char *what, struct errmsg *err)
-{
-	struct snap_cmp c = {.chain = vd_backing_path(ia) != NULL};
-	uint64_t off = 0, size = 0, n;
-	bool held;
-	int ret;
-
-	ret = vd_snapshot_view_open(ia, name, &c.a, err);
-	if (ret == 0) {
-		ret = vd_snapshot_view_open(ib, name, &c.b, err);
-	}
-	c.ba = malloc(CMP_CHUNK_BYTES);
-	c.bb = malloc(CMP_CHUNK_BYTES);
-	if (ret == 0 && (!c.ba || !c.bb)) {
-		ret = -ENOMEM;
 	}
 	if (ret == 0) {
-		size = vd_snapshot_view_size(c.a);
-		ret = vd_snapshot_view_size(c.b) == size ? 0 : -EUCLEAN;
+		ret = compare_sources(a, b, what, which, err);
 	}
-	while (ret == 0 && off < size) {
-		ret = vd_snapshot_view_extent(c.a, off, size - off, &n, &held);
-		if (ret == 0) {
-			ret = cmp_snap_run(&c, off, n, held);
-		}
-		if (ret == -EUCLEAN) {
-			errmsg_set(err, "%s: snapshot %s of the copy reads differently near guest "
-					"offset %llu", what, name, (unsigned long long)c.bad_off);
-		}
-		off += n;
-	}
-	vd_snapshot_view_close(c.a);
-	vd_snapshot_view_close(c.b);
-	free(c.ba);
-	free(c.bb);
+	vd_source_close(a);
+	vd_source_close(b);
 	return ret;
 }
 
@@ -728,7 +672,7 @@ static int same_snapshots(struct vd_image *a, struct vd_image *b, const char *wh
 			ret = -EUCLEAN;
 		}
 		if (ret == 0) {
-			ret = compare_snapshot(a, b, name, what, err);
+			ret = compare_images(a, b, name, what, err);
 		}
 		free(name);
 		if (ret < 0) {
@@ -767,7 +711,7 @@ static int verify(struct job *j, struct errmsg *err)
 		ret = same_snapshots(j->src, img, j->what, err);
 	}
 	if (ret == 0) {
-		ret = compare_disks(j->src, img, j->what, err);
+		ret = compare_images(j->src, img, NULL, j->what, err);
 	}
 	vd_close(img);
 	return ret;

@@ -32,6 +32,8 @@ struct vd_source {
 	bool seek_data;	      /* raw: SEEK_DATA/SEEK_HOLE work here */
 	struct vd_image *img; /* vdisk */
 	bool own_img;	      /* opened here, closed here */
+	struct vd_snap_view *view; /* a snapshot of 'img' (owned) */
+	bool chain;	      /* with 'view': 'img' has a backing chain */
 	struct vd_qcow2 *qcow2;
 };
 
@@ -202,11 +204,32 @@ int vd_source_from_image(struct vd_image *img, struct vd_source **srcp)
 	return 0;
 }
 
+int vd_source_from_snapshot(struct vd_image *img, const char *name, struct vd_source **srcp,
+			    struct errmsg *err)
+{
+	struct vd_source *src;
+	int ret = vd_source_from_image(img, &src);
+
+	if (ret < 0) {
+		return ret;
+	}
+	ret = vd_snapshot_view_open(img, name, &src->view, err);
+	if (ret < 0) {
+		vd_source_close(src);
+		return ret;
+	}
+	src->size_bytes = vd_snapshot_view_size(src->view);
+	src->chain = vd_backing_path(img) != NULL;
+	*srcp = src;
+	return 0;
+}
+
 void vd_source_close(struct vd_source *src)
 {
 	if (!src) {
 		return;
 	}
+	vd_snapshot_view_close(src->view);
 	if (src->own_img) {
 		vd_close(src->img);
 	}
@@ -265,7 +288,20 @@ static int vdisk_extent(struct vd_source *src, uint64_t off, uint64_t max, uint6
 			bool *datap, struct errmsg *err)
 {
 	struct vd_extent e;
-	int ret = vd_map(src->img, off, &e);
+	bool held;
+	int ret;
+
+	if (src->view) {
+		ret = vd_snapshot_view_extent(src->view, off, max, lenp, &held);
+		if (ret < 0) {
+			errmsg_set(err, "%s: cannot map the snapshot at guest offset %#" PRIx64 ": %s",
+				   src->path, off, strerror(-ret));
+		}
+		/* What it does not hold reads through the chain, if any. */
+		*datap = held || src->chain;
+		return ret;
+	}
+	ret = vd_map(src->img, off, &e);
 
 	if (ret < 0) {
 		errmsg_set(err, "%s: cannot map guest offset %#" PRIx64 ": %s", src->path, off,
@@ -358,7 +394,8 @@ int vd_source_pread(struct vd_source *src, void *buf, size_t len, uint64_t off,
 			memset(buf, 0, len);
 			return 0;
 		}
-		ret = vd_pread(src->img, buf, len, off);
+		ret = src->view ? vd_snapshot_view_pread(src->view, buf, len, off)
+				: vd_pread(src->img, buf, len, off);
 		break;
 	default:
 		ret = pread_full(src->fd, buf, len, off);

@@ -409,6 +409,11 @@ int vd_source_open(const char *path, enum vd_format fmt, unsigned open_flags,
 /* A source reading the open image 'img', which must outlive it and is not
  * closed with it (the migration copy reads an image vdiskd serves). */
 int vd_source_from_image(struct vd_image *img, struct vd_source **srcp);
+/* A source reading snapshot 'name' of the open image 'img' as it was taken
+ * (through the backing chain), without reverting to it; valid, like a
+ * snapshot view, until the next snapshot call on 'img'. */
+int vd_source_from_snapshot(struct vd_image *img, const char *name, struct vd_source **srcp,
+			    struct errmsg *err);
 void vd_source_close(struct vd_source *src);
 uint64_t vd_source_size_bytes(const struct vd_source *src);
 enum vd_format vd_source_format(const struct vd_source *src);

@@ -154,6 +154,48 @@ static void test_copy_of_a_clone_keeps_holes(void **state)
 	unlink(out);
 }
 
+/* A snapshot as a source: it reads what the disk held when it was taken,
+ * its size then, and only its own clusters as data (no chain). */
+static void test_snapshot_source(void **state)
+{
+	char path[128];
+	struct vd_create_opts co;
+	struct vd_image *img;
+	struct vd_source *src = NULL;
+	struct errmsg err = {{0}};
+	uint8_t buf[4096];
+	uint64_t len;
+	bool data;
+
+	path_in(path, sizeof(path), "snap.vd");
+	vd_create_opts_init(&co);
+	co.size_bytes = 4 << 20;
+	assert_int_equal(vd_create(path, &co, NULL), 0);
+	img = tu_open(path, VD_OPEN_RDWR);
+	tu_put(img, 1 << 20, 65536, 0x11);
+	assert_int_equal(vd_snapshot_create(img, "s1", &err), 0);
+	tu_put(img, 1 << 20, 65536, 0x22);
+	tu_put(img, 2 << 20, 65536, 0x33);
+	assert_int_equal(vd_resize(img, 8 << 20, false, &err), 0);
+	assert_int_equal(vd_source_from_snapshot(img, "nope", &src, &err), -ENOENT);
+	assert_int_equal(vd_source_from_snapshot(img, "s1", &src, &err), 0);
+	assert_int_equal(vd_source_size_bytes(src), 4 << 20);
+	assert_int_equal(vd_source_extent(src, 1 << 20, 4 << 20, &len, &data, &err), 0);
+	assert_true(data);
+	assert_int_equal(len, 65536);
+	assert_int_equal(vd_source_extent(src, 2 << 20, 4096, &len, &data, &err), 0);
+	assert_false(data);
+	assert_int_equal(vd_source_pread(src, buf, sizeof(buf), 1 << 20, &err), 0);
+	assert_int_equal(buf[0], 0x11);
+	assert_int_equal(buf[4095], 0x11);
+	assert_int_equal(vd_source_pread(src, buf, sizeof(buf), 2 << 20, &err), 0);
+	assert_int_equal(buf[9], 0);
+	vd_source_close(src);
+	tu_expect(img, 1 << 20, 65536, 0x22);
+	assert_int_equal(vd_close(img), 0);
+	unlink(path);
+}
+
 /* A raw source with data, a hole and a block of written zeros, copied
  * into a vdisk image: the zeros are not allocated either. */
 static void test_copy_raw_into_vdisk_skips_zero_blocks(void **state)
@@ -213,6 +255,7 @@ int main(void)
 		cmocka_unit_test(test_format_probe_and_names),
 		cmocka_unit_test(test_copy_of_a_clone_keeps_holes),
 		cmocka_unit_test(test_copy_raw_into_vdisk_skips_zero_blocks),
+		cmocka_unit_test(test_snapshot_source),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
