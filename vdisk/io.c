@@ -2083,7 +2083,9 @@ int vd_map(struct vd_image *img, uint64_t off, struct vd_extent *ext)
 								 host)) {
 			break;
 		}
-		pos = vd_cluster_off(img, g + 1);
+		/* No L2 table: its whole range is one state, in one step (an
+		 * empty 16 TiB image maps in a few thousand steps, not 2^28). */
+		pos = vd_cluster_off(img, l2 ? g + 1 : (g / img->l2_entries + 1) * img->l2_entries);
 	}
 	if (ret < 0 && pos == off) {
 		return ret;

@@ -365,6 +365,40 @@ static void test_preallocation_maps_every_cluster(void **state)
 	}
 }
 
+/* vd_map over ranges with no L2 table: one extent per state, its length
+ * exact around a written cluster, on a 16 TiB image (the walk takes whole
+ * L2 ranges at once; cluster by cluster it took 2^28 steps). */
+static void test_map_of_a_huge_sparse_image(void **state)
+{
+	const uint64_t size = (uint64_t)16 << 40, mid = (uint64_t)5 << 40;
+	struct vd_create_opts o;
+	struct vd_image *img;
+	struct vd_extent ext;
+	uint8_t buf[4096];
+
+	unlink(path_of("huge.vd"));
+	vd_create_opts_init(&o);
+	o.size_bytes = size;
+	assert_int_equal(vd_create(path_of("huge.vd"), &o, NULL), 0);
+	img = reopen("huge.vd", VD_OPEN_RDWR);
+	assert_int_equal(vd_map(img, 0, &ext), 0);
+	assert_int_equal(ext.state, VD_EXTENT_UNALLOCATED);
+	assert_int_equal(ext.length, size);
+	memset(buf, 0x5a, sizeof(buf));
+	assert_int_equal(vd_pwrite(img, buf, sizeof(buf), mid + 4096), 0);
+	assert_int_equal(vd_map(img, 4096, &ext), 0);
+	assert_int_equal(ext.state, VD_EXTENT_UNALLOCATED);
+	assert_int_equal(ext.offset + ext.length, mid);
+	assert_int_equal(vd_map(img, mid, &ext), 0);
+	assert_int_equal(ext.state, VD_EXTENT_DATA);
+	assert_int_equal(ext.length, 65536);
+	assert_int_equal(vd_map(img, mid + 65536, &ext), 0);
+	assert_int_equal(ext.state, VD_EXTENT_UNALLOCATED);
+	assert_int_equal(ext.offset + ext.length, size);
+	assert_int_equal(vd_close(img), 0);
+	unlink(path_of("huge.vd"));
+}
+
 static void test_create_refuses_bad_options(void **state)
 {
 	struct vd_create_opts o;
@@ -630,6 +664,7 @@ int main(void)
 		cmocka_unit_test(test_cache_stays_bounded_under_scattered_writes),
 		cmocka_unit_test(test_async_keeps_many_requests_in_flight),
 		cmocka_unit_test(test_preallocation_maps_every_cluster),
+		cmocka_unit_test(test_map_of_a_huge_sparse_image),
 		cmocka_unit_test(test_create_refuses_bad_options),
 		cmocka_unit_test(test_damaged_headers_are_refused_untouched),
 		cmocka_unit_test(test_short_and_foreign_files_are_refused),
