@@ -493,6 +493,35 @@ static int copy_loop(struct vdd_job *j, struct errmsg *err)
 
 /* ------------------------------------------------------------- the pivot */
 
+/* Closes an image the disk no longer serves.  A commit or write-back of it
+ * may still be in flight on the I/O threads' contexts: they finish it as
+ * they run; once none is, closing (a checkpoint: several writes and
+ * fsyncs) touches no context and runs without the disk's lock, so the
+ * guest does not wait for it.  Past a second, it closes under the lock,
+ * which drives those contexts itself (and may then complete guest
+ * requests here: the threads are told to look at their queues). */
+static int close_released(struct vdd_disk *d, struct vd_image *img)
+{
+	int ret;
+
+	for (int i = 0; i < 1000; i++) {
+		bool busy;
+
+		vdd_disk_lock(d);
+		busy = vd_busy(img);
+		vdd_disk_unlock(d);
+		if (!busy) {
+			return vd_close(img);
+		}
+		usleep(1000);
+	}
+	vdd_disk_lock(d);
+	ret = vd_close(img);
+	vdd_disk_unlock(d);
+	vdd_disk_retry(d);
+	return ret;
+}
+
 static int pivot(struct vdd_job *j, struct errmsg *err)
 {
 	struct vdd_disk *d = j->d;
@@ -552,14 +581,7 @@ static int pivot(struct vdd_job *j, struct errmsg *err)
 		vdd_log("disk %s: %s (the next 'vdisk migrate %s' removes it)", j->dst_spec,
 			err->msg, j->src_spec);
 	}
-	/* Its last requests ran on the I/O threads' contexts: close it under
-	 * their lock.  Closing may drive those contexts (a write-back still
-	 * in flight) and so complete guest requests of the new image here:
-	 * the threads must then look at their queues and notify the guest. */
-	vdd_disk_lock(d);
-	ret = vd_close(old);
-	vdd_disk_unlock(d);
-	vdd_disk_retry(d);
+	ret = close_released(d, old);
 	j->src = NULL;
 	if (ret < 0) {
 		vdd_log("disk %s: closing the old image: %s", j->src_spec, strerror(-ret));
@@ -586,13 +608,10 @@ static void unwind(struct vdd_job *j)
 		j->installed = false;
 		vdd_disk_resume(d, t0, NULL);
 	}
-	vdd_disk_lock(d);
 	if (j->dst) {
-		vd_close(j->dst);
+		close_released(d, j->dst);
 		j->dst = NULL;
 	}
-	vdd_disk_unlock(d);
-	vdd_disk_retry(d); /* as after the pivot's close */
 }
 
 static int run(struct vdd_job *j, struct errmsg *err)

@@ -901,6 +901,11 @@ int vd_meta_boundary_async(struct vd_image *img, struct vd_ctx *ctx)
 
 /* Lets the synchronous calls run: waits for the commit and write-backs in
  * flight (on this thread, vdisk.h). */
+bool vd_busy(const struct vd_image *img)
+{
+	return img->jc_busy || img->wb_inflight;
+}
+
 int vd_async_drain(struct vd_image *img)
 {
 	while (img->jc_busy || img->wb_inflight) {

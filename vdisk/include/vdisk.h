@@ -149,6 +149,12 @@ struct vd_info {
 int vd_get_info(struct vd_image *img, struct vd_info *info);
 uint64_t vd_size_bytes(const struct vd_image *img);
 uint32_t vd_cluster_bytes(const struct vd_image *img);
+/* Whether a commit or write-back of 'img' is in flight on some context.
+ * With no request in flight and none to come (an image a server stopped
+ * using), false means the synchronous calls, vd_close() included, touch
+ * no context: another thread may make them while those contexts serve
+ * other images. */
+bool vd_busy(const struct vd_image *img);
 /* Turns VD_OPEN_DURABLE_MAP on or off for requests submitted from now on
  * (a live migration's destination takes the guest's guarantee at the
  * pivot; until then the source carries it). */
