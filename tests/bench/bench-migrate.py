@@ -34,7 +34,8 @@ writer's longest stall during the copy (the largest latency of a write
 submitted between the start and the pivot); the stall at the pivot (the
 largest latency of a write submitted from 20 ms before the pivot window to
 its end: vdiskd's window runs from the last status poll (every 20 ms) that
-saw the copy phase to the first that saw it past the pivot; qsd's from
+saw the copy phase to the first that saw the job ended, so it holds the
+pivot and what follows it (the source's close and deletion); qsd's from
 job-complete to BLOCK_JOB_COMPLETED); vdiskd's own pause (pivot-us); whether
 it converged (ended on its own within --timeout).  The writer reports the
 largest latency per 10 ms, by submission time (vublk bench --timeline 10),
@@ -308,15 +309,12 @@ class Bench:
         t0 = time.monotonic_ns()
         self.daemon.call("migrate-start", disk=sock, to="b", bandwidth=self.a.bandwidth << 20)
         last_copy = t0
-        past = None
         converged = True
         while True:
             now = time.monotonic_ns()
             job = self.daemon.call("migrate-status", disk=sock)["jobs"][0]
             if job["phase"] in ("prepare", "snapshots", "copy"):
                 last_copy = now
-            elif past is None and job["phase"] in ("finish", "done"):
-                past = now
             if not job["running"]:
                 break
             if now - t0 > self.a.timeout * 10**9:
@@ -332,7 +330,7 @@ class Bench:
              "src_alloc": src_alloc, "dst_alloc": allocated(dst) if ok else 0,
              "server_wrote": wb, "pause_ms": job.get("pivot-us", 0) / 1000,
              "mirrored": job["mirrored"]}
-        self.finish(r, t0, t1, (last_copy, past) if ok and past else None,
+        self.finish(r, t0, t1, (last_copy, now) if ok else None,
                     wj["timeline"], wj)
         self.daemon.call("disk-remove", disk=sock)
         self.vd("rm", f"b:{name}" if ok else f"a:{name}")
