@@ -52,6 +52,7 @@ Quick check: --size-gb 1 --alloc-mb 256 --rounds 1
 import argparse
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -112,22 +113,29 @@ class Qmp:
     def __init__(self, path):
         self.s = socket.socket(socket.AF_UNIX)
         self.s.connect(path)
-        self.f = self.s.makefile("rw")
+        self.buf = b""
         self.events = []
-        json.loads(self.f.readline())  # the greeting
+        self._read(None)  # the greeting
         self.cmd("qmp_capabilities")
 
-    def _read(self):
-        line = self.f.readline()
-        if not line:
-            raise RuntimeError("qemu-storage-daemon closed its monitor")
+    def _read(self, deadline):
+        """One message, or None once the monotonic 'deadline' has passed."""
+        while b"\n" not in self.buf:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([self.s], [], [], left)[0]:
+                    return None
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise RuntimeError("qemu-storage-daemon closed its monitor")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
         return json.loads(line)
 
     def cmd(self, name, **args):
-        self.f.write(json.dumps({"execute": name, "arguments": args}) + "\n")
-        self.f.flush()
+        self.s.sendall(json.dumps({"execute": name, "arguments": args}).encode() + b"\n")
         while True:
-            m = self._read()
+            m = self._read(None)
             if "event" in m:
                 self.events.append(m)
             elif "error" in m:
@@ -142,19 +150,12 @@ class Qmp:
             for i, m in enumerate(self.events):
                 if m["event"] in names:
                     return self.events.pop(i)
-            left = deadline - time.monotonic()
-            if left <= 0:
+            m = self._read(deadline)
+            if m is None:
                 return None
-            self.s.settimeout(left)
-            try:
-                self.events.append(self._read())
-            except (socket.timeout, TimeoutError):
-                return None
-            finally:
-                self.s.settimeout(None)
+            self.events.append(m)
 
     def close(self):
-        self.f.close()
         self.s.close()
 
 
@@ -317,7 +318,7 @@ class Bench:
                 last_copy = now
             if not job["running"]:
                 break
-            if now - t0 > self.a.timeout * 10**9:
+            if converged and now - t0 > self.a.timeout * 10**9:
                 self.daemon.call("migrate-cancel", disk=sock)
                 converged = False
             time.sleep(POLL_S)
@@ -368,6 +369,7 @@ class Bench:
                 t1 = time.monotonic_ns()
                 try:
                     q.qmp.cmd("block-job-cancel", device="m", force=True)
+                    q.qmp.event(("BLOCK_JOB_CANCELLED", "BLOCK_JOB_COMPLETED"), 60)
                 except RuntimeError:
                     pass
                 win = None
@@ -492,7 +494,7 @@ def main():
     ap.add_argument("--bandwidth", type=int, default=0,
                     help="MiB/s for the migrations (migrate-start's bandwidth, "
                     "blockdev-mirror's speed); 0: none")
-    ap.add_argument("--timeout", type=int, default=300,
+    ap.add_argument("--timeout", type=int, default=120,
                     help="seconds before a job that has not ended is cancelled")
     ap.add_argument("--dir")
     ap.add_argument("--save", help="a directory for each run's figures and the "
