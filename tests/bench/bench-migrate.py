@@ -461,8 +461,10 @@ def report(a, res, keys):
                      cell(med([r["server_wrote"] / 2**20 if r["server_wrote"] is not None
                                else None for r in ok]), "{:.0f}")])
     widths = [max(len(r[i]) for r in rows) for i in range(len(hdr))]
-    for r in rows:
+    for i, r in enumerate(rows):
         print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
+        if i == 0:
+            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     print()
     for k in keys:
         for r in res[k]:
