@@ -31,7 +31,8 @@ and fsyncs its output at the end.
 Per run: the total time; allocated bytes / time; the destination's
 allocation (st_blocks) against the source's just before the copy; the
 writer's longest stall during the copy (the largest latency of a write
-submitted between the start and the pivot); the stall at the pivot (the
+submitted before the pivot window and still in flight at the start or
+later); the stall at the pivot (the
 largest latency of a write submitted from 20 ms before the pivot window to
 its end: vdiskd's window runs from the last status poll (every 20 ms) that
 saw the copy phase to the first that saw the job ended, so it holds the
@@ -218,12 +219,18 @@ class Writer:
         return j
 
 
-def stall_ms(tl, lo_ns, hi_ns):
-    """The largest latency, in ms, of a write submitted in [lo_ns, hi_ns)."""
+def stall_ms(tl, lo_ns, hi_ns, reach=None):
+    """The largest latency, in ms, of a write submitted in [lo_ns, hi_ns);
+    with 'reach', only of writes that may still have been in flight then
+    (an interval's largest write ends after 'reach'), or with reach < 0
+    only of those that surely ended before -reach."""
     step = int(tl["step_ms"] * 1e6)
     best = 0.0
     for i, m in enumerate(tl["max_us"]):
         t = tl["start_ns"] + i * step
+        end = t + step + int(m * 1000)
+        if reach is not None and (end <= reach if reach >= 0 else end > -reach):
+            continue
         if t + step > lo_ns and t < hi_ns:
             best = max(best, m / 1000)
     return best
@@ -280,13 +287,15 @@ class Bench:
     def finish(self, r, t0, t1, win, tl, wj):
         """Stall figures from the writer's timeline."""
         r["writer_ops_s"] = writes_in(tl, t0, t1) / ((t1 - t0) / 1e9) if t1 > t0 else 0
-        r["base_ms"] = stall_ms(tl, tl["start_ns"], t0)
+        # A write in flight when the job starts belongs to the job: the
+        # baseline holds only writes that ended before it.
+        r["base_ms"] = stall_ms(tl, tl["start_ns"], t0, reach=-t0)
         if win:
-            r["copy_ms"] = stall_ms(tl, t0, win[0])
+            r["copy_ms"] = stall_ms(tl, tl["start_ns"], win[0], reach=t0)
             r["pivot_ms"] = stall_ms(tl, win[0] - 2 * STEP_MS * 10**6, win[1])
             r["window_ms"] = (win[1] - win[0]) / 1e6
         else:
-            r["copy_ms"] = stall_ms(tl, t0, t1)
+            r["copy_ms"] = stall_ms(tl, tl["start_ns"], t1, reach=t0)
             r["pivot_ms"] = None
         r["max_ms"] = wj["lat_us"]["max"] / 1000
         if self.a.save:

@@ -213,8 +213,9 @@ def bench_smoke(mode):
 def bench_paced():
     """--rate holds the rate (a slow server can only make it lower, 300/s
     is far below any), --timeline accounts for every request, and SIGINT
-    ends a run early with its report."""
-    bench = json.loads(vublk("bench", "-j", "-w", "randwrite", "-d", "1", "-r", "300",
+    ends a run early with its report.  Reads: the later tests read the
+    patterns test_requests() wrote."""
+    bench = json.loads(vublk("bench", "-j", "-w", "randread", "-d", "1", "-r", "300",
                              "-T", "100", "-t", "1", SOCK).stdout)
     tl = bench["timeline"]
     if not (270 <= bench["ops"] <= 302) or bench["rate"] != 300:
@@ -223,7 +224,7 @@ def bench_paced():
         fail("bench --timeline disagrees with the totals: %s" % bench)
     if not 10 <= len(tl["ops"]) <= 12 or max(tl["ops"]) > 40:
         fail("bench --rate 300 -T 100: not about 30 per interval: %s" % tl["ops"])
-    p = subprocess.Popen([VUBLK, "bench", "-j", "-w", "randwrite", "-d", "1", "-t", "60",
+    p = subprocess.Popen([VUBLK, "bench", "-j", "-w", "randread", "-d", "1", "-t", "60",
                           SOCK], stdout=subprocess.PIPE, text=True)
     time.sleep(0.5)
     t0 = time.monotonic()
