@@ -11,7 +11,8 @@ qcow2 image (64 KiB clusters).  The writer, the project's vhost-user-blk
 front end (vublk bench, one queue, QD 1), rewrites random 4K blocks of the
 allocated part, either at a fixed rate (--rate, default 2000 writes/s) or as
 fast as it goes; it starts two seconds before the copy (the baseline) and
-runs until a second after it ends.  --bandwidth limits both migrations.  Systems, each run on a fresh copy of the source:
+runs until a second after it ends.  --bandwidth limits both migrations.
+Systems, each run on a fresh copy of the source:
 
   vd            vdiskd serving the vdisk image in datastore A; migrate-start
                 to datastore B (bandwidth 0: no limit); until phase done
@@ -32,9 +33,8 @@ Per run: the total time; allocated bytes / time; the destination's
 allocation (st_blocks) against the source's just before the copy; the
 writer's longest stall during the copy (the largest latency of a write
 submitted before the pivot window and still in flight at the start or
-later); the stall at the pivot (the
-largest latency of a write submitted from 20 ms before the pivot window to
-its end: vdiskd's window runs from the last status poll (every 20 ms) that
+later); the stall at the pivot (the largest latency of a write submitted
+from 20 ms before the pivot window to its end: vdiskd's window runs from the last status poll (every 20 ms) that
 saw the copy phase to the first that saw the job ended, so it holds the
 pivot and what follows it (the source's close and deletion); qsd's from
 job-complete to BLOCK_JOB_COMPLETED); vdiskd's own pause (pivot-us); whether
@@ -47,7 +47,7 @@ Rounds rotate the order of the systems (this machine's speed steps by up to
 
 Usage: tests/bench/bench-migrate.py BUILD_DIR [--rounds N] [--size-gb G]
        [--alloc-mb M] [--rate OPS] [--systems a,b,...] [--writers rate,full]
-       [--dir SCRATCH] [--timeout S]
+       [--bandwidth MIB_S] [--timeout S] [--dir SCRATCH] [--save DIR]
 Quick check: --size-gb 1 --alloc-mb 256 --rounds 1
 """
 import argparse
