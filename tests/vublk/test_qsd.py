@@ -197,6 +197,7 @@ def test_raw(img):
     qemu_io(img, "raw", "read -P 0x33 3M 64k", "read -P 0 4M 64k", "read -P 0 5M 32k")
     check_file(img, seeded)
     bench_smoke("randread")
+    bench_paced()
     qsd.stop()
 
 
@@ -207,6 +208,34 @@ def bench_smoke(mode):
         fail("bench on two queues: %s" % bench)
     print("bench %s 2 queues qd 8: %d ops/s p99 %.0f us"
           % (mode, bench["ops_per_sec"], bench["lat_us"]["p99"]))
+
+
+def bench_paced():
+    """--rate holds the rate (a slow server can only make it lower, 300/s
+    is far below any), --timeline accounts for every request, and SIGINT
+    ends a run early with its report.  Reads: the later tests read the
+    patterns test_requests() wrote."""
+    bench = json.loads(vublk("bench", "-j", "-w", "randread", "-d", "1", "-r", "300",
+                             "-T", "100", "-t", "1", SOCK).stdout)
+    tl = bench["timeline"]
+    if not (270 <= bench["ops"] <= 302) or bench["rate"] != 300:
+        fail("bench --rate 300 for 1 s: %s" % bench)
+    if sum(tl["ops"]) != bench["ops"] or max(tl["max_us"]) != round(bench["lat_us"]["max"], 1):
+        fail("bench --timeline disagrees with the totals: %s" % bench)
+    if not 10 <= len(tl["ops"]) <= 12 or max(tl["ops"]) > 40:
+        fail("bench --rate 300 -T 100: not about 30 per interval: %s" % tl["ops"])
+    p = subprocess.Popen([VUBLK, "bench", "-j", "-w", "randread", "-d", "1", "-t", "60",
+                          SOCK], stdout=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=30)
+    stopped = json.loads(out)
+    if p.returncode != 0 or time.monotonic() - t0 > 5 or stopped["seconds"] > 10 \
+            or stopped["ops"] == 0:
+        fail("bench stopped by SIGINT: exit %d, %s" % (p.returncode, stopped))
+    print("bench --rate 300: %d ops in 1 s; SIGINT ended a 60 s run after %.1f s"
+          % (bench["ops"], stopped["seconds"]))
 
 
 def test_qcow2(_img):

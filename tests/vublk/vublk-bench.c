@@ -3,11 +3,16 @@
  * from one thread: QD requests in flight on each of Q queues, random or
  * sequential, read, write or a mix, for a fixed time; prints ops/s, MiB/s
  * and completion latency percentiles.  Waits on the call eventfds by
- * default (as a guest with interrupts would), or busy-polls with --poll. */
+ * default (as a guest with interrupts would), or busy-polls with --poll.
+ * --rate paces submissions at a fixed rate, --timeline reports the largest
+ * latency per interval (where a live migration's stalls show), and SIGINT or
+ * SIGTERM ends the run early with a report, so a caller can run it for as
+ * long as something else takes. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,13 +32,19 @@ static const char bench_usage[] =
 	"  -t, --time SECONDS   run time (default 5)\n"
 	"  -M, --mix PERCENT    reads in randrw (default 70)\n"
 	"  -s, --size SIZE      use only the first SIZE bytes of the disk\n"
-	"  -p, --poll           busy-poll the used rings instead of sleeping\n" CONN_HELP;
+	"  -p, --poll           busy-poll the used rings instead of sleeping\n"
+	"  -r, --rate OPS       submit OPS requests per second in all (a request\n"
+	"                       due while QD are in flight goes when one ends)\n"
+	"  -T, --timeline MS    report ops and the largest latency per MS interval\n"
+	"                       (by submission time; with -j only)\n"
+	"SIGINT or SIGTERM ends the run early; the report covers what ran.\n" CONN_HELP;
 
 struct bench_slot {
 	struct bench *b;
 	unsigned int q;
 	void *buf;
 	uint64_t start_ns;
+	bool busy;
 };
 
 struct bench {
@@ -49,7 +60,23 @@ struct bench {
 	uint64_t ops, errors, submit_errors;
 	uint32_t *lat_ns;    /* one per completion */
 	size_t nlat, caplat;
+	/* --rate: the next request is due at next_ns, then every interval_ns. */
+	uint64_t interval_ns, next_ns;
+	/* --timeline: per step_ns interval from start_ns, by submission time. */
+	uint64_t start_ns, step_ns;
+	uint64_t *tl_ops;
+	uint32_t *tl_max_ns;
+	size_t ntl;
 };
+
+/* Set by SIGINT/SIGTERM: no more submissions, drain, report. */
+static volatile sig_atomic_t bench_stop;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	bench_stop = 1;
+}
 
 static uint64_t now_ns(void)
 {
@@ -81,7 +108,24 @@ static int bench_submit(struct bench_slot *slot)
 			      .buf = slot->buf, .bytes = b->bs};
 
 	slot->start_ns = now_ns();
+	slot->busy = true;
 	return vublk_submit(b->dev, slot->q, &io, bench_done, slot);
+}
+
+static void timeline_add(struct bench *b, uint64_t start_ns, uint64_t lat_ns)
+{
+	size_t i;
+
+	if (!b->ntl) {
+		return;
+	}
+	i = (start_ns - b->start_ns) / b->step_ns;
+	/* A request still in flight at the planned end lands in the last one. */
+	i = i < b->ntl ? i : b->ntl - 1;
+	b->tl_ops[i]++;
+	if (lat_ns > b->tl_max_ns[i]) {
+		b->tl_max_ns[i] = lat_ns > UINT32_MAX ? UINT32_MAX : (uint32_t)lat_ns;
+	}
 }
 
 static void bench_done(void *opaque, int status, uint32_t used_bytes)
@@ -91,6 +135,8 @@ static void bench_done(void *opaque, int status, uint32_t used_bytes)
 	uint64_t t = now_ns();
 
 	b->ops++;
+	slot->busy = false;
+	timeline_add(b, slot->start_ns, t - slot->start_ns);
 	if (status != VUBLK_S_OK) {
 		b->errors++;
 	}
@@ -108,7 +154,8 @@ static void bench_done(void *opaque, int status, uint32_t used_bytes)
 
 		b->lat_ns[b->nlat++] = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
 	}
-	if (t < b->end_ns && bench_submit(slot) < 0) {
+	/* With --rate the main loop submits when the next request is due. */
+	if (!b->interval_ns && t < b->end_ns && !bench_stop && bench_submit(slot) < 0) {
 		b->submit_errors++;
 	}
 }
@@ -152,6 +199,26 @@ static int parse_mode(const char *s, struct bench *b)
 	return -1;
 }
 
+/* The intervals up to the end of the run: start_ns is CLOCK_MONOTONIC, so a
+ * caller can line them up with its own clock. */
+static struct json_object *timeline_json(const struct bench *b)
+{
+	struct json_object *o = json_object_new_object(), *ops = json_object_new_array(),
+			   *max = json_object_new_array();
+	size_t n = (b->end_ns - b->start_ns) / b->step_ns + 1;
+
+	n = n < b->ntl ? n : b->ntl;
+	for (size_t i = 0; i < n; i++) {
+		json_object_array_add(ops, json_object_new_int64((int64_t)b->tl_ops[i]));
+		json_object_array_add(max, json_object_new_double(round(b->tl_max_ns[i] / 100.0) / 10));
+	}
+	json_object_object_add(o, "start_ns", json_object_new_int64((int64_t)b->start_ns));
+	json_object_object_add(o, "step_ms", json_object_new_double(b->step_ns / 1e6));
+	json_object_object_add(o, "ops", ops);
+	json_object_object_add(o, "max_us", max);
+	return o;
+}
+
 static void bench_report(const struct bench *b, const char *mode, unsigned int qd,
 			 unsigned int nq, double secs, bool json)
 {
@@ -179,6 +246,13 @@ static void bench_report(const struct bench *b, const char *mode, unsigned int q
 		json_object_object_add(lat, "p999", json_object_new_double(pct_us(b, 99.9)));
 		json_object_object_add(lat, "max", json_object_new_double(pct_us(b, 100)));
 		json_object_object_add(o, "lat_us", lat);
+		if (b->interval_ns) {
+			json_object_object_add(o, "rate",
+					       json_object_new_int64(llround(1e9 / b->interval_ns)));
+		}
+		if (b->ntl) {
+			json_object_object_add(o, "timeline", timeline_json(b));
+		}
 		cli_json_print(stdout, o);
 		json_object_put(o);
 		return;
@@ -189,16 +263,52 @@ static void bench_report(const struct bench *b, const char *mode, unsigned int q
 	       pct_us(b, 99), pct_us(b, 99.9), pct_us(b, 100));
 }
 
+static void sleep_ns(uint64_t ns)
+{
+	struct timespec ts = {.tv_sec = ns / 1000000000u, .tv_nsec = ns % 1000000000u};
+
+	nanosleep(&ts, NULL);
+}
+
+/* --rate: submits every request due by 't' on a free slot; '*wait_ns' is
+ * then how long until the next one is due, or UINT64_MAX when none is (all
+ * slots busy: a completion wakes the loop; or the run is over). */
+static int bench_pace(struct bench *b, struct bench_slot *slots, unsigned int n, uint64_t t,
+		      uint64_t *wait_ns)
+{
+	*wait_ns = UINT64_MAX;
+	if (bench_stop) {
+		return 0;
+	}
+	for (unsigned int i = 0; i < n && b->next_ns <= t && b->next_ns < b->end_ns; i++) {
+		int ret;
+
+		if (slots[i].busy) {
+			continue;
+		}
+		ret = bench_submit(&slots[i]);
+		if (ret < 0) {
+			return ret;
+		}
+		b->next_ns += b->interval_ns;
+	}
+	if (b->next_ns > t && b->next_ns < b->end_ns) {
+		*wait_ns = b->next_ns - t;
+	}
+	return 0;
+}
+
 static int bench_run(struct bench *b, unsigned int nq, unsigned int qd, double secs, bool poll)
 {
 	struct bench_slot *slots = calloc((size_t)nq * qd, sizeof(*slots));
+	unsigned int n = nq * qd;
 	uint64_t start;
 	int ret = 0;
 
 	if (!slots) {
 		return -ENOMEM;
 	}
-	for (unsigned int i = 0; i < nq * qd; i++) {
+	for (unsigned int i = 0; i < n; i++) {
 		slots[i] = (struct bench_slot){.b = b, .q = i / qd, .buf = vublk_alloc(b->dev, b->bs)};
 		if (!slots[i].buf) {
 			free(slots);
@@ -207,24 +317,48 @@ static int bench_run(struct bench *b, unsigned int nq, unsigned int qd, double s
 		memset(slots[i].buf, 0x5a, b->bs);
 	}
 	start = now_ns();
+	b->start_ns = b->next_ns = start;
 	b->end_ns = start + (uint64_t)(secs * 1e9);
-	for (unsigned int i = 0; i < nq * qd && ret == 0; i++) {
+	for (unsigned int i = 0; i < n && ret == 0 && !b->interval_ns; i++) {
 		ret = bench_submit(&slots[i]);
 	}
-	/* Past the end no callback resubmits; drain what is in flight. */
+	/* Past the end (or a signal) nothing is submitted; drain what is in
+	 * flight. */
 	while (ret >= 0) {
+		uint64_t wait_ns = UINT64_MAX;
 		bool idle = true;
 
+		if (b->interval_ns) {
+			ret = bench_pace(b, slots, n, now_ns(), &wait_ns);
+			if (ret < 0) {
+				break;
+			}
+		}
 		for (unsigned int q = 0; q < nq; q++) {
 			struct vublk_qstats st;
 
 			vublk_queue_stats(b->dev, q, &st);
 			idle = idle && st.inflight == 0;
 		}
-		if (idle) {
+		if (idle && wait_ns == UINT64_MAX) {
 			break;
 		}
-		ret = poll ? vublk_poll(b->dev, -1) : vublk_wait(b->dev, -1, 1000);
+		if (idle) {
+			sleep_ns(wait_ns);
+		} else if (poll) {
+			ret = vublk_poll(b->dev, -1);
+		} else if (wait_ns == UINT64_MAX || wait_ns >= 1000000) {
+			/* Whole milliseconds: vublk_wait() wakes early on a completion. */
+			ret = vublk_wait(b->dev, -1,
+					 wait_ns == UINT64_MAX ? 1000 : (int)(wait_ns / 1000000));
+		} else {
+			/* Due within a millisecond and others in flight (QD > 1):
+			 * short sleeps between polls. */
+			ret = vublk_poll(b->dev, -1);
+			if (ret == 0) {
+				sleep_ns(wait_ns < 20000 ? wait_ns : 20000);
+			}
+		}
 	}
 	b->end_ns = now_ns();
 	free(slots);
@@ -242,12 +376,14 @@ int cmd_bench(int argc, char **argv)
 		{"bs", required_argument, NULL, 'b'}, {"qd", required_argument, NULL, 'd'},
 		{"time", required_argument, NULL, 't'}, {"mix", required_argument, NULL, 'M'},
 		{"size", required_argument, NULL, 's'}, {"poll", no_argument, NULL, 'p'},
+		{"rate", required_argument, NULL, 'r'}, {"timeline", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	struct sigaction sa = {.sa_handler = on_stop_signal};
 	struct conn_args ca = {.json = false};
 	struct bench b = {.mix = 70, .bs = 4096, .rng = 0x2545f4914f6cdd1dull};
 	const char *mode = "randread";
-	uint64_t v, qd = 32, size = 0;
-	double secs = 5;
+	uint64_t v, qd = 32, size = 0, rate = 0;
+	double secs = 5, step_ms = 0;
 	bool poll = false;
 	int c, us;
 
@@ -255,7 +391,7 @@ int cmd_bench(int argc, char **argv)
 	parse_mode(mode, &b);
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":" CONN_SHORT_OPTS "w:b:d:t:M:s:ph", longopts, NULL)) !=
+	while ((c = getopt_long(argc, argv, ":" CONN_SHORT_OPTS "w:b:d:t:M:s:pr:T:h", longopts, NULL)) !=
 	       -1) {
 		int bad = 0;
 
@@ -287,6 +423,13 @@ int cmd_bench(int argc, char **argv)
 			break;
 		case 'p':
 			poll = true;
+			break;
+		case 'r':
+			bad = cli_parse_u64(optarg, &rate) < 0 || rate == 0 || rate > 10000000;
+			break;
+		case 'T':
+			step_ms = atof(optarg);
+			bad = !(step_ms >= 0.1 && step_ms <= 60000);
 			break;
 		default:
 			if (conn_opt("bench", c, optarg, &ca) == 1) {
@@ -329,15 +472,39 @@ int cmd_bench(int argc, char **argv)
 		vublk_close(b.dev);
 		return CLI_EXIT_FAILURE;
 	}
+	if (rate) {
+		b.interval_ns = 1000000000u / rate;
+	}
+	if (step_ms > 0) {
+		b.step_ns = (uint64_t)(step_ms * 1e6);
+		b.ntl = (size_t)(secs * 1e9 / b.step_ns) + 1;
+		b.tl_ops = calloc(b.ntl, sizeof(*b.tl_ops));
+		b.tl_max_ns = calloc(b.ntl, sizeof(*b.tl_max_ns));
+		if (!b.tl_ops || !b.tl_max_ns) {
+			cli_error("bench: %s", strerror(ENOMEM));
+			vublk_close(b.dev);
+			free(b.tl_ops);
+			free(b.tl_max_ns);
+			return CLI_EXIT_FAILURE;
+		}
+	}
+	/* No SA_RESTART: the wait returns to the loop, which stops submitting. */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 	us = bench_run(&b, ca.opts.num_queues, qd, secs, poll);
 	if (us < 0) {
 		cli_error("bench: %s", strerror(-us));
 		vublk_close(b.dev);
 		free(b.lat_ns);
+		free(b.tl_ops);
+		free(b.tl_max_ns);
 		return CLI_EXIT_FAILURE;
 	}
 	bench_report(&b, mode, qd, ca.opts.num_queues, us / 1e6, ca.json);
 	vublk_close(b.dev);
 	free(b.lat_ns);
+	free(b.tl_ops);
+	free(b.tl_max_ns);
 	return b.errors || b.submit_errors ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 }

@@ -497,7 +497,10 @@ static int io_parse_args(const char *name, int argc, char **argv, struct io_args
 {
 	int c;
 
-	optind = 1;
+	/* 0, not 1: glibc then forgets the previous command's permutation
+	 * state too ('zero -u OFF LEN' left it pointing past the words of the
+	 * next command, which then "expects 2 arguments"). */
+	optind = 0;
 	opterr = 0;
 	while ((c = getopt(argc, argv, ":P:S:s:iu")) != -1) {
 		uint64_t v;
