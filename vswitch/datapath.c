@@ -53,11 +53,17 @@
 #define DP_HOUSEKEEPING_MS 1000u
 #define DP_MAX_EVENTS 64
 /* Event mode's pacing (docs/vswitch.md, "Event mode"): the thread spins
- * while a window of DP_NAP_US brings at least DP_HEAVY frames, naps
- * DP_NAP_US at a time with guest kicks off below that, and sleeps on
- * kicks once DP_IDLE_US passed without a frame. */
-#define DP_NAP_US 100u
+ * while a window of DP_NAP_MIN_US brings at least DP_HEAVY frames, naps
+ * with guest kicks off below that, and sleeps on kicks once DP_IDLE_US
+ * passed without a frame.  A nap starts at DP_NAP_MIN_US and doubles, up
+ * to DP_NAP_MAX_US, after each nap that gathered fewer than DP_NAP_GROW
+ * frames; one that gathered DP_NAP_SHRINK or more starts over at the
+ * shortest, and DP_HEAVY after the shortest goes back to spinning. */
+#define DP_NAP_MIN_US 100u
+#define DP_NAP_MAX_US 400u
 #define DP_HEAVY DP_BURST
+#define DP_NAP_GROW DP_BURST
+#define DP_NAP_SHRINK (2 * DP_BURST)
 #define DP_IDLE_US 1000u
 /* Timer slack for the naps: the default 50 us would double them. */
 #define DP_NAP_SLACK_NS 1000ul
@@ -124,10 +130,12 @@ struct vsw_dp {
 	uint64_t next_housekeeping_ms;
 	/* event mode's pacing, in TSC cycles: */
 	bool napping;          /* below DP_HEAVY a window: nap between rounds */
+	unsigned int nap_us;   /* the next nap, while napping */
+	unsigned int gathered; /* by the last nap, so far */
 	uint64_t window_start; /* of the current spinning window */
 	unsigned int window_frames;
 	uint64_t last_frame;   /* the last round that received a frame */
-	uint64_t nap_cycles, idle_cycles;
+	uint64_t window_cycles, idle_cycles;
 };
 
 /* TSC cycles per millisecond, set once the EAL has measured the TSC.  The
@@ -562,11 +570,11 @@ static void dp_sleep(struct vsw_dp *dp)
 	set_notify(dp, false);
 }
 
-/* Sleeps DP_NAP_US with kicks left off: frames gather in the rings and the
+/* Sleeps 'us' with kicks left off: frames gather in the rings and the
  * next round takes them as one burst, for the price of one timer wake-up. */
-static void dp_nap(struct vsw_dp *dp)
+static void dp_nap(struct vsw_dp *dp, unsigned int us)
 {
-	struct timespec ts = {.tv_nsec = (long)DP_NAP_US * 1000};
+	struct timespec ts = {.tv_nsec = (long)us * 1000};
 
 	pthread_mutex_unlock(&dp->lock);
 	nanosleep(&ts, NULL);
@@ -576,27 +584,35 @@ static void dp_nap(struct vsw_dp *dp)
 static void new_window(struct vsw_dp *dp, uint64_t now)
 {
 	dp->napping = false;
+	dp->gathered = 0;
 	dp->window_start = now;
 	dp->window_frames = 0;
 }
 
 /* Event mode, after a round that received 'did' frames: spin on, nap or
  * sleep (docs/vswitch.md, "Event mode").  Spinning is judged a window of
- * DP_NAP_US at a time: a window that brought fewer frames than DP_HEAVY
- * would have fitted in one nap's burst, so the thread naps; one nap that
- * gathers DP_HEAVY frames puts it back to spinning.  Either way the rings
- * are looked at every DP_NAP_US at the latest while frames come, and kicks
- * are asked for only after DP_IDLE_US without one. */
+ * DP_NAP_MIN_US at a time: a window that brought fewer than DP_HEAVY
+ * frames would have fitted in one nap's burst, so the thread naps.  While
+ * napping, the rounds after a nap repeat as long as each takes a full
+ * burst, so a nap's frames are all taken before the next; then what the
+ * nap gathered sets the next: under DP_NAP_GROW (a burst) twice as long,
+ * up to DP_NAP_MAX_US, so at a light load the thread wakes less often and
+ * takes more per wake-up; DP_NAP_SHRINK (two bursts) or more means the
+ * nap was too long for the load, so the next is the shortest again, and a
+ * full burst after the shortest puts the thread back to spinning.  Either
+ * way the rings are looked at every DP_NAP_MAX_US at the latest while
+ * frames come, and kicks are asked for only after DP_IDLE_US without one. */
 static void event_step(struct vsw_dp *dp, unsigned int did)
 {
 	uint64_t now = rte_rdtsc();
+	unsigned int got;
 
 	if (did) {
 		dp->last_frame = now;
 	}
 	if (!dp->napping) {
 		dp->window_frames += did;
-		if (now - dp->window_start < dp->nap_cycles) {
+		if (now - dp->window_start < dp->window_cycles) {
 			return;
 		}
 		if (dp->window_frames >= DP_HEAVY) {
@@ -604,12 +620,27 @@ static void event_step(struct vsw_dp *dp, unsigned int did)
 			return;
 		}
 		dp->napping = true;
-	} else if (did >= DP_HEAVY) {
-		new_window(dp, now);
-		return;
+		dp->nap_us = DP_NAP_MIN_US;
+	} else {
+		dp->gathered += did;
+		if (did >= DP_BURST) {
+			/* The ring may hold more of this nap's frames. */
+			return;
+		}
+		got = dp->gathered;
+		dp->gathered = 0;
+		if (dp->nap_us <= DP_NAP_MIN_US && got >= DP_HEAVY) {
+			new_window(dp, now);
+			return;
+		}
+		if (got >= DP_NAP_SHRINK) {
+			dp->nap_us = DP_NAP_MIN_US;
+		} else if (got < DP_NAP_GROW) {
+			dp->nap_us = RTE_MIN(2 * dp->nap_us, DP_NAP_MAX_US);
+		}
 	}
 	if (now - dp->last_frame < dp->idle_cycles) {
-		dp_nap(dp);
+		dp_nap(dp, dp->nap_us);
 		return;
 	}
 	dp_sleep(dp);
@@ -633,7 +664,7 @@ static void *dp_main(void *arg)
 		CPU_SET(dp->poll_cpu, &set);
 		pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 	}
-	dp->nap_cycles = hz / 1000000 * DP_NAP_US;
+	dp->window_cycles = hz / 1000000 * DP_NAP_MIN_US;
 	dp->idle_cycles = hz / 1000000 * DP_IDLE_US;
 	prctl(PR_SET_TIMERSLACK, DP_NAP_SLACK_NS, 0, 0, 0);
 	pthread_mutex_lock(&dp->lock);

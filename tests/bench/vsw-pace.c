@@ -7,13 +7,14 @@
  *
  *   vsw-pace EAL-ARGS -- --rate PPS --secs S [--warmup S] [--size BYTES]
  *                        [--cpu-pid PID] [--deadline-ms MS]
- *   vsw-pace EAL-ARGS -- --gaps US,US,... [--repeat N] [--deadline-ms MS]
+ *   vsw-pace EAL-ARGS -- --gaps US[xN],US[xN],... [--repeat N] [--deadline-ms MS]
  *
  * --rate: frames evenly spaced (one per 1/PPS), latency of every frame
  * sent after the warm-up; with --cpu-pid, also the CPU time of that
  * process (every thread, /proc/PID/task/N/schedstat) over the same
  * window, in percent of one core.  --gaps: for each gap in turn, stay
- * silent that long, send one frame and wait for it; the latency of each.
+ * silent that long, send one frame (N frames back to back with xN) and
+ * wait for it (all of them); the latency of each (of the last).
  * A frame not back within --deadline-ms (default 100) counts as lost and
  * the exit status is 1: tests/switch uses --gaps to check that no frame
  * is stranded while the switch sleeps.  Exit 2: bad arguments; 3: the
@@ -59,6 +60,7 @@ struct pace_opts {
 	int cpu_pid;
 	uint64_t deadline_ms;
 	uint64_t gaps_us[PACE_MAX_GAPS];
+	unsigned int gap_frames[PACE_MAX_GAPS]; /* sent after each gap */
 	unsigned int n_gaps;
 	unsigned int repeat;
 };
@@ -80,7 +82,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: vsw-pace EAL-ARGS -- --rate PPS --secs S [--warmup S] [--size N] "
 			"[--cpu-pid PID] [--deadline-ms MS]\n"
-			"       vsw-pace EAL-ARGS -- --gaps US,US,... [--repeat N] "
+			"       vsw-pace EAL-ARGS -- --gaps US[xN],US[xN],... [--repeat N] "
 			"[--deadline-ms MS]\n");
 	exit(2);
 }
@@ -98,11 +100,22 @@ static int parse_gaps(const char *s, struct pace_opts *o)
 			return -E2BIG;
 		}
 		errno = 0;
-		o->gaps_us[o->n_gaps++] = strtoull(tok, &end, 10);
+		o->gaps_us[o->n_gaps] = strtoull(tok, &end, 10);
+		o->gap_frames[o->n_gaps] = 1;
+		if (!errno && end != tok && *end == 'x') {
+			char *n = end + 1;
+
+			o->gap_frames[o->n_gaps] = (unsigned int)strtoul(n, &end, 10);
+			if (end == n || o->gap_frames[o->n_gaps] == 0 ||
+			    o->gap_frames[o->n_gaps] > PACE_RING / 2) {
+				errno = EINVAL;
+			}
+		}
 		if (errno || *end || end == tok) {
 			free(copy);
 			return -EINVAL;
 		}
+		o->n_gaps++;
 	}
 	free(copy);
 	return o->n_gaps ? 0 : -EINVAL;
@@ -135,8 +148,9 @@ static void parse_opts(int argc, char **argv, struct pace_opts *o)
 		case 'd': o->deadline_ms = strtoull(optarg, NULL, 10); break;
 		case 'g':
 			if (parse_gaps(optarg, o) < 0) {
-				fprintf(stderr, "vsw-pace: --gaps takes microseconds, comma-separated, "
-						"at most %d\n", PACE_MAX_GAPS);
+				fprintf(stderr, "vsw-pace: --gaps takes microseconds, each with an "
+						"optional xFRAMES (at most %d), comma-separated, "
+						"at most %d\n", PACE_RING / 2, PACE_MAX_GAPS);
 				exit(2);
 			}
 			break;
@@ -428,31 +442,41 @@ static int run_gaps(struct pace *pc, const struct pace_opts *o)
 	}
 	for (unsigned int r = 0; r < o->repeat; r++) {
 		for (unsigned int g = 0; g < o->n_gaps; g++) {
+			unsigned int want = o->gap_frames[g];
 			uint64_t t0, got = 0;
 
 			silence(pc, o->gaps_us[g]);
 			pc->n_lat = 0;
 			t0 = rte_rdtsc();
-			while (!send_one(pc, o->size_bytes)) {
-				receive(pc, UINT64_MAX);
+			for (unsigned int i = 0; i < want; i++) {
+				while (!send_one(pc, o->size_bytes)) {
+					got += receive(pc, UINT64_MAX);
+				}
 			}
-			while (!got && rte_rdtsc() - t0 < deadline) {
-				got = receive(pc, UINT64_MAX);
+			while (got < want && rte_rdtsc() - t0 < deadline) {
+				got += receive(pc, UINT64_MAX);
 			}
-			if (!got || pc->n_lat == 0) {
-				printf("gap_us %" PRIu64 " repeat %u: LOST (not back within %" PRIu64
-				       " ms)\n", o->gaps_us[g], r, o->deadline_ms);
+			if (got < want || pc->n_lat < want) {
+				printf("gap_us %" PRIu64 "x%u repeat %u: LOST %" PRIu64
+				       " (not back within %" PRIu64 " ms)\n",
+				       o->gaps_us[g], want, r, want - got, o->deadline_ms);
 				per_gap[g][r] = UINT64_MAX;
 				lost++;
 				continue;
 			}
-			per_gap[g][r] = pc->lat_ns[0];
+			/* The last frame's: it waited longest for its turn. */
+			per_gap[g][r] = pc->lat_ns[pc->n_lat - 1];
 		}
 	}
 	for (unsigned int g = 0; g < o->n_gaps; g++) {
 		char what[64];
 
-		snprintf(what, sizeof(what), "gap_us %" PRIu64, o->gaps_us[g]);
+		if (o->gap_frames[g] == 1) {
+			snprintf(what, sizeof(what), "gap_us %" PRIu64, o->gaps_us[g]);
+		} else {
+			snprintf(what, sizeof(what), "gap_us %" PRIu64 "x%u", o->gaps_us[g],
+				 o->gap_frames[g]);
+		}
 		print_latency(what, per_gap[g], o->repeat);
 		free(per_gap[g]);
 	}

@@ -5,7 +5,8 @@
  * goes, edits tags, copies only when outputs differ, and sends.
  *
  * Event mode (the default) adapts to the load: it spins while a 100 us
- * window brings a full burst, naps 100 us between rounds below that, and
+ * window brings a full burst, naps between rounds below that (100 us,
+ * doubling up to 400 us while naps gather less than a burst), and
  * after 1 ms without a frame sleeps in epoll on every queue's wake-up
  * descriptor (vhost-user kick eventfds, tap descriptors, an uplink's
  * packet socket) with guest notifications enabled only while it sleeps,
