@@ -46,8 +46,10 @@
 #include "vdisk.h"
 
 /* The destination is flushed this often during the copy, so the flush in
- * the pivot's pause has little left to write. */
-#define FLUSH_EVERY_BYTES (256ull << 20)
+ * the pivot's pause has little left to write, and so that no flush holds
+ * the device (and the guest's writes) long: 256 MiB stalled the guest
+ * about 200 ms here, 32 MiB about 30 (docs/benchmarks.md, issue 9). */
+#define FLUSH_EVERY_BYTES (32ull << 20)
 #define SNAP_CHUNK_BYTES (1u << 20)
 
 enum phase {
