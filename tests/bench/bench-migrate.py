@@ -98,16 +98,6 @@ def write_bytes(pid):
     return 0
 
 
-def wait_socket(path, proc, what, log):
-    for _ in range(400):
-        if os.path.exists(path):
-            return
-        if proc is not None and proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    sys.exit(f"bench: {what} made no socket {path}:\n{vdlib.tail(log)}")
-
-
 class Qmp:
     """A QMP connection: commands in order, events kept until asked for."""
 
@@ -181,8 +171,8 @@ class Qsd:
                f"addr.type=unix,addr.path={self.sock},writable=on,num-queues=1"]
         self.proc = subprocess.Popen(cmd, stdout=open(self.log, "w"),
                                      stderr=subprocess.STDOUT)
-        wait_socket(self.sock, self.proc, "qemu-storage-daemon", self.log)
-        wait_socket(self.qmp_path, self.proc, "qemu-storage-daemon", self.log)
+        vdlib.wait_socket(self.sock, self.proc, "qemu-storage-daemon", self.log)
+        vdlib.wait_socket(self.qmp_path, self.proc, "qemu-storage-daemon", self.log)
         self.qmp = Qmp(self.qmp_path)
 
     def stop(self):
@@ -311,7 +301,7 @@ class Bench:
         dst = os.path.join(self.d, "b", name)
         sock = os.path.join(self.daemon.workdir, f"m{self.n}.sock")
         self.daemon.call("disk-add", image=f"a:{name}", socket=sock)
-        wait_socket(sock, self.daemon.proc, "vdiskd", self.daemon.log)
+        vdlib.wait_socket(sock, self.daemon.proc, "vdiskd", self.daemon.log)
         w = Writer(self.vublk, sock, self.alloc, writer)
         time.sleep(WARMUP_S)
         src_alloc = allocated(src)

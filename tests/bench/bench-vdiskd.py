@@ -63,16 +63,6 @@ def run(cmd, **kw):
                           stderr=subprocess.STDOUT, text=True, **kw).stdout
 
 
-def wait_socket(path, proc, what, log):
-    for _ in range(200):
-        if os.path.exists(path):
-            return
-        if proc is not None and proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    sys.exit(f"bench: {what} made no socket {path}:\n{open(log).read()[-2000:]}")
-
-
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -100,7 +90,7 @@ class Qsd:
         self.proc = subprocess.Popen(cmd, stdout=open(self.log, "w"),
                                      stderr=subprocess.STDOUT)
         for sock in self.socks:
-            wait_socket(sock, self.proc, "qemu-storage-daemon", self.log)
+            vdlib.wait_socket(sock, self.proc, "qemu-storage-daemon", self.log)
 
     def cpu_seconds(self):
         return cpu_seconds(self.proc.pid)
@@ -132,7 +122,7 @@ class Vdiskd(vdlib.Vdiskd):
         else:
             run([self.vdisk, "serve", "--ctl", self.ctl, "--socket", sock,
                  "--queues", "2", img])
-        wait_socket(sock, self.proc, "vdiskd", self.log)
+        vdlib.wait_socket(sock, self.proc, "vdiskd", self.log)
         return sock
 
     def unserve(self, img):

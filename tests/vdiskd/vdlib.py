@@ -57,6 +57,18 @@ def tail(path, lines=40):
         return ""
 
 
+def wait_socket(path, proc, what, log, seconds=20):
+    """Waits for the Unix socket 'path' that 'proc' (None: any process)
+    makes; exits the benchmark with the tail of 'log' if it never comes."""
+    for _ in range(int(seconds / 0.05)):
+        if os.path.exists(path):
+            return
+        if proc is not None and proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    sys.exit(f"bench: {what} made no socket {path}:\n{tail(log)}")
+
+
 def check(cond, what):
     """A test's assertion: prints "ok: WHAT", or raises with WHAT."""
     if not cond:
