@@ -1121,12 +1121,35 @@ static int dest_backing(struct mig *m, const char *dst_path, char **namep, struc
 	return ret;
 }
 
+/* Steps 1 and 2: the source says where it moves, the destination's entry
+ * is added incomplete (overcommit checked); on failure the source's
+ * moving_to is cleared again. */
+static int begin_move(struct mig *m, enum ds_kind kind, uint64_t size, struct errmsg *err)
+{
+	struct ds_entry_opts eo;
+	int ret = ds_entry_set_moving(m->sds, m->src_rel, m->dst_spec, err);
+
+	if (ret < 0) {
+		return ret;
+	}
+	ds_entry_opts_init(&eo);
+	eo.kind = kind;
+	eo.size_bytes = size;
+	eo.origin = m->src_spec;
+	ret = ds_entry_begin(m->dds, m->dst_rel, &eo, err);
+	if (ret < 0) {
+		struct errmsg ignored;
+
+		ds_entry_set_moving(m->sds, m->src_rel, NULL, &ignored);
+	}
+	return ret;
+}
+
 /* Steps 1 to 5 once the source is held and checked. */
 static int move(struct mig *m, struct errmsg *err)
 {
 	struct job j = {.what = m->src_spec, .src = m->src};
 	char *backing = NULL;
-	struct ds_entry_opts eo;
 	struct ds_entry e;
 	int ret;
 
@@ -1142,29 +1165,20 @@ static int move(struct mig *m, struct errmsg *err)
 	j.backing = backing;
 	j.src_path = m->src_path;
 	if (ret == 0) {
-		ret = ds_entry_set_moving(m->sds, m->src_rel, m->dst_spec, err);
+		ret = begin_move(m, e.kind, vd_size_bytes(m->src), err);
 	}
 	if (ret < 0) {
 		goto out;
 	}
-	ds_entry_opts_init(&eo);
-	eo.kind = e.kind;
-	eo.size_bytes = vd_size_bytes(m->src);
-	eo.origin = m->src_spec;
-	ret = ds_entry_begin(m->dds, m->dst_rel, &eo, err);
+	ret = copy_verify_rename(m, &j, err);
 	if (ret == 0) {
-		ret = copy_verify_rename(m, &j, err);
-		if (ret == 0) {
-			progress(m, DS_MIGRATE_SWITCH, m->src_spec, 0, 0);
-			ret = ds_entry_commit(m->dds, m->dst_rel, err);
-		}
-		if (ret < 0) {
-			abandon(&j);
-		}
+		progress(m, DS_MIGRATE_SWITCH, m->src_spec, 0, 0);
+		ret = ds_entry_commit(m->dds, m->dst_rel, err);
 	}
 	if (ret < 0) {
 		struct errmsg ignored;
 
+		abandon(&j);
 		ds_entry_set_moving(m->sds, m->src_rel, NULL, &ignored);
 		goto out;
 	}
@@ -1305,7 +1319,6 @@ int ds_live_begin(const char *registry, const char *src_path, const char *backin
 		  struct ds_live **lp, struct errmsg *err)
 {
 	struct ds_live *l = calloc(1, sizeof(*l));
-	struct ds_entry_opts eo;
 	struct ds_ref ref = {0};
 	struct ds_entry e;
 	uint64_t size;
@@ -1368,19 +1381,9 @@ int ds_live_begin(const char *registry, const char *src_path, const char *backin
 		ret = dest_backing(&l->m, l->dst_path, &l->dst_backing, err);
 	}
 	if (ret == 0) {
-		ret = ds_entry_set_moving(l->m.sds, l->src_rel, l->m.dst_spec, err);
+		ret = begin_move(&l->m, DS_KIND_IMAGE, size, err);
 	}
 	if (ret < 0) {
-		goto fail;
-	}
-	ds_entry_opts_init(&eo);
-	eo.size_bytes = size;
-	eo.origin = l->m.src_spec;
-	ret = ds_entry_begin(l->m.dds, l->dst_rel, &eo, err);
-	if (ret < 0) {
-		struct errmsg ignored;
-
-		ds_entry_set_moving(l->m.sds, l->src_rel, NULL, &ignored);
 		goto fail;
 	}
 	l->begun = true;
