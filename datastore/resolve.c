@@ -326,3 +326,18 @@ int ds_check_writable(const char *registry, const char *path, struct errmsg *err
 	ds_ref_fini(&ref);
 	return ret;
 }
+
+int ds_split_target(const char *to, char **namep, char **relp)
+{
+	const char *colon = strchr(to, ':');
+
+	*namep = colon ? strndup(to, (size_t)(colon - to)) : strdup(to);
+	*relp = colon && colon[1] ? strdup(colon + 1) : NULL;
+	if (!*namep || (colon && colon[1] && !*relp)) {
+		free(*namep);
+		free(*relp);
+		*namep = *relp = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}

@@ -130,11 +130,8 @@ def migrate(demo, g, want, nblk):
                f"seek=$(({MIG_BASE // 4096}+i)) conv=sync oflag=direct 2>/dev/null "
                f"|| echo WFAIL; [ \"$({READ_BACK})\" = \"$e\" ] || echo RFAIL $i; "
                "i=$((i+1)); echo $i >/tmp/mn; done; touch /tmp/mdone) >/tmp/mw.log 2>&1 &")
-    deadline = time.monotonic() + 120
-    while int(g.run("cat /tmp/mn 2>/dev/null || echo 0")[1].strip() or 0) < 5:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the guest's writer did not start")
-        time.sleep(0.2)
+    g.wait_until('[ "$(cat /tmp/mn 2>/dev/null || echo 0)" -ge 5 ]', 120,
+                 "the guest's writer did not start")
     # 8 MiB/s, so that the copy lasts long enough to watch; -p draws a
     # progress line on a terminal, --status shows the job from anywhere.
     argv = ["migrate", "-p", "--bandwidth", "8M", demo.spec, "--to", "ds2"]
@@ -147,11 +144,7 @@ def migrate(demo, g, want, nblk):
     if mig.returncode != 0:
         raise RuntimeError(f"vdisk migrate exited with {mig.returncode}")
     demo.guest(g, "touch /tmp/mstop")
-    deadline = time.monotonic() + 60
-    while g.run("test -e /tmp/mdone")[0] != 0:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the guest's writer did not stop")
-        time.sleep(0.3)
+    g.wait_until("test -e /tmp/mdone", 60, "the guest's writer did not stop")
     if demo.guest(g, "cat /tmp/mw.log").strip():
         raise RuntimeError("the guest's writer saw an error during the migration")
     n = int(demo.guest(g, "cat /tmp/mn").strip())
@@ -229,22 +222,15 @@ def run(demo):
                    "2>/dev/null || echo FAIL; i=$((i+1)); echo $i >/tmp/n; "
                    "[ -e /tmp/stop ] && extra=$((extra-1)); done; "
                    "touch /tmp/done) >/tmp/w.log 2>&1 &")
-        deadline = time.monotonic() + 120
-        while int(g.run("cat /tmp/n 2>/dev/null || echo 0")[1].strip() or 0) < 20:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the guest's writer did not start")
-            time.sleep(0.2)
+        g.wait_until('[ "$(cat /tmp/n 2>/dev/null || echo 0)" -ge 20 ]', 120,
+                     "the guest's writer did not start")
         # The image is served: the tool asks vdiskd, which drains the
         # guest's writes so that the snapshot is one instant.
         demo.step("vdisk", "snapshot", "create", demo.image, "while-running")
         demo.guest(g, "touch /tmp/stop")
         demo.step("vdisk", "snapshot", "list", demo.image)
         demo.step("vdisk", "info", demo.image)
-        deadline = time.monotonic() + 180
-        while g.run("test -e /tmp/done")[0] != 0:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the guest's writer did not finish")
-            time.sleep(0.3)
+        g.wait_until("test -e /tmp/done", 180, "the guest's writer did not finish")
         if demo.guest(g, "cat /tmp/w.log").strip():
             raise RuntimeError("the guest's writer saw an I/O error")
         nblk = int(demo.guest(g, "cat /tmp/n").strip())

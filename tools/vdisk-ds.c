@@ -1004,21 +1004,6 @@ static void migrate_progress(void *arg, enum ds_migrate_step step, const char *w
 	}
 }
 
-/* Splits the destination "NAME[:PATH]"; 'pathp' NULL when absent. */
-static int parse_to(const char *to, char **namep, char **pathp)
-{
-	const char *colon = strchr(to, ':');
-
-	*namep = colon ? strndup(to, (size_t)(colon - to)) : strdup(to);
-	*pathp = colon && colon[1] ? strdup(colon + 1) : NULL;
-	if (!*namep || (colon && colon[1] && !*pathp)) {
-		free(*namep);
-		free(*pathp);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
 int vdisk_cmd_migrate(int argc, char **argv)
 {
 	static const int allowed[] = {OPT_TO,	  OPT_KEEP_SOURCE, OPT_WITH_BACKING, OPT_STATUS,
@@ -1086,7 +1071,7 @@ int vdisk_cmd_migrate(int argc, char **argv)
 	if (open_entry(argv[optind], NULL, &src) < 0) {
 		return CLI_EXIT_FAILURE;
 	}
-	if (parse_to(o.to, &dname, &dpath) < 0) {
+	if (ds_split_target(o.to, &dname, &dpath) < 0) {
 		ds_ref_fini(&src);
 		return CLI_EXIT_FAILURE;
 	}

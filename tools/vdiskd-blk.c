@@ -244,7 +244,7 @@ struct vdd {
 static struct vdd_disk *_Atomic disk_by_vid[RTE_MAX_VHOST_DEVICE];
 static struct vdd *the_srv;
 
-static uint64_t now_ns(void)
+uint64_t vdd_now_ns(void)
 {
 	struct timespec ts;
 
@@ -265,7 +265,7 @@ static void guest_error(struct vdd_disk *d, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static void guest_error(struct vdd_disk *d, const char *fmt, ...)
 {
-	uint64_t now = now_ns();
+	uint64_t now = vdd_now_ns();
 	char buf[256];
 	va_list ap;
 	bool print;
@@ -315,7 +315,7 @@ static void account(struct vdd_req *r, int status)
 {
 	struct vdd_disk *d = r->q->disk;
 	struct vdd_op_stats *s = &d->stats[r->op];
-	uint64_t us = (now_ns() - r->start_ns) / 1000;
+	uint64_t us = (vdd_now_ns() - r->start_ns) / 1000;
 	unsigned b = 0;
 
 	while (b < VDD_LAT_BUCKETS - 1 && us >= (1ull << b)) {
@@ -768,7 +768,7 @@ static bool parse(struct vdd_queue *q, struct vdd_req *r)
 	struct chain ch;
 	int status;
 
-	r->start_ns = now_ns();
+	r->start_ns = vdd_now_ns();
 	r->state = REQ_PARSED;
 	r->status = NULL;
 	r->used_len = 0;
@@ -965,7 +965,7 @@ static void service(struct vdd_queue *q, bool retry_all)
 		}
 	}
 	if (q->held.n && !retry) {
-		now = now_ns();
+		now = vdd_now_ns();
 		if (now - q->last_retry_ns >= VDD_RETRY_MS * 1000000ull) {
 			retry = true;
 		}
@@ -973,7 +973,7 @@ static void service(struct vdd_queue *q, bool retry_all)
 	pthread_mutex_lock(&d->lock);
 	if (!stopping) {
 		if (retry) {
-			q->last_retry_ns = now_ns();
+			q->last_retry_ns = vdd_now_ns();
 		}
 		submit_all(q, batch, n, retry);
 	} else {
@@ -1719,7 +1719,7 @@ void vdd_disk_get_stats(struct vdd_disk *d, struct vdd_op_stats stats[VDD_N_OPS]
 /* Rule 6: returns with the disk lock held and nothing in the back end. */
 static uint64_t drain_begin(struct vdd_disk *d)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = vdd_now_ns();
 
 	pthread_mutex_lock(&d->lock);
 	atomic_store(&d->draining, true);
@@ -1735,7 +1735,7 @@ static void drain_end(struct vdd_disk *d, uint64_t t0, uint64_t *pause_usp)
 	pthread_mutex_unlock(&d->lock);
 	wake_all(d->srv);
 	if (pause_usp) {
-		*pause_usp = (now_ns() - t0) / 1000;
+		*pause_usp = (vdd_now_ns() - t0) / 1000;
 	}
 }
 

@@ -94,14 +94,6 @@ struct vdd_job {
 	uint64_t tokens, refill_ns, flushed_at;
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void set_phase(struct vdd_job *j, enum phase p)
 {
 	pthread_mutex_lock(&j->lock);
@@ -138,7 +130,7 @@ static bool stopping(struct vdd_job *j)
  * copied now: 'want' when there is no limit. */
 static uint64_t tokens(struct vdd_job *j, uint64_t want)
 {
-	uint64_t bw = atomic_load(&j->bandwidth), now = now_ns(), burst;
+	uint64_t bw = atomic_load(&j->bandwidth), now = vdd_now_ns(), burst;
 
 	if (bw == 0) {
 		j->refill_ns = now;
@@ -291,7 +283,7 @@ static int copy_snapshots(struct vdd_job *j, struct errmsg *err)
 		return n;
 	}
 	set_phase(j, PH_SNAPSHOTS);
-	j->refill_ns = now_ns();
+	j->refill_ns = vdd_now_ns();
 	names = calloc((size_t)n, sizeof(*names));
 	rs = calloc((size_t)n, sizeof(*rs));
 	ret = names && rs && posix_memalign((void **)&buf, 4096, SNAP_CHUNK_BYTES) == 0 ? 0
@@ -563,7 +555,7 @@ static int pivot(struct vdd_job *j, struct errmsg *err)
 	old = blk_vdisk_swap(vdd_disk_backend(d), j->dst);
 	vd_set_durable_map(j->dst, !vdd_disk_opts(d)->volatile_map);
 	j->dst = NULL;
-	j->src = old;
+	j->src = NULL; /* 'old' now, closed below */
 	ret = vdd_disk_set_image(d, j->dst_path);
 	vdd_disk_resume(d, t0, &pause_us);
 	pthread_mutex_lock(&j->lock);
@@ -584,7 +576,6 @@ static int pivot(struct vdd_job *j, struct errmsg *err)
 			err->msg, j->src_spec);
 	}
 	ret = close_released(d, old);
-	j->src = NULL;
 	if (ret < 0) {
 		vdd_log("disk %s: closing the old image: %s", j->src_spec, strerror(-ret));
 	}
@@ -720,7 +711,7 @@ static void *job_main(void *arg)
 	j->live = NULL;
 	pthread_mutex_lock(&j->lock);
 	j->phase = end;
-	j->end_ns = now_ns();
+	j->end_ns = vdd_now_ns();
 	if (end == PH_FAILED) {
 		snprintf(j->error, sizeof(j->error), "%s",
 			 err.msg[0] ? err.msg : strerror(-ret));
@@ -854,7 +845,7 @@ int vdd_migrate_start(struct vdd_disk *d, const struct vdd_migrate_opts *o,
 		vdd_job_free(d);
 		return ret;
 	}
-	j->start_ns = now_ns();
+	j->start_ns = vdd_now_ns();
 	j->phase = PH_PREPARE;
 	vdd_disk_set_job(d, j);
 	ret = -pthread_create(&j->tid, NULL, job_main, j);
@@ -922,7 +913,7 @@ struct json_object *vdd_migrate_status(struct vdd_disk *d)
 	}
 	o = json_object_new_object();
 	pthread_mutex_lock(&j->lock);
-	elapsed = (running(j) ? now_ns() : j->end_ns) - j->start_ns;
+	elapsed = (running(j) ? vdd_now_ns() : j->end_ns) - j->start_ns;
 	rate = elapsed > 1000000 ? j->done * 1000000000u / elapsed : 0;
 	json_object_object_add(o, "disk", json_object_new_string(vdd_disk_opts(d)->image));
 	json_object_object_add(o, "source", json_object_new_string(j->src_spec));

@@ -334,7 +334,7 @@ static int m_migrate_start(struct rpc_call *c)
 	struct vdd_migrate_opts o = {0};
 	struct vdd_disk *d;
 	const char *to, *to_path = NULL;
-	char *name = NULL, *colon;
+	char *name = NULL, *rel = NULL;
 	bool keep = false;
 	int ret;
 
@@ -344,14 +344,11 @@ static int m_migrate_start(struct rpc_call *c)
 	    (ret = rpc_get_uint(c, "bandwidth", 0, UINT64_MAX / 2, &o.bandwidth)) < 0) {
 		return ret;
 	}
-	name = strdup(to);
-	if (!name) {
+	if (ds_split_target(to, &name, &rel) < 0) {
 		return -ENOMEM;
 	}
-	colon = strchr(name, ':');
-	if (colon) {
-		*colon = '\0';
-		to_path = colon + 1;
+	if (rel) {
+		to_path = rel;
 	}
 	o.to_name = name;
 	o.to_rel = to_path && to_path[0] ? to_path : NULL;
@@ -367,6 +364,7 @@ static int m_migrate_start(struct rpc_call *c)
 		rpc_call_set_changed(c);
 	}
 	free(name);
+	free(rel);
 	return ret;
 }
 

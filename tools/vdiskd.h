@@ -158,6 +158,9 @@ void vdd_disk_set_job(struct vdd_disk *d, struct vdd_job *job);
 int vdd_disk_set_image(struct vdd_disk *d, const char *path);
 int vdd_save(struct vdd *srv);
 
+/* CLOCK_MONOTONIC in nanoseconds (vdiskd-blk.c). */
+uint64_t vdd_now_ns(void);
+
 /* Logging (vdiskd.c): one line on stderr. */
 void vdd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

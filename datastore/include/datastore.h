@@ -164,6 +164,10 @@ int ds_parse_ref(const char *registry, const char *spec, struct ds_ref *ref,
  * copy of any other 'spec'.  Refusals as ds_parse_ref(). */
 int ds_resolve(const char *registry, const char *spec, char **pathp, struct errmsg *err);
 
+/* Splits a migration's destination "NAME[:PATH]" into new strings: the
+ * datastore's name and the path in it ('*relp' NULL when there is none or
+ * it is empty: the source's own).  Checked later, as any name. */
+int ds_split_target(const char *to, char **namep, char **relp);
 /* The reverse: if the host path 'path' (which must exist) lies inside a
  * registered datastore, returns 1 with 'ref' filled; else 0. */
 int ds_locate(const char *registry, const char *path, struct ds_ref *ref, struct errmsg *err);

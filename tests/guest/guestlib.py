@@ -1176,13 +1176,18 @@ class Guest:
         while the guest runs; send traffic only once this returns.
         """
         want = "1" if up else "0"
-        cmd = (f"i=0; while [ \"$(cat /sys/class/net/{ifname}/carrier "
-               f"2>/dev/null)\" != {want} ]; do i=$((i+1)); "
+        self.wait_until(f"[ \"$(cat /sys/class/net/{ifname}/carrier 2>/dev/null)\" = {want} ]",
+                        timeout, f"{ifname} carrier not {'up' if up else 'down'}")
+
+    def wait_until(self, cond, timeout, what):
+        """Wait until the guest shell condition `cond` holds, testing it
+        every 0.1 s inside the guest (one console round trip); GuestTimeout
+        naming `what` after `timeout` seconds."""
+        cmd = (f"i=0; until {cond}; do i=$((i+1)); "
                f"[ $i -gt {int(timeout * 10)} ] && exit 1; sleep 0.1; done")
         rc, _ = self.run(cmd, timeout=timeout + 15)
         if rc != 0:
-            raise GuestTimeout(f"{self.name}: {ifname} carrier not "
-                               f"{'up' if up else 'down'} after {timeout} s")
+            raise GuestTimeout(f"{self.name}: {what} after {timeout} s")
 
     def console_text(self):
         """Everything the console printed so far, decoded, CR removed."""

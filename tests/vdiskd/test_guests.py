@@ -242,16 +242,11 @@ def test_snapshot(env, g, vd_img):
           "2>/dev/null || echo FAIL; i=$((i+1)); echo $i >/tmp/n; "
           "[ -e /tmp/stop ] && extra=$((extra-1)); done; touch /tmp/done) "
           ">/tmp/snapw.log 2>&1 &", check=True)
-    deadline = time.monotonic() + 120
-    while int(g.run("cat /tmp/n 2>/dev/null || echo 0")[1].strip() or 0) < 20:
-        assert time.monotonic() < deadline, "snapshot writer did not start"
-        time.sleep(0.2)
+    g.wait_until('[ "$(cat /tmp/n 2>/dev/null || echo 0)" -ge 20 ]', 120,
+                 "the snapshot writer did not start")
     res = env.d.call("snapshot-create", disk=vd_img, name="mid")
     g.run("touch /tmp/stop", check=True)
-    deadline = time.monotonic() + 180
-    while g.run("test -e /tmp/done")[0] != 0:
-        assert time.monotonic() < deadline, "snapshot writer did not finish"
-        time.sleep(0.5)
+    g.wait_until("test -e /tmp/done", 180, "the snapshot writer did not finish")
     check(g.run("cat /tmp/snapw.log", check=True)[1].strip() == "",
           "writer saw no error during the snapshot")
     nblk = int(g.run("cat /tmp/n", check=True)[1].strip())
@@ -292,10 +287,7 @@ def test_kill9(env, g, vd_img):
     env.d.kill9()
     time.sleep(0.5)
     env.d.start()
-    deadline = time.monotonic() + 180
-    while g.run("test -e /tmp/kdone")[0] != 0:
-        assert time.monotonic() < deadline, "writer did not finish after the restart"
-        time.sleep(0.5)
+    g.wait_until("test -e /tmp/kdone", 180, "the writer did not finish after the restart")
     rc = g.run("cat /tmp/kdone", check=True)[1].strip()
     err = g.run("cat /tmp/kerr")[1]
     check(running, "the writer was still running when vdiskd was killed")
@@ -333,10 +325,8 @@ def test_live_migration(env, g, spec, sock):
           "oflag=direct 2>/dev/null || echo WFAIL; "
           f"[ \"$({READ_BACK})\" = \"$e\" ] || echo RFAIL $i; i=$((i+1)); echo $i >/tmp/mn; "
           "done; touch /tmp/mdone) >/tmp/mw.log 2>&1 &", check=True)
-    deadline = time.monotonic() + 120
-    while int(g.run("cat /tmp/mn 2>/dev/null || echo 0")[1].strip() or 0) < 10:
-        assert time.monotonic() < deadline, "the migration writer did not start"
-        time.sleep(0.2)
+    g.wait_until('[ "$(cat /tmp/mn 2>/dev/null || echo 0)" -ge 10 ]', 120,
+                 "the migration writer did not start")
     n0 = int(g.run("cat /tmp/mn")[1].strip())
     # 4 MiB/s: the 8 MiB copy takes a few seconds of the writer's life.
     r = subprocess.run([env.vdisk, "migrate", spec, "--to", "b", "--bandwidth", "4M"],
@@ -345,10 +335,7 @@ def test_live_migration(env, g, spec, sock):
           f"{r.stdout.strip()} {r.stderr.strip()}")
     n1 = int(g.run("cat /tmp/mn")[1].strip())
     g.run("touch /tmp/mstop", check=True)
-    deadline = time.monotonic() + 60
-    while g.run("test -e /tmp/mdone")[0] != 0:
-        assert time.monotonic() < deadline, "the migration writer did not stop"
-        time.sleep(0.3)
+    g.wait_until("test -e /tmp/mdone", 60, "the migration writer did not stop")
     nblk = int(g.run("cat /tmp/mn", check=True)[1].strip())
     check(n1 > n0 and g.run("cat /tmp/mw.log", check=True)[1].strip() == "",
           f"the guest wrote and verified blocks {n0}..{n1} while its disk moved, no error")
