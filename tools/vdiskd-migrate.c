@@ -897,73 +897,39 @@ int vdd_migrate_set_bandwidth(struct vdd_disk *d, uint64_t bandwidth, struct err
 	return 0;
 }
 
-static void add_u64(struct json_object *o, const char *key, uint64_t v)
-{
-	json_object_object_add(o, key, json_object_new_int64((int64_t)v));
-}
-
-struct json_object *vdd_migrate_status(struct vdd_disk *d)
+int vdd_migrate_get_info(struct vdd_disk *d, struct vdd_migrate_info *info)
 {
 	struct vdd_job *j = vdd_disk_job(d);
-	struct json_object *o;
-	uint64_t elapsed, rate;
+	uint64_t elapsed;
 
+	memset(info, 0, sizeof(*info));
 	if (!j) {
-		return NULL;
+		return -ENOENT;
 	}
-	o = json_object_new_object();
+	info->source = j->src_spec;
+	info->destination = j->dst_spec;
+	info->to_name = j->to_name;
+	info->to_rel = j->to_rel;
+	info->keep_source = j->keep_source;
+	info->bandwidth = atomic_load(&j->bandwidth);
 	pthread_mutex_lock(&j->lock);
-	elapsed = (running(j) ? vdd_now_ns() : j->end_ns) - j->start_ns;
-	rate = elapsed > 1000000 ? j->done * 1000000000u / elapsed : 0;
-	json_object_object_add(o, "disk", json_object_new_string(vdd_disk_opts(d)->image));
-	json_object_object_add(o, "source", json_object_new_string(j->src_spec));
-	json_object_object_add(o, "destination", json_object_new_string(j->dst_spec));
-	json_object_object_add(o, "phase", json_object_new_string(phase_names[j->phase]));
-	json_object_object_add(o, "running", json_object_new_boolean(running(j)));
-	add_u64(o, "done", j->done);
-	add_u64(o, "total", j->total > j->done ? j->total : j->done);
-	add_u64(o, "mirrored", j->mirrored);
-	add_u64(o, "rate", rate);
-	if (running(j) && rate && j->total > j->done) {
-		add_u64(o, "eta-ms", (j->total - j->done) * 1000 / rate);
-	} else {
-		json_object_object_add(o, "eta-ms", NULL);
-	}
-	add_u64(o, "elapsed-ms", elapsed / 1000000);
-	add_u64(o, "bandwidth", atomic_load(&j->bandwidth));
-	json_object_object_add(o, "keep-source", json_object_new_boolean(j->keep_source));
-	if (j->phase >= PH_FINISH && j->phase != PH_FAILED && j->phase != PH_CANCELLED &&
-	    j->phase != PH_STOPPED) {
-		add_u64(o, "pivot-us", j->pivot_us);
-	}
-	json_object_object_add(o, "error",
-			       j->error[0] ? json_object_new_string(j->error) : NULL);
-	pthread_mutex_unlock(&j->lock);
-	return o;
-}
-
-struct json_object *vdd_migrate_config(struct vdd_disk *d)
-{
-	struct vdd_job *j = vdd_disk_job(d);
-	struct json_object *o;
-	bool run;
-
-	if (!j) {
-		return NULL;
-	}
-	pthread_mutex_lock(&j->lock);
+	info->phase = phase_names[j->phase];
+	info->running = running(j);
 	/* Past the pivot the destination is served: nothing to take up. */
-	run = running(j) && j->phase < PH_FINISH;
+	info->resumable = info->running && j->phase < PH_FINISH;
+	info->pivoted = j->phase == PH_FINISH || j->phase == PH_DONE;
+	info->pivot_us = j->pivot_us;
+	elapsed = (info->running ? vdd_now_ns() : j->end_ns) - j->start_ns;
+	info->elapsed_ms = elapsed / 1000000;
+	info->done = j->done;
+	info->total = j->total > j->done ? j->total : j->done;
+	info->mirrored = j->mirrored;
+	info->rate = elapsed > 1000000 ? j->done * 1000000000u / elapsed : 0;
+	info->has_eta = info->running && info->rate && j->total > j->done;
+	if (info->has_eta) {
+		info->eta_ms = (j->total - j->done) * 1000 / info->rate;
+	}
+	snprintf(info->error, sizeof(info->error), "%s", j->error);
 	pthread_mutex_unlock(&j->lock);
-	if (!run) {
-		return NULL;
-	}
-	o = json_object_new_object();
-	json_object_object_add(o, "to", json_object_new_string(j->to_name));
-	if (j->to_rel) {
-		json_object_object_add(o, "to-path", json_object_new_string(j->to_rel));
-	}
-	json_object_object_add(o, "keep-source", json_object_new_boolean(j->keep_source));
-	add_u64(o, "bandwidth", atomic_load(&j->bandwidth));
-	return o;
+	return 0;
 }

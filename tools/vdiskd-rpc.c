@@ -328,6 +328,60 @@ static int m_disk_retry(struct rpc_call *c)
 	return ret;
 }
 
+/* migrate-status's object for the disk's job, or NULL when it had none. */
+static struct json_object *migrate_json(struct vdd_disk *d)
+{
+	struct vdd_migrate_info i;
+	struct json_object *o;
+
+	if (vdd_migrate_get_info(d, &i) < 0) {
+		return NULL;
+	}
+	o = json_object_new_object();
+	add_str(o, "disk", vdd_disk_opts(d)->image);
+	add_str(o, "source", i.source);
+	add_str(o, "destination", i.destination);
+	add_str(o, "phase", i.phase);
+	json_object_object_add(o, "running", json_object_new_boolean(i.running));
+	add_u64(o, "done", i.done);
+	add_u64(o, "total", i.total);
+	add_u64(o, "mirrored", i.mirrored);
+	add_u64(o, "rate", i.rate);
+	if (i.has_eta) {
+		add_u64(o, "eta-ms", i.eta_ms);
+	} else {
+		json_object_object_add(o, "eta-ms", NULL);
+	}
+	add_u64(o, "elapsed-ms", i.elapsed_ms);
+	add_u64(o, "bandwidth", i.bandwidth);
+	json_object_object_add(o, "keep-source", json_object_new_boolean(i.keep_source));
+	if (i.pivoted) {
+		add_u64(o, "pivot-us", i.pivot_us);
+	}
+	add_str(o, "error", i.error[0] ? i.error : NULL);
+	return o;
+}
+
+/* What starts a job again after a restart (the saved set's "migration"),
+ * or NULL when nothing is to be taken up. */
+static struct json_object *migrate_config(struct vdd_disk *d)
+{
+	struct vdd_migrate_info i;
+	struct json_object *o;
+
+	if (vdd_migrate_get_info(d, &i) < 0 || !i.resumable) {
+		return NULL;
+	}
+	o = json_object_new_object();
+	add_str(o, "to", i.to_name);
+	if (i.to_rel) {
+		add_str(o, "to-path", i.to_rel);
+	}
+	json_object_object_add(o, "keep-source", json_object_new_boolean(i.keep_source));
+	add_u64(o, "bandwidth", i.bandwidth);
+	return o;
+}
+
 /* "to": "NAME" or "NAME:path" of the destination. */
 static int m_migrate_start(struct rpc_call *c)
 {
@@ -355,7 +409,7 @@ static int m_migrate_start(struct rpc_call *c)
 	o.keep_source = keep;
 	ret = vdd_migrate_start(d, &o, rpc_call_err(c));
 	if (ret == 0) {
-		struct json_object *st = vdd_migrate_status(d);
+		struct json_object *st = migrate_json(d);
 
 		json_object_object_foreach(st, key, val) {
 			json_object_object_add(rpc_call_result(c), key, json_object_get(val));
@@ -390,7 +444,7 @@ static int m_migrate_status(struct rpc_call *c)
 		if (name && strcmp(name, o->image) && strcmp(name, o->socket)) {
 			continue;
 		}
-		st = vdd_migrate_status(d);
+		st = migrate_json(d);
 		if (st) {
 			json_object_array_add(list, st);
 		}
@@ -483,7 +537,7 @@ struct json_object *vdd_config_dump(struct vdd *srv)
 			json_object_object_add(e, "volatile-map", json_object_new_boolean(true));
 		}
 		add_u64(e, "queues", o->queues);
-		json_object_object_add(e, "migration", vdd_migrate_config(d));
+		json_object_object_add(e, "migration", migrate_config(d));
 		json_object_array_add(list, e);
 	}
 	vdd_unlock_disks(srv);

@@ -130,12 +130,24 @@ int vdd_migrate_start(struct vdd_disk *d, const struct vdd_migrate_opts *o,
 		      struct errmsg *err);
 int vdd_migrate_cancel(struct vdd_disk *d, struct errmsg *err);
 int vdd_migrate_set_bandwidth(struct vdd_disk *d, uint64_t bandwidth, struct errmsg *err);
-/* The job's state as a new JSON object (docs/vdiskd-rpc.md), or NULL
- * when the disk never had one. */
-struct json_object *vdd_migrate_status(struct vdd_disk *d);
-/* What restarts the job after a crash: {"to", "keep-source", "bandwidth"}
- * while one runs (a new object), else NULL. */
-struct json_object *vdd_migrate_config(struct vdd_disk *d);
+/* The running or last job of a disk (docs/vdiskd-rpc.md, migrate-status). */
+struct vdd_migrate_info {
+	const char *source, *destination; /* "NAME:rel"; borrowed */
+	const char *to_name, *to_rel;     /* as started (to_rel may be NULL) */
+	const char *phase;
+	bool running;
+	bool resumable;   /* running and not yet pivoted: a restart takes it up */
+	bool keep_source;
+	bool pivoted;     /* pivot_us is the guest's pause at the pivot */
+	uint64_t done, total, mirrored;   /* bytes */
+	uint64_t rate;                    /* bytes per second so far */
+	bool has_eta;                     /* eta_ms known (running, moving) */
+	uint64_t eta_ms;
+	uint64_t elapsed_ms, bandwidth, pivot_us;
+	char error[512];                  /* "" unless it failed */
+};
+/* -ENOENT when the disk never had a job. */
+int vdd_migrate_get_info(struct vdd_disk *d, struct vdd_migrate_info *info);
 bool vdd_job_running(struct vdd_disk *d);
 /* Stops a running job as a crash would (the destination is left for the
  * next start to clean up) and waits for it: vdiskd is shutting down. */
@@ -170,7 +182,7 @@ extern const size_t vdd_n_methods;
 /* The server behind the methods' context pointer (vdiskd.c). */
 struct vdd *vdd_of_ctx(void *ctx);
 /* The served set as disk-add parameters: {"disks": [...]}, each with the
- * "migration" vdd_migrate_config() gives.  Holds the disks' list lock
+ * "migration" a resumable job needs to start again (vdd_migrate_info).  Holds the disks' list lock
  * (vdd_lock_disks: no vdd_disk_find inside). */
 void vdd_lock_disks(struct vdd *srv);
 void vdd_unlock_disks(struct vdd *srv);
