@@ -31,6 +31,12 @@ int ds_json_read(const char *path, struct json_object **docp, struct errmsg *err
 
 /* The registry as a document, {} when there is none (unlocked read). */
 int ds_registry_read(const char *registry, struct json_object **docp, struct errmsg *err);
+/* Takes the registry's lock and reads it; returns the lock's descriptor. */
+int ds_registry_lock(const char *registry, struct json_object **docp, struct errmsg *err);
+/* Fills 'ref' for image 'rel' of Ceph datastore 'name' (rbd.c); 1 or a
+ * negative errno. */
+int ds_rbd_ref(const char *registry, const char *spec, const char *name, const struct ds_rbd *rbd,
+	       const char *rel, struct ds_ref *ref, struct errmsg *err);
 /* The member "datastores" of a registry document (created if missing). */
 struct json_object *ds_registry_stores(struct json_object *doc);
 

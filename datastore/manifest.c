@@ -175,6 +175,13 @@ static int lookup(const char *registry, const char *name, char **pathp, struct e
 	if (ret < 0) {
 		return ret;
 	}
+	if (json_object_object_get_ex(ds_registry_stores(doc), name, &rec) &&
+	    json_object_object_get_ex(rec, "rbd", NULL)) {
+		errmsg_set(err, "datastore %s is a Ceph pool: this works on directory datastores "
+				"only", name);
+		json_object_put(doc);
+		return -EMEDIUMTYPE;
+	}
 	if (!json_object_object_get_ex(ds_registry_stores(doc), name, &rec) ||
 	    !(path = doc_str(rec, "path"))) {
 		errmsg_set(err, "no datastore named %s (registry %s)", name, registry);

@@ -129,7 +129,7 @@ int ds_registry_read(const char *registry, struct json_object **docp, struct err
 /* Takes the registry's lock and reads it (with rpc_store_load, which may
  * now safely remove a temporary file a crashed writer left).  Returns the
  * lock descriptor. */
-static int registry_lock(const char *registry, struct json_object **docp, struct errmsg *err)
+int ds_registry_lock(const char *registry, struct json_object **docp, struct errmsg *err)
 {
 	char lock[PATH_MAX + 8];
 	int fd, ret;
@@ -352,7 +352,7 @@ int ds_create(const char *registry, const char *name, const char *path,
 	if (ret < 0) {
 		return ret;
 	}
-	fd = registry_lock(registry, &doc, err);
+	fd = ds_registry_lock(registry, &doc, err);
 	if (fd < 0) {
 		return fd;
 	}
@@ -450,7 +450,7 @@ int ds_remove(const char *registry, const char *name, unsigned flags, struct err
 	int fd, ret;
 
 	registry = registry ? registry : ds_registry_path();
-	fd = registry_lock(registry, &doc, err);
+	fd = ds_registry_lock(registry, &doc, err);
 	if (fd < 0) {
 		return fd;
 	}
@@ -461,10 +461,16 @@ int ds_remove(const char *registry, const char *name, unsigned flags, struct err
 		goto out;
 	}
 	ret = ds_open(registry, name, &ds, err);
-	/* A datastore whose directory is gone can still be unregistered. */
+	/* A datastore whose directory is gone can still be unregistered, and
+	 * so can a Ceph pool (its images stay in the pool: `rbd rm` deletes
+	 * them, this never does). */
 	if (ret == 0) {
 		ret = remove_locked(registry, ds, flags, err);
-	} else if ((ret == -ESTALE || ret == -ENOENT) && !(flags & DS_REMOVE_DELETE_FILES)) {
+	} else if (ret == -EMEDIUMTYPE && (flags & DS_REMOVE_DELETE_FILES)) {
+		errmsg_set(err, "datastore %s is a Ceph pool: its images are not deleted here "
+				"(rbd rm), remove it without --delete-files", name);
+	} else if ((ret == -ESTALE || ret == -ENOENT || ret == -EMEDIUMTYPE) &&
+		   !(flags & DS_REMOVE_DELETE_FILES)) {
 		ret = 0;
 	}
 	if (ret == 0) {

@@ -198,6 +198,15 @@ int ds_parse_ref(const char *registry, const char *spec, struct ds_ref *ref,
 	if (ret <= 0) {
 		return ret;
 	}
+	{
+		struct ds_rbd rbd;
+
+		if (ds_get_rbd(registry, name, &rbd, NULL) == 1) {
+			ret = ds_rbd_ref(registry, spec, name, &rbd, rel, ref, err);
+			free(name);
+			return ret;
+		}
+	}
 	ret = registered_dir(registry, name, &dir, err);
 	if (ret == -ENOENT) {
 		/* "a:b" stays a file name when it is one and "a" is no datastore. */

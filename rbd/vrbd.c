@@ -326,3 +326,92 @@ int vrbd_allocated_bytes(struct vrbd_image *img, uint64_t *bytes)
 	/* whole_object: with fast-diff this reads the object map only. */
 	return rbd_diff_iterate2(img->rbd, NULL, 0, size, 0, 1, count_extent, bytes);
 }
+
+/* Connects and opens the pool of 'spec', for the calls that work on an
+ * image by name. */
+static int pool_of(const struct vrbd_spec *spec, struct vrbd_cluster **cp, rados_ioctx_t *iop,
+		   struct errmsg *err)
+{
+	int ret = vrbd_connect(spec->conf, spec->id, cp, err);
+
+	if (ret == 0) {
+		ret = vrbd_pool_open(*cp, spec->pool, iop, err);
+		if (ret < 0) {
+			vrbd_disconnect(*cp);
+		}
+	}
+	return ret;
+}
+
+int vrbd_create(const struct vrbd_spec *spec, uint64_t size_bytes, struct errmsg *err)
+{
+	struct vrbd_cluster *c;
+	rbd_image_options_t opts;
+	rados_ioctx_t io;
+	int ret;
+
+	ret = pool_of(spec, &c, &io, err);
+	if (ret < 0) {
+		return ret;
+	}
+	rbd_image_options_create(&opts);
+	rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_FORMAT, 2);
+	rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_FEATURES,
+				     RBD_FEATURE_LAYERING | RBD_FEATURE_EXCLUSIVE_LOCK |
+					     RBD_FEATURE_OBJECT_MAP | RBD_FEATURE_FAST_DIFF |
+					     RBD_FEATURE_DEEP_FLATTEN);
+	ret = rbd_create4(io, spec->image, size_bytes, opts);
+	rbd_image_options_destroy(opts);
+	if (ret < 0) {
+		errmsg_set(err, "%s: cannot create %s/%s: %s", c->what, spec->pool, spec->image,
+			   ret == -EEXIST ? "it exists" : strerror(-ret));
+	}
+	rados_ioctx_destroy(io);
+	vrbd_disconnect(c);
+	return ret;
+}
+
+int vrbd_remove(const struct vrbd_spec *spec, struct errmsg *err)
+{
+	struct vrbd_cluster *c;
+	rbd_image_watcher_t w[4];
+	rados_ioctx_t io;
+	rbd_image_t img;
+	size_t nw = 4;
+	int ret;
+
+	ret = pool_of(spec, &c, &io, err);
+	if (ret < 0) {
+		return ret;
+	}
+	/* librbd refuses an image with watchers too, but only says EBUSY. */
+	ret = rbd_open_read_only(io, spec->image, &img, NULL);
+	if (ret == 0) {
+		if (rbd_watchers_list(img, w, &nw) == 0) {
+			if (nw > 0) {
+				errmsg_set(err, "%s/%s is in use by client.%llu at %s", spec->pool,
+					   spec->image, (unsigned long long)w[0].id, w[0].addr);
+				ret = -EBUSY;
+			}
+			rbd_watchers_list_cleanup(w, nw);
+		}
+		rbd_close(img);
+	}
+	if (ret == 0) {
+		ret = rbd_remove(io, spec->image);
+		if (ret < 0) {
+			errmsg_set(err, "%s: cannot delete %s/%s: %s", c->what, spec->pool,
+				   spec->image,
+				   ret == -ENOTEMPTY ? "it has snapshots"
+				   : ret == -EBUSY   ? "it is in use or has clones"
+						     : strerror(-ret));
+		}
+	} else if (ret == -ENOENT) {
+		errmsg_set(err, "%s: %s/%s: no such image", c->what, spec->pool, spec->image);
+	} else if (ret != -EBUSY) {
+		errmsg_set(err, "%s: %s/%s: %s", c->what, spec->pool, spec->image, strerror(-ret));
+	}
+	rados_ioctx_destroy(io);
+	vrbd_disconnect(c);
+	return ret;
+}

@@ -19,6 +19,9 @@
 #include "cliutil.h"
 #include "openfile.h"
 #include "vdisk-cmds.h"
+#ifdef VDISK_RBD
+#include "vrbd.h"
+#endif
 #include "vdisk-info.h"
 #include "vdisk.h"
 
@@ -344,6 +347,23 @@ int vdisk_cmd_create(int argc, char **argv)
 	}
 	/* FILE and BACKING may name datastores (vdisk-ds.c). */
 	spec = argv[optind];
+#ifdef VDISK_RBD
+	{
+		struct vrbd_spec vs;
+
+		ret = vdisk_rbd_spec(spec, &vs);
+		if (ret < 0) {
+			return CLI_EXIT_FAILURE;
+		}
+		if (ret > 0 && vo.backing_path) {
+			cli_error("%s: linked clones of RBD images are not supported yet", spec);
+			return CLI_EXIT_FAILURE;
+		}
+		if (ret > 0) {
+			return vdisk_rbd_create(spec, &vs, vo.size_bytes, quiet);
+		}
+	}
+#endif
 	if (vdisk_resolve(spec, false, &path) < 0 ||
 	    (vo.backing_path && vdisk_backing_name(spec, vo.backing_path, &backing) < 0)) {
 		free(path);
@@ -642,6 +662,16 @@ int vdisk_cmd_info(int argc, char **argv)
 		return ret > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 	}
 	path = argv[optind];
+#ifdef VDISK_RBD
+	{
+		struct vrbd_spec vs;
+
+		ret = vdisk_rbd_spec(path, &vs);
+		if (ret != 0) {
+			return ret < 0 ? CLI_EXIT_FAILURE : vdisk_rbd_info(path, &vs, ro.json);
+		}
+	}
+#endif
 	/* -U asks for the file itself, whoever has it. */
 	ret = ro.force_share ? 0 : vdisk_served_lookup(ro.ctl, path, false, &served);
 	if (ret < 0) {

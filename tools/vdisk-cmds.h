@@ -95,6 +95,11 @@ int vdisk_open_image(const char *path, unsigned flags, struct vd_image **imgp);
  * 'write', a datastore's template is refused.  On failure prints one
  * `vdisk:` line and returns a negative errno. */
 int vdisk_resolve(const char *spec, bool write, char **pathp);
+/* The same for the commands that hand the image to vdiskd (serve,
+ * unserve), which also takes a Ceph RBD image (rbd:POOL/IMAGE, or an image
+ * of a datastore that is a Ceph pool): '*pathp' is then its rbd: name.
+ * vdisk_resolve() refuses those with a sentence. */
+int vdisk_resolve_served(const char *spec, bool write, char **pathp);
 
 /* What create -b stores as the backing name for image 'image_spec':
  * 'backing_spec' itself when it is a host path; a datastore spelling
@@ -118,5 +123,18 @@ struct vdisk_target {
 int vdisk_target_begin(const char *spec, bool iso, uint64_t size_bytes, struct vdisk_target *t);
 /* Commits ('ok') or aborts (deleting the file) the entry, and frees 't'. */
 int vdisk_target_end(struct vdisk_target *t, bool ok);
+
+/* Ceph RBD images (vdisk-rbd.c; built with librbd).  vdisk_rbd_spec()
+ * resolves 'spec' (an image of a datastore that is a Ceph pool, or
+ * rbd:POOL/IMAGE): 1 with '*vs' filled, 0 for anything else, or a
+ * negative errno after saying why.  The commands return an exit status. */
+#ifdef VDISK_RBD
+struct vrbd_spec;
+int vdisk_rbd_spec(const char *spec, struct vrbd_spec *vs);
+int vdisk_rbd_create(const char *spec, const struct vrbd_spec *vs, uint64_t size_bytes,
+		     bool quiet);
+int vdisk_rbd_info(const char *spec, const struct vrbd_spec *vs, bool json);
+int vdisk_rbd_rm(const char *spec, const struct vrbd_spec *vs);
+#endif
 
 #endif

@@ -20,6 +20,9 @@
 #include "cliutil.h"
 #include "datastore.h"
 #include "vdisk-cmds.h"
+#ifdef VDISK_RBD
+#include "vrbd.h"
+#endif
 #include "vdisk.h"
 
 enum {
@@ -35,6 +38,9 @@ enum {
 	OPT_STATUS,
 	OPT_CANCEL,
 	OPT_BANDWIDTH,
+	OPT_RBD,
+	OPT_CEPH_CONF,
+	OPT_ID,
 };
 
 /*
@@ -55,7 +61,7 @@ static int refuse_write(const char *spec, const char *path)
 	return ret;
 }
 
-int vdisk_resolve(const char *spec, bool write, char **pathp)
+static int resolve(const char *spec, bool write, bool rbd_ok, char **pathp)
 {
 	struct errmsg err = {{0}};
 	int ret;
@@ -64,6 +70,16 @@ int vdisk_resolve(const char *spec, bool write, char **pathp)
 	if (ret < 0) {
 		cli_error_ret(&err, spec, ret);
 		return ret;
+	}
+	if (!strncmp(*pathp, "rbd:", 4)) {
+		if (rbd_ok) {
+			return 0;
+		}
+		cli_error("%s: a Ceph RBD image: vdiskd serves it (vdisk serve), this command "
+			  "does not handle RBD images yet", spec);
+		free(*pathp);
+		*pathp = NULL;
+		return -EMEDIUMTYPE;
 	}
 	if (write) {
 		ret = refuse_write(spec, *pathp);
@@ -74,6 +90,16 @@ int vdisk_resolve(const char *spec, bool write, char **pathp)
 		return ret;
 	}
 	return 0;
+}
+
+int vdisk_resolve(const char *spec, bool write, char **pathp)
+{
+	return resolve(spec, write, false, pathp);
+}
+
+int vdisk_resolve_served(const char *spec, bool write, char **pathp)
+{
+	return resolve(spec, write, true, pathp);
 }
 
 int vdisk_target_begin(const char *spec, bool iso, uint64_t size_bytes, struct vdisk_target *t)
@@ -189,6 +215,7 @@ struct ds_opts {
 	double max_overcommit;
 	const char *fmt;
 	const char *cluster;
+	const char *rbd, *ceph_conf, *id;
 };
 
 static const struct option ds_longopts[] = {
@@ -204,6 +231,9 @@ static const struct option ds_longopts[] = {
     {"status", no_argument, NULL, OPT_STATUS},
     {"cancel", no_argument, NULL, OPT_CANCEL},
     {"bandwidth", required_argument, NULL, OPT_BANDWIDTH},
+    {"rbd", required_argument, NULL, OPT_RBD},
+    {"ceph-conf", required_argument, NULL, OPT_CEPH_CONF},
+    {"id", required_argument, NULL, OPT_ID},
     {"progress", no_argument, NULL, 'p'},
     {"cluster-size", required_argument, NULL, 'c'},
     {"help", no_argument, NULL, 'h'},
@@ -248,6 +278,15 @@ static int parse_opts(const char *cmd, const char *help, const char *shortopts,
 			break;
 		case OPT_CLEAR:
 			o->clear = true;
+			break;
+		case OPT_RBD:
+			o->rbd = optarg;
+			break;
+		case OPT_CEPH_CONF:
+			o->ceph_conf = optarg;
+			break;
+		case OPT_ID:
+			o->id = optarg;
 			break;
 		case OPT_ISO:
 			o->iso = true;
@@ -307,6 +346,7 @@ static int status_of(int ret)
 
 static const char datastore_help[] =
     "Usage: vdisk datastore create [--max-overcommit RATIO] NAME PATH\n"
+    "       vdisk datastore create NAME --rbd POOL [--ceph-conf FILE] [--id USER]\n"
     "       vdisk datastore list [--json]\n"
     "       vdisk datastore remove [--force [--delete-files]] NAME\n"
     "       vdisk datastore set --max-overcommit RATIO|none NAME\n"
@@ -315,7 +355,10 @@ static const char datastore_help[] =
     "images, listed in the registry $VDISK_DATASTORES (default\n" DS_REGISTRY_DEFAULT ").\n"
     "\n"
     "  create   registers PATH (created if missing) as datastore NAME; a\n"
-    "           directory that already holds datastore NAME is adopted\n"
+    "           directory that already holds datastore NAME is adopted; with\n"
+    "           --rbd, the Ceph pool POOL (reached with FILE, default\n"
+    "           /etc/ceph/ceph.conf, as client.USER, default admin) is datastore\n"
+    "           NAME, its RBD images NAME:IMAGE (vdiskd serves them)\n"
     "  list     shows each datastore's path, capacity, free space, provisioned\n"
     "           (virtual sizes) and allocated bytes, overcommit ratio, entries\n"
     "  remove   unregisters NAME, refused while it holds entries unless\n"
@@ -327,15 +370,51 @@ static const char datastore_help[] =
     "      --json                  print JSON\n"
     "  -h, --help                  show this help\n";
 
+static int create_rbd(const char *name, const struct ds_opts *o)
+{
+	struct errmsg err = {{0}};
+	struct ds_rbd rbd;
+	int ret;
+
+	memset(&rbd, 0, sizeof(rbd));
+	if (o->max_set) {
+		cli_usage_error("datastore create", "--max-overcommit is for directories");
+		return CLI_EXIT_USAGE;
+	}
+	if (snprintf(rbd.pool, sizeof(rbd.pool), "%s", o->rbd) >= (int)sizeof(rbd.pool) ||
+	    snprintf(rbd.conf, sizeof(rbd.conf), "%s", o->ceph_conf ? o->ceph_conf : "") >=
+		    (int)sizeof(rbd.conf) ||
+	    snprintf(rbd.id, sizeof(rbd.id), "%s", o->id ? o->id : "") >= (int)sizeof(rbd.id)) {
+		cli_usage_error("datastore create", "pool, configuration or user name too long");
+		return CLI_EXIT_USAGE;
+	}
+	ret = ds_create_rbd(NULL, name, &rbd, &err);
+	if (ret < 0) {
+		cli_error_ret(&err, name, ret);
+		return CLI_EXIT_FAILURE;
+	}
+	return CLI_EXIT_OK;
+}
+
 static int ds_create_cmd(int argc, char **argv)
 {
-	static const int allowed[] = {OPT_MAX_OVERCOMMIT, 0};
+	static const int allowed[] = {OPT_MAX_OVERCOMMIT, OPT_RBD, OPT_CEPH_CONF, OPT_ID, 0};
 	struct ds_create_opts co;
 	struct ds_opts o = {0};
 	struct errmsg err = {{0}};
 	int ret;
 
 	ret = parse_opts("datastore create", datastore_help, ":h", allowed, argc, argv, &o);
+	if (ret == 0 && o.rbd) {
+		if (check_nargs("datastore create", argc, argv, 1, 1, "NAME") < 0) {
+			return CLI_EXIT_USAGE;
+		}
+		return create_rbd(argv[optind], &o);
+	}
+	if (ret == 0 && (o.ceph_conf || o.id)) {
+		cli_usage_error("datastore create", "--ceph-conf and --id go with --rbd");
+		return CLI_EXIT_USAGE;
+	}
 	if (ret != 0 || check_nargs("datastore create", argc, argv, 2, 2, "NAME and PATH") < 0) {
 		return status_of(ret);
 	}
@@ -389,13 +468,72 @@ static void usage_text(struct ds_datastore *ds, const struct ds_usage *u)
 
 /* One datastore's line or object; a datastore that cannot be read is
  * reported and counted, the others still listed. */
+/* A Ceph pool's line or object: capacity and free space as the cluster
+ * reports them ("-" / null when it reports none), provisioned and
+ * allocated counted over its images. */
+static int list_rbd(const char *name, const struct ds_rbd *rbd, struct json_object *array)
+{
+	char where[sizeof(rbd->pool) + 8], cap[CLI_HUMAN_SIZE_LEN], fr[CLI_HUMAN_SIZE_LEN],
+	    prov[CLI_HUMAN_SIZE_LEN], alloc[CLI_HUMAN_SIZE_LEN];
+	struct ds_rbd_image *imgs;
+	struct errmsg err = {{0}};
+	struct ds_usage u;
+	struct json_object *o;
+	unsigned n;
+	int ret;
+
+	snprintf(where, sizeof(where), "rbd:%s", rbd->pool);
+	ret = ds_rbd_images(NULL, name, &imgs, &n, &u, &err);
+	if (ret < 0) {
+		cli_error_ret(&err, name, ret);
+		if (array) {
+			o = json_object_new_object();
+			json_object_object_add(o, "name", json_object_new_string(name));
+			json_object_object_add(o, "error", json_object_new_string(err.msg));
+			json_object_array_add(array, o);
+		}
+		return ret;
+	}
+	ds_rbd_images_free(imgs, n);
+	if (array) {
+		o = json_object_new_object();
+		json_object_object_add(o, "name", json_object_new_string(name));
+		json_object_object_add(o, "kind", json_object_new_string("rbd"));
+		json_object_object_add(o, "pool", json_object_new_string(rbd->pool));
+		json_object_object_add(o, "ceph_conf",
+				       rbd->conf[0] ? json_object_new_string(rbd->conf) : NULL);
+		json_object_object_add(o, "user",
+				       json_object_new_string(rbd->id[0] ? rbd->id : "admin"));
+		json_object_object_add(o, "capacity",
+				       u.capacity_bytes ? json_object_new_uint64(u.capacity_bytes)
+							: NULL);
+		json_object_object_add(o, "free",
+				       u.capacity_bytes ? json_object_new_uint64(u.free_bytes) : NULL);
+		json_object_object_add(o, "provisioned", json_object_new_uint64(u.provisioned_bytes));
+		json_object_object_add(o, "allocated", json_object_new_uint64(u.allocated_bytes));
+		json_object_object_add(o, "images", json_object_new_int(u.n_images));
+		json_object_array_add(array, o);
+		return 0;
+	}
+	printf("%-16s %-32s %10s %10s %11s %10s %6s %6s %6u\n", name, where,
+	       u.capacity_bytes ? cli_human_size(u.capacity_bytes, cap, sizeof(cap)) : "-",
+	       u.capacity_bytes ? cli_human_size(u.free_bytes, fr, sizeof(fr)) : "-",
+	       cli_human_size(u.provisioned_bytes, prov, sizeof(prov)),
+	       cli_human_size(u.allocated_bytes, alloc, sizeof(alloc)), "-", "-", u.n_images);
+	return 0;
+}
+
 static int list_one(const char *name, struct json_object *array)
 {
 	struct ds_datastore *ds;
 	struct errmsg err = {{0}};
 	struct ds_usage u;
+	struct ds_rbd rbd;
 	int ret;
 
+	if (ds_get_rbd(NULL, name, &rbd, NULL) == 1) {
+		return list_rbd(name, &rbd, array);
+	}
 	ret = ds_open(NULL, name, &ds, &err);
 	if (ret == 0) {
 		ret = ds_get_usage(ds, &u, &err);
@@ -642,6 +780,73 @@ static int ls_entries(struct ds_datastore *ds, struct json_object *array)
 	return failed;
 }
 
+/* vdisk ls of a Ceph pool: its RBD images, with the columns and JSON
+ * fields of a directory's entries where they mean the same (an image is
+ * kind "image"; "backing_chain" holds the parent snapshot of a clone,
+ * "in_use" says whether clients watch it), and "protected_snapshots", the
+ * snapshots clones may be made of. */
+static int ls_rbd(const char *name, bool json)
+{
+	char virt[CLI_HUMAN_SIZE_LEN], alloc[CLI_HUMAN_SIZE_LEN];
+	struct ds_rbd_image *imgs;
+	struct errmsg err = {{0}};
+	struct json_object *array = NULL;
+	unsigned n;
+	int ret;
+
+	ret = ds_rbd_images(NULL, name, &imgs, &n, NULL, &err);
+	if (ret < 0) {
+		cli_error_ret(&err, name, ret);
+		return CLI_EXIT_FAILURE;
+	}
+	if (json) {
+		array = json_object_new_array();
+	} else {
+		printf("%-24s %-10s %10s %10s %5s  %-28s %s\n", "PATH", "KIND", "VIRTUAL",
+		       "ALLOCATED", "SNAPS", "BACKING", "IN USE");
+	}
+	for (unsigned i = 0; i < n; i++) {
+		const struct ds_rbd_image *im = &imgs[i];
+
+		if (array) {
+			struct json_object *o = json_object_new_object(), *sn = json_object_new_array(),
+					   *pr = json_object_new_array(), *chain = json_object_new_array();
+
+			json_object_object_add(o, "path", json_object_new_string(im->name));
+			json_object_object_add(o, "kind", json_object_new_string("image"));
+			json_object_object_add(o, "state", json_object_new_string("ready"));
+			json_object_object_add(o, "virtual_size", json_object_new_uint64(im->size_bytes));
+			json_object_object_add(o, "allocated", json_object_new_uint64(im->allocated_bytes));
+			if (im->parent) {
+				json_object_array_add(chain, json_object_new_string(im->parent));
+			}
+			json_object_object_add(o, "backing_chain", chain);
+			for (unsigned j = 0; j < im->n_snapshots; j++) {
+				json_object_array_add(sn, json_object_new_string(im->snapshots[j]));
+				if (im->protected_snaps[j]) {
+					json_object_array_add(pr, json_object_new_string(im->snapshots[j]));
+				}
+			}
+			json_object_object_add(o, "snapshots", sn);
+			json_object_object_add(o, "protected_snapshots", pr);
+			json_object_object_add(o, "in_use", json_object_new_boolean(im->in_use));
+			json_object_object_add(o, "users", json_object_new_string(im->users));
+			json_object_array_add(array, o);
+			continue;
+		}
+		printf("%-24s %-10s %10s %10s %5u  %-28s %s\n", im->name, "image",
+		       cli_human_size(im->size_bytes, virt, sizeof(virt)),
+		       cli_human_size(im->allocated_bytes, alloc, sizeof(alloc)), im->n_snapshots,
+		       im->parent ? im->parent : "-", im->in_use ? im->users : "-");
+	}
+	if (array) {
+		cli_json_print(stdout, array);
+		json_object_put(array);
+	}
+	ds_rbd_images_free(imgs, n);
+	return CLI_EXIT_OK;
+}
+
 int vdisk_cmd_ls(int argc, char **argv)
 {
 	static const int allowed[] = {OPT_JSON, 0};
@@ -654,6 +859,13 @@ int vdisk_cmd_ls(int argc, char **argv)
 	ret = parse_opts("ls", ls_help, ":h", allowed, argc, argv, &o);
 	if (ret != 0 || check_nargs("ls", argc, argv, 1, 1, "NAME") < 0) {
 		return status_of(ret);
+	}
+	{
+		struct ds_rbd rbd;
+
+		if (ds_get_rbd(NULL, argv[optind], &rbd, NULL) == 1) {
+			return ls_rbd(argv[optind], o.json);
+		}
 	}
 	ret = ds_open(NULL, argv[optind], &ds, &err);
 	if (ret < 0) {
@@ -850,6 +1062,16 @@ int vdisk_cmd_rm(int argc, char **argv)
 	if (ret != 0 || check_nargs("rm", argc, argv, 1, 1, "NAME:PATH") < 0) {
 		return status_of(ret);
 	}
+#ifdef VDISK_RBD
+	{
+		struct vrbd_spec vs;
+
+		ret = vdisk_rbd_spec(argv[optind], &vs);
+		if (ret != 0) {
+			return ret < 0 ? CLI_EXIT_FAILURE : vdisk_rbd_rm(argv[optind], &vs);
+		}
+	}
+#endif
 	if (open_entry(argv[optind], &ds, &ref) < 0) {
 		return CLI_EXIT_FAILURE;
 	}

@@ -75,8 +75,11 @@ static char *image_for_daemon(const char *spec, bool write)
 {
 	char *host, *img;
 
-	if (vdisk_resolve(spec, write, &host) < 0) {
+	if (vdisk_resolve_served(spec, write, &host) < 0) {
 		return NULL;
+	}
+	if (!strncmp(host, "rbd:", 4)) {
+		return host;
 	}
 	img = absolute(host);
 	free(host);

@@ -65,6 +65,10 @@ static int get_image(struct rpc_call *c, char **pathp)
 		/* A bad spelling or an unknown datastore is the caller's. */
 		return ret == -ENOMEM ? ret : -EINVAL;
 	}
+	if (!strncmp(path, "rbd:", 4)) {
+		*pathp = path; /* an image of a datastore that is a Ceph pool */
+		return 0;
+	}
 	if (path[0] != '/' || strlen(path) >= PATH_MAX) {
 		errmsg_set(rpc_call_err(c),
 			   "parameter 'image' must be an absolute path or NAME:path, not '%s'",

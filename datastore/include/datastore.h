@@ -143,7 +143,9 @@ int ds_entry_find(const struct ds_datastore *ds, const char *rel, struct ds_entr
 struct ds_ref {
 	char *name; /* the datastore */
 	char *rel;  /* normalised: no "." or empty components */
-	char *path; /* absolute host path */
+	char *path; /* absolute host path, or for a Ceph pool the image's
+		     * rbd:POOL/IMAGE:conf=FILE:id=USER name (vrbd.h) */
+	bool rbd;   /* the datastore is a Ceph pool */
 };
 
 void ds_ref_fini(struct ds_ref *ref);
@@ -177,6 +179,53 @@ int ds_locate(const char *registry, const char *path, struct ds_ref *ref, struct
  * vdisk create -b stores a backing file of the same datastore (so the
  * datastore can be mounted elsewhere).  A new string, or NULL (ENOMEM). */
 char *ds_relative_path(const char *from, const char *to);
+
+/* ------------------------------------------------ Ceph RBD datastores */
+
+/* A datastore may be a Ceph pool instead of a directory: its images are the
+ * pool's RBD images ("NAME:image" resolves to the rbd: name vdiskd serves),
+ * the pool itself is the inventory (no manifest), and the cluster is
+ * reached with the configuration file and user recorded at create.  The
+ * calls above that work on a directory's manifest (ds_open and what takes
+ * its handle) refuse such a datastore with -EMEDIUMTYPE and a sentence.
+ * Without librbd at build time every call here fails with -ENOTSUP. */
+struct ds_rbd {
+	char pool[128];
+	char conf[4096]; /* "": Ceph's default search path */
+	char id[128];	 /* "": admin */
+};
+
+/* Registers datastore 'name' as pool 'rbd->pool', after connecting to the
+ * cluster and finding the pool (so a typo is refused now, not at first
+ * use).  Refusals as ds_create() for the name. */
+int ds_create_rbd(const char *registry, const char *name, const struct ds_rbd *rbd,
+		  struct errmsg *err);
+/* 1 with '*rbd' filled when 'name' is a Ceph pool, 0 for a directory,
+ * -ENOENT when there is no such datastore. */
+int ds_get_rbd(const char *registry, const char *name, struct ds_rbd *rbd, struct errmsg *err);
+
+struct ds_rbd_image {
+	char *name;
+	uint64_t size_bytes;
+	uint64_t allocated_bytes; /* its own objects holding data */
+	char *parent;		  /* "pool/image@snap" it is a clone of, or NULL */
+	char **snapshots;	  /* names, oldest first */
+	bool *protected_snaps;	  /* per snapshot: clones may be made of it */
+	unsigned n_snapshots;
+	/* The clients watching it ("client.4123 at 127.0.0.1:0/2051"), "" when
+	 * none: a server or QEMU has it open. */
+	char users[256];
+	bool in_use;
+};
+
+struct ds_usage;
+/* The pool's images by name, in '*imgsp' (free with ds_rbd_images_free);
+ * 'usage' (NULL allowed) gets provisioned (sum of sizes) and allocated
+ * bytes, counts, and the capacity and free space the cluster reports
+ * (0 when it reports none: a cluster without a manager daemon). */
+int ds_rbd_images(const char *registry, const char *name, struct ds_rbd_image **imgsp,
+		  unsigned *np, struct ds_usage *usage, struct errmsg *err);
+void ds_rbd_images_free(struct ds_rbd_image *imgs, unsigned n);
 
 /* --------------------------------------------------- changing entries */
 

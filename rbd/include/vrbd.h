@@ -76,6 +76,15 @@ struct vrbd_image {
 int vrbd_open(const struct vrbd_spec *spec, unsigned flags, struct vrbd_image **ip,
 	      struct errmsg *err);
 void vrbd_close(struct vrbd_image *img);
+/* Creates the image 'spec' names, of 'size_bytes', thin, with the features
+ * vdiskd and QEMU rely on (layering for clones, exclusive-lock,
+ * object-map and fast-diff for allocation and diffs, deep-flatten).
+ * -EEXIST when it exists. */
+int vrbd_create(const struct vrbd_spec *spec, uint64_t size_bytes, struct errmsg *err);
+/* Deletes the image 'spec' names: refused with -EBUSY, naming the
+ * clients, while one has it open (a served disk), and with -ENOTEMPTY
+ * while it has snapshots. */
+int vrbd_remove(const struct vrbd_spec *spec, struct errmsg *err);
 /* Bytes of the image's own objects holding data (its parent's not counted). */
 int vrbd_allocated_bytes(struct vrbd_image *img, uint64_t *bytes);
 

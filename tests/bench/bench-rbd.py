@@ -9,8 +9,8 @@ The cluster is the tests' one-node cluster (tests/ceph/cephlib.py: one
 monitor, one memstore OSD on 127.0.0.1), started and stopped here.  Two
 images of the same size, each written in full first, one per system, both
 without librbd's cache (vdiskd's default cache mode none; qsd
-cache.direct=on).  Each round runs every case on both systems, the order
-alternating from round to round; the table gives median ops/s with the
+cache.direct=on).  Each round runs every case on both systems, the order of the
+two servers alternating from round to round; the table gives median ops/s with the
 per-round range and the ratio vdiskd : qsd.  `rbd bench` on a third image
 is the cluster's own figure for the same pattern (librbd in one process, no
 vhost-user in between), the limit both are measured against.
@@ -44,10 +44,13 @@ CASES = {
 SYSTEMS = ["vdiskd", "qsd", "rbd-bench"]
 
 
-def rbd_bench(c, image, io_type, pattern, bs, qd, secs, size_mb):
-    """ops/s of `rbd bench` for about 'secs' seconds of the pattern."""
-    total = min(size_mb << 20, 1 << 30)
-    out = c.rbd("bench", "--io-type", io_type, "--io-pattern", pattern, "--io-size", bs,
+def rbd_bench(c, image, io_type, pattern, bs, qd, secs, size_mb, rate):
+    """ops/s of `rbd bench` for about 'secs' seconds of the pattern at the
+    rate 'rate' (it has no time limit, only a byte count)."""
+    bsz = {"4k": 4096, "1m": 1 << 20}[bs]
+    total = max(16 * bsz, min(int(rate * secs) * bsz, 4 * (size_mb << 20)))
+    out = c.rbd("bench", "--rbd-cache=false", "--io-type", io_type, "--io-pattern", pattern,
+                "--io-size", str(bsz),
                 "--io-threads", str(qd), "--io-total", str(total),
                 f"{c.pool}/{image}", timeout=secs * 20 + 60)
     m = re.search(r"elapsed:\s*([\d.]+)\s+ops:\s*(\d+)\s+ops/sec:\s*([\d.]+)", out)
@@ -93,10 +96,13 @@ def main():
         for r in range(a.rounds):
             for k in cases:
                 mode, bs, qd, (io_type, pattern) = CASES[k]
-                order = SYSTEMS if r % 2 == 0 else list(reversed(SYSTEMS))
+                # rbd bench last: its byte count comes from the others' rate.
+                order = SYSTEMS if r % 2 == 0 else ["qsd", "vdiskd", "rbd-bench"]
                 for s in order:
                     if s == "rbd-bench":
-                        v = rbd_bench(c, "lim", io_type, pattern, bs, qd, a.secs, a.size_mb)
+                        rate = max(res[k]["vdiskd"][-1], res[k]["qsd"][-1])
+                        v = rbd_bench(c, "lim", io_type, pattern, bs, qd, a.secs, a.size_mb,
+                                      rate)
                     else:
                         v = benchlib.vublk_bench(vublk, socks[s], mode, bs, qd, 1,
                                                  a.secs)["ops_per_sec"]

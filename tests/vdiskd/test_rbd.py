@@ -19,7 +19,14 @@ front end (tests/vublk) plays the guest.
   key, a stopped cluster) give one sentence naming the cluster and cause,
   within the client timeout.
 
-usage: test_rbd.py VDISKD VUBLK WORKDIR      (exit 0, 1, or 77 without Ceph)
+- a datastore that is the pool (vdisk datastore create NAME --rbd POOL):
+  listed with its provisioned and allocated bytes, `vdisk ls` shows its
+  images with snapshots, clones and who has them open, NAME:image serves
+  through vdiskd and `vdisk serve`; vdisk create, info and rm work on its
+  images; a missing pool is refused at create, and the vdisk commands that
+  do not handle RBD images yet say so.
+
+usage: test_rbd.py VDISKD VUBLK VDISK WORKDIR  (exit 0, 1, or 77 without Ceph)
 """
 
 import json
@@ -191,6 +198,80 @@ def test_guest(c, d, work):
     d.call("disk-remove", disk=sock)
 
 
+def test_datastore(c, d, vdisk, vub, work):
+    env = dict(os.environ, VDISK_DATASTORES=os.path.join(work, "registry.json"),
+               VDISKD_CTL=d.ctl)
+
+    def tool(*args, ok=True):
+        p = subprocess.run([vdisk, *args], env=env, capture_output=True, text=True,
+                           timeout=120)
+        if ok and p.returncode != 0:
+            raise AssertionError(f"vdisk {' '.join(args)}: {p.stderr.strip()}")
+        return p
+
+    p = tool("datastore", "create", "cl", "--rbd", "nopool", "--ceph-conf", c.conf, ok=False)
+    check(p.returncode != 0 and "no pool 'nopool'" in p.stderr,
+          f"a datastore on a missing pool is refused at create: {p.stderr.strip()}")
+    tool("datastore", "create", "cl", "--rbd", c.pool, "--ceph-conf", c.conf)
+    c.rbd("create", f"{c.pool}/tpl", "--size", "32M")
+    c.rbd("bench", "--io-type", "write", "--io-total", "8M", f"{c.pool}/tpl")
+    c.rbd("snap", "create", f"{c.pool}/tpl@base")
+    c.rbd("snap", "protect", f"{c.pool}/tpl@base")
+    c.rbd("clone", f"{c.pool}/tpl@base", f"{c.pool}/vm1")
+    lst = json.loads(tool("datastore", "list", "--json").stdout)
+    cl = [x for x in lst if x["name"] == "cl"][0]
+    sizes = json.loads(c.rbd("ls", "-l", "--format", "json", c.pool))
+    prov = sum(x["size"] for x in sizes if "snapshot" not in x)
+    check(cl["kind"] == "rbd" and cl["pool"] == c.pool and cl["provisioned"] == prov and
+          cl["allocated"] >= 8 << 20 and cl["images"] == len({x["image"] for x in sizes}),
+          f"datastore list: pool {cl['pool']}, provisioned {cl['provisioned']} bytes "
+          f"(rbd ls: {prov}), allocated {cl['allocated']}, capacity {cl['capacity']}")
+    print(tool("datastore", "list").stdout)
+    sock = os.path.join(d.workdir, "vm1.sock")
+    tool("serve", "--socket", sock, "cl:vm1")
+    rc, _ = vublk(vub, "io", "-c", "write -P 0x77 0 64K", sock)
+    check(rc == 0, "cl:vm1 (an image of the pool) is served through vdisk serve")
+    ls = {x["path"]: x for x in json.loads(tool("ls", "--json", "cl").stdout)}
+    print(tool("ls", "cl").stdout)
+    check(ls["vm1"]["in_use"] and ls["vm1"]["backing_chain"] == [f"{c.pool}/tpl@base"] and
+          ls["tpl"]["snapshots"] == ["base"] and ls["tpl"]["protected_snapshots"] == ["base"]
+          and not ls["tpl"]["in_use"],
+          f"vdisk ls: the clone's parent, the template's protected snapshot, and who "
+          f"has vm1 open ({ls['vm1']['users']})")
+    info = json.loads(tool("info", "--json", "cl:vm1").stdout)
+    check(info["format"] == "rbd" and info["virtual_size"] == 32 << 20 and
+          info["backing_file"] == f"{c.pool}/tpl@base" and info["users"] and
+          info["allocated_bytes"] >= 64 << 10,
+          f"vdisk info --json on cl:vm1: {info['format']}, backing {info['backing_file']}, "
+          f"in use by {info['users']}")
+    print(tool("info", "cl:tpl").stdout)
+    p = tool("map", "cl:vm1", ok=False)
+    check(p.returncode != 0 and "RBD" in p.stderr,
+          f"a command that does not handle RBD images yet says so: {p.stderr.strip()}")
+    p = tool("rm", "cl:vm1", ok=False)
+    check(p.returncode != 0 and "in use by client." in p.stderr,
+          f"vdisk rm of a served image is refused: {p.stderr.strip()}")
+    tool("unserve", "cl:vm1")
+    out = tool("create", "cl:new1", "16M").stdout
+    check("fmt=rbd size=16777216" in out and
+          "new1" in c.rbd("ls", c.pool), "vdisk create cl:new1 16M makes an RBD image")
+    feats = json.loads(tool("info", "--json", "cl:new1").stdout)["rbd_features"]
+    check("exclusive-lock" in feats and "fast-diff" in feats,
+          f"with the features vdiskd relies on: {feats}")
+    p = tool("create", "cl:new1", "16M", ok=False)
+    check(p.returncode != 0 and "exists" in p.stderr, "an existing image is refused")
+    tool("rm", "cl:new1")
+    check("new1" not in c.rbd("ls", c.pool), "vdisk rm cl:new1 deletes it")
+    p = tool("rm", "cl:tpl", ok=False)
+    check(p.returncode != 0 and "snapshots" in p.stderr,
+          f"an image with snapshots is refused: {p.stderr.strip()}")
+    p = tool("datastore", "remove", "--force", "--delete-files", "cl", ok=False)
+    check(p.returncode != 0 and "rbd rm" in p.stderr,
+          "--delete-files never deletes a pool's images")
+    tool("datastore", "remove", "cl")
+    check("vm1" in c.rbd("ls", c.pool), "removing the datastore leaves the pool's images")
+
+
 def test_errors(c, d, work):
     sock = os.path.join(d.workdir, "e.sock")
     msg = refused(d, "missing pool", image=c.spec("d1", pool="nopool"), socket=sock)
@@ -227,7 +308,7 @@ def test_stopped_cluster(c, d, work):
 
 
 def main():
-    vdiskd, vub, work = sys.argv[1:]
+    vdiskd, vub, vdisk, work = sys.argv[1:]
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     c = cephlib.Cluster(os.path.join(work, "ceph"))
@@ -243,6 +324,10 @@ def main():
             sock = test_io(c, d, vub, work)
             test_second_server(c, d, vdiskd, vub, work, sock)
             test_guest(c, d, work)
+            os.environ["VDISK_DATASTORES"] = os.path.join(work, "registry.json")
+            d.stop()
+            d.start()  # with the registry in its environment
+            test_datastore(c, d, vdisk, vub, work)
             test_errors(c, d, work)
         test_kill9(c, vdiskd, vub, work)
         d = Vdiskd(vdiskd, os.path.join(work, "d3"))
