@@ -230,7 +230,7 @@ int vrbd_open(const struct vrbd_spec *spec, unsigned flags, struct vrbd_image **
 	      struct errmsg *err)
 {
 	struct vrbd_image *img = calloc(1, sizeof(*img));
-	bool writable = flags & VRBD_WRITABLE;
+	bool writable = flags & (VRBD_WRITABLE | VRBD_MAINTENANCE);
 	uint64_t features = 0;
 	int ret;
 
@@ -267,7 +267,7 @@ int vrbd_open(const struct vrbd_spec *spec, unsigned flags, struct vrbd_image **
 			   ret == -ENOENT ? "no such image or snapshot" : strerror(-ret));
 		goto fail;
 	}
-	if (writable) {
+	if (flags & VRBD_WRITABLE) {
 		if (rbd_get_features(img->rbd, &features) == 0 &&
 		    !(features & RBD_FEATURE_EXCLUSIVE_LOCK)) {
 			errmsg_set(err, "%s: the image lacks the exclusive-lock feature, so two "

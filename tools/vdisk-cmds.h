@@ -135,6 +135,13 @@ int vdisk_rbd_create(const char *spec, const struct vrbd_spec *vs, uint64_t size
 		     bool quiet);
 int vdisk_rbd_info(const char *spec, const struct vrbd_spec *vs, bool json);
 int vdisk_rbd_rm(const char *spec, const struct vrbd_spec *vs);
+/* 'sub': create, delete, revert, list (diff is refused). */
+int vdisk_rbd_snapshot(const char *sub, const char *spec, const struct vrbd_spec *vs,
+		       const char *name, bool json);
+/* The image's size (0 or a negative errno after saying why), and resize. */
+int vdisk_rbd_size(const char *spec, const struct vrbd_spec *vs, uint64_t *sizep);
+int vdisk_rbd_resize(const char *spec, const struct vrbd_spec *vs, uint64_t size_bytes,
+		     bool shrink);
 #endif
 
 #endif

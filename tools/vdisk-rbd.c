@@ -2,8 +2,9 @@
 /* vdisk-rbd.c: the image commands on Ceph RBD images (an image of a
  * datastore that is a Ceph pool, or rbd:POOL/IMAGE), through libvrbd and
  * librbd, with the output and JSON shapes the commands have for vdisk
- * images.  So far: create, info, rm; the others refuse RBD images with a
- * sentence (vdisk_resolve). */
+ * images.  So far: create, info, rm, snapshot create/list/revert/delete and
+ * resize (those two through vdiskd when it serves the image: vdisk-snap.c);
+ * the others refuse RBD images with a sentence (vdisk_resolve). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -221,4 +222,119 @@ int vdisk_rbd_info(const char *spec, const struct vrbd_spec *vs, bool json)
 	vdisk_snapshots_print(json_object_object_get(o, "snapshots"));
 	json_object_put(o);
 	return CLI_EXIT_OK;
+}
+
+/* The clients other than 'img' itself that watch it: a server or QEMU. */
+static int other_users(struct vrbd_image *img, char *buf, size_t size)
+{
+	uint64_t self = rados_get_instance_id(vrbd_rados(img->cluster));
+	rbd_image_watcher_t w[8];
+	size_t n = 8;
+	int others = 0;
+
+	buf[0] = '\0';
+	if (rbd_watchers_list(img->rbd, w, &n) < 0) {
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if ((uint64_t)w[i].id != self && others++ == 0) {
+			snprintf(buf, size, "client.%llu at %s", (unsigned long long)w[i].id, w[i].addr);
+		}
+	}
+	rbd_watchers_list_cleanup(w, n);
+	return others;
+}
+
+int vdisk_rbd_snapshot(const char *sub, const char *spec, const struct vrbd_spec *vs,
+		       const char *name, bool json)
+{
+	bool list = !strcmp(sub, "list");
+	struct errmsg err = {{0}};
+	struct vrbd_image *img;
+	char users[320];
+	int ret;
+
+	if (!strcmp(sub, "diff")) {
+		cli_error("%s: snapshot diff of RBD images is not supported yet", spec);
+		return CLI_EXIT_FAILURE;
+	}
+	ret = vrbd_open(vs, list ? 0 : VRBD_MAINTENANCE, &img, &err);
+	if (ret < 0) {
+		cli_error_ret(&err, spec, ret);
+		return CLI_EXIT_FAILURE;
+	}
+	if (list) {
+		struct json_object *arr = snapshots_json(img->rbd);
+
+		if (json) {
+			ret = cli_json_print(stdout, arr);
+		} else {
+			vdisk_snapshots_print(arr);
+		}
+		json_object_put(arr);
+	} else if (!strcmp(sub, "create")) {
+		ret = rbd_snap_create(img->rbd, name);
+	} else if (!strcmp(sub, "delete")) {
+		ret = rbd_snap_remove(img->rbd, name);
+	} else if (other_users(img, users, sizeof(users)) > 0) {
+		/* A guest would see its disk change under it, as with a vdisk
+		 * image vdiskd serves. */
+		cli_error("%s: in use by %s: a disk in use cannot be reverted", spec, users);
+		ret = -EBUSY;
+	} else {
+		ret = rbd_snap_rollback(img->rbd, name);
+	}
+	vrbd_close(img);
+	if (ret < 0 && ret != -EBUSY) {
+		cli_error("%s: snapshot %s %s: %s", spec, sub, name ? name : "",
+			  ret == -EEXIST   ? "a snapshot of that name exists"
+			  : ret == -ENOENT ? "no such snapshot"
+			  : ret == -EBUSY  ? "it is protected or has clones"
+					   : strerror(-ret));
+	}
+	return ret < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+}
+
+int vdisk_rbd_size(const char *spec, const struct vrbd_spec *vs, uint64_t *sizep)
+{
+	struct errmsg err = {{0}};
+	struct vrbd_image *img;
+	int ret = vrbd_open(vs, 0, &img, &err);
+
+	if (ret < 0) {
+		cli_error_ret(&err, spec, ret);
+		return ret;
+	}
+	ret = rbd_get_size(img->rbd, sizep);
+	vrbd_close(img);
+	if (ret < 0) {
+		cli_error("%s: %s", spec, strerror(-ret));
+	}
+	return ret;
+}
+
+int vdisk_rbd_resize(const char *spec, const struct vrbd_spec *vs, uint64_t size_bytes,
+		     bool shrink)
+{
+	struct errmsg err = {{0}};
+	struct vrbd_image *img;
+	uint64_t cur = 0;
+	int ret = vrbd_open(vs, VRBD_MAINTENANCE, &img, &err);
+
+	if (ret < 0) {
+		cli_error_ret(&err, spec, ret);
+		return CLI_EXIT_FAILURE;
+	}
+	ret = rbd_get_size(img->rbd, &cur);
+	if (ret == 0 && size_bytes < cur && !shrink) {
+		cli_error("%s: shrinking loses the data beyond the new end: use --shrink", spec);
+		ret = -EINVAL;
+	} else if (ret == 0) {
+		ret = rbd_resize(img->rbd, size_bytes);
+		if (ret < 0) {
+			cli_error("%s: cannot resize: %s", spec, strerror(-ret));
+		}
+	}
+	vrbd_close(img);
+	return ret < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 }

@@ -187,17 +187,49 @@ static int served_find(const char *ctl, const char *path, struct vdisk_served *s
 	return s->disk ? 1 : 0;
 }
 
+/* An RBD image has no lock file to look at first: the daemon is asked by
+ * name (disk-add keeps the rbd: name it was given, and vdisk serve sends
+ * the one vdisk_resolve_served() makes), and a daemon that is not running
+ * serves nothing.  A server on another host holds the exclusive lock; the
+ * librbd calls then say so. */
+static int served_find_rbd(const char *ctl, const char *name, struct vdisk_served *s)
+{
+	struct json_object *params, *res = NULL, *disks, *ver = NULL;
+	struct rpc_client *client;
+	int ret = 0;
+
+	if (rpc_client_open(ctl_path(ctl), "vdiskd", VDISKD_LOOKUP_TIMEOUT_S, &client, NULL) < 0) {
+		return 0;
+	}
+	params = json_object_new_object();
+	json_object_object_add(params, "disk", json_object_new_string(name));
+	if (rpc_client_call(client, "disk-list", params, &res, NULL, NULL) == 0 &&
+	    json_object_object_get_ex(res, "disks", &disks) &&
+	    json_object_array_length(disks) == 1 &&
+	    rpc_client_call(client, "version", NULL, &ver, NULL, NULL) == 0) {
+		s->ctl = strdup(ctl_path(ctl));
+		s->pid = (long)cli_json_u64(ver, "pid");
+		s->disk = json_object_get(json_object_array_get_idx(disks, 0));
+		ret = s->ctl ? 1 : -ENOMEM;
+	}
+	json_object_put(params);
+	json_object_put(res);
+	json_object_put(ver);
+	rpc_client_close(client);
+	return ret;
+}
+
 int vdisk_served_lookup(const char *ctl, const char *spec, bool write, struct vdisk_served *s)
 {
 	char *path;
 	int ret;
 
 	memset(s, 0, sizeof(*s));
-	ret = vdisk_resolve(spec, write, &path);
+	ret = vdisk_resolve_served(spec, write, &path);
 	if (ret < 0) {
 		return ret;
 	}
-	ret = served_find(ctl, path, s);
+	ret = strncmp(path, "rbd:", 4) ? served_find(ctl, path, s) : served_find_rbd(ctl, path, s);
 	free(path);
 	return ret;
 }

@@ -18,6 +18,9 @@
 
 #include "cliutil.h"
 #include "vdisk-cmds.h"
+#ifdef VDISK_RBD
+#include "vrbd.h"
+#endif
 #include "vdisk-info.h"
 #include "vdisk.h"
 
@@ -465,6 +468,18 @@ int vdisk_cmd_snapshot(int argc, char **argv)
 		vdisk_served_fini(&served);
 		return ret;
 	}
+#ifdef VDISK_RBD
+	{
+		struct vrbd_spec vs;
+
+		ret = vdisk_rbd_spec(argv[optind], &vs);
+		if (ret != 0) {
+			return ret < 0 ? CLI_EXIT_FAILURE
+				       : vdisk_rbd_snapshot(sub->spec.name + strlen("snapshot "),
+							    argv[optind], &vs, co.name, co.json);
+		}
+	}
+#endif
 	if (sub->change) {
 		return run_op(argv[optind], VD_OPEN_RDWR, sub->run, &co);
 	}
@@ -724,6 +739,30 @@ static int resize_served(const struct vdisk_served *s, const char *spec,
 	return res ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
 }
 
+/* resize of an image nobody serves: a Ceph RBD image through librbd, any
+ * other through libvdisk. */
+static int resize_unserved(const char *spec, const struct cmd_opts *co)
+{
+#ifdef VDISK_RBD
+	struct errmsg err = {{0}};
+	struct vrbd_spec vs;
+	uint64_t cur, size;
+	int ret = vdisk_rbd_spec(spec, &vs);
+
+	if (ret < 0 || (ret > 0 && vdisk_rbd_size(spec, &vs, &cur) < 0)) {
+		return CLI_EXIT_FAILURE;
+	}
+	if (ret > 0) {
+		if (resize_target(spec, cur, co, &size, &err) < 0) {
+			cli_error_ret(&err, spec, -EINVAL);
+			return CLI_EXIT_FAILURE;
+		}
+		return vdisk_rbd_resize(spec, &vs, size, co->shrink);
+	}
+#endif
+	return run_op(spec, VD_OPEN_RDWR, op_resize, co);
+}
+
 int vdisk_cmd_resize(int argc, char **argv)
 {
 	struct cmd_spec spec = {
@@ -756,7 +795,7 @@ int vdisk_cmd_resize(int argc, char **argv)
 		ret = resize_served(&served, argv[optind], &co);
 		vdisk_served_fini(&served);
 	} else {
-		ret = run_op(argv[optind], VD_OPEN_RDWR, op_resize, &co);
+		ret = resize_unserved(argv[optind], &co);
 	}
 	if (ret == CLI_EXIT_OK && !co.quiet) {
 		printf("Image resized.\n");

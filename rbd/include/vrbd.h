@@ -67,6 +67,10 @@ struct vrbd_image {
 /* vrbd_open flags. */
 #define VRBD_WRITABLE 0x1u /* take and keep the exclusive lock */
 #define VRBD_CACHE 0x2u    /* librbd's write-back cache (flush makes durable) */
+/* Read-write without taking the lock: for snapshot, resize and rollback
+ * calls, which librbd hands to the lock's owner when there is one (a
+ * server), so they are one instant of its writes. */
+#define VRBD_MAINTENANCE 0x4u
 
 /* Opens the image (a snapshot only read-only).  VRBD_WRITABLE takes the
  * image's exclusive lock and keeps it until vrbd_close: another client

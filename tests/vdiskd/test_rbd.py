@@ -251,7 +251,34 @@ def test_datastore(c, d, vdisk, vub, work):
     p = tool("rm", "cl:vm1", ok=False)
     check(p.returncode != 0 and "in use by client." in p.stderr,
           f"vdisk rm of a served image is refused: {p.stderr.strip()}")
+    # Served: snapshot and resize go through vdiskd (the guest sees the size).
+    out = tool("snapshot", "create", "cl:vm1", "s1").stdout
+    check("s1" in c.rbd("snap", "ls", f"{c.pool}/vm1") and "pause" in out,
+          f"snapshot create on the served image goes through vdiskd: {out.strip()}")
+    tool("resize", "cl:vm1", "+16M")
+    rc, out = vublk(vub, "info", "-j", sock)
+    check(json.loads(out)["config"]["capacity_sectors"] == (48 << 20) // 512,
+          "vdisk resize of the served image reaches the front end")
+    p = tool("snapshot", "revert", "cl:vm1", "s1", ok=False)
+    check(p.returncode != 0, f"a served disk is not reverted: {p.stderr.strip()}")
     tool("unserve", "cl:vm1")
+    # Not served: librbd directly.
+    tool("snapshot", "create", "cl:vm1", "s2")
+    snaps = json.loads(tool("snapshot", "list", "--json", "cl:vm1").stdout)
+    check([x["name"] for x in snaps] == ["s1", "s2"] and snaps[0]["virtual_size"] == 32 << 20
+          and snaps[1]["virtual_size"] == 48 << 20,
+          "snapshot list --json: names and the size each was taken at")
+    tool("snapshot", "revert", "cl:vm1", "s1")
+    check(json.loads(tool("info", "--json", "cl:vm1").stdout)["virtual_size"] == 32 << 20,
+          "snapshot revert takes the disk back (size included)")
+    tool("snapshot", "delete", "cl:vm1", "s1")
+    tool("snapshot", "delete", "cl:vm1", "s2")
+    check(c.rbd("snap", "ls", f"{c.pool}/vm1").strip() == "", "snapshot delete")
+    p = tool("resize", "cl:vm1", "16M", ok=False)
+    check(p.returncode != 0 and "--shrink" in p.stderr, "shrinking needs --shrink")
+    tool("resize", "cl:vm1", "64M")
+    check(json.loads(tool("info", "--json", "cl:vm1").stdout)["virtual_size"] == 64 << 20,
+          "vdisk resize of an RBD image nobody serves")
     out = tool("create", "cl:new1", "16M").stdout
     check("fmt=rbd size=16777216" in out and
           "new1" in c.rbd("ls", c.pool), "vdisk create cl:new1 16M makes an RBD image")
