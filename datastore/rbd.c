@@ -123,16 +123,23 @@ int ds_rbd_ref(const char *registry, const char *spec, const char *name, const s
 	int ret;
 
 	(void)registry;
-	/* An RBD image name has no directories, and '@' and ':' belong to
-	 * the rbd: grammar. */
-	if (!rel[0] || strpbrk(rel, "/@:") || strlen(rel) >= sizeof(vs.image)) {
-		errmsg_set(err, "'%s': %s is a Ceph pool: name an image in it (no '/', '@' or ':')",
-			   spec, name);
+	const char *at = strchr(rel, '@');
+
+	/* An RBD image name has no directories, and ':' belongs to the rbd:
+	 * grammar; IMAGE@SNAP names a snapshot (a clone's parent). */
+	memset(&vs, 0, sizeof(vs));
+	if (!rel[0] || rel[0] == '@' || strpbrk(rel, "/:") || (at && (!at[1] || strchr(at + 1, '@'))) ||
+	    (size_t)((at ? at : rel + strlen(rel)) - rel) >= sizeof(vs.image) ||
+	    (at && strlen(at + 1) >= sizeof(vs.snap))) {
+		errmsg_set(err, "'%s': %s is a Ceph pool: name an image in it, IMAGE or IMAGE@SNAP "
+				"(no '/' or ':')", spec, name);
 		return -EINVAL;
 	}
-	memset(&vs, 0, sizeof(vs));
 	copy_field(vs.pool, sizeof(vs.pool), rbd->pool);
-	copy_field(vs.image, sizeof(vs.image), rel);
+	snprintf(vs.image, sizeof(vs.image), "%.*s", (int)((at ? at : rel + strlen(rel)) - rel), rel);
+	if (at) {
+		copy_field(vs.snap, sizeof(vs.snap), at + 1);
+	}
 	copy_field(vs.conf, sizeof(vs.conf), rbd->conf);
 	copy_field(vs.id, sizeof(vs.id), rbd->id);
 	ret = vrbd_spec_format(&vs, buf, sizeof(buf));

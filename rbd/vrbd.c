@@ -343,6 +343,20 @@ static int pool_of(const struct vrbd_spec *spec, struct vrbd_cluster **cp, rados
 	return ret;
 }
 
+/* The options every image made here gets. */
+static rbd_image_options_t image_options(void)
+{
+	rbd_image_options_t opts;
+
+	rbd_image_options_create(&opts);
+	rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_FORMAT, 2);
+	rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_FEATURES,
+				     RBD_FEATURE_LAYERING | RBD_FEATURE_EXCLUSIVE_LOCK |
+					     RBD_FEATURE_OBJECT_MAP | RBD_FEATURE_FAST_DIFF |
+					     RBD_FEATURE_DEEP_FLATTEN);
+	return opts;
+}
+
 int vrbd_create(const struct vrbd_spec *spec, uint64_t size_bytes, struct errmsg *err)
 {
 	struct vrbd_cluster *c;
@@ -354,12 +368,7 @@ int vrbd_create(const struct vrbd_spec *spec, uint64_t size_bytes, struct errmsg
 	if (ret < 0) {
 		return ret;
 	}
-	rbd_image_options_create(&opts);
-	rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_FORMAT, 2);
-	rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_FEATURES,
-				     RBD_FEATURE_LAYERING | RBD_FEATURE_EXCLUSIVE_LOCK |
-					     RBD_FEATURE_OBJECT_MAP | RBD_FEATURE_FAST_DIFF |
-					     RBD_FEATURE_DEEP_FLATTEN);
+	opts = image_options();
 	ret = rbd_create4(io, spec->image, size_bytes, opts);
 	rbd_image_options_destroy(opts);
 	if (ret < 0) {
@@ -412,6 +421,45 @@ int vrbd_remove(const struct vrbd_spec *spec, struct errmsg *err)
 		errmsg_set(err, "%s: %s/%s: %s", c->what, spec->pool, spec->image, strerror(-ret));
 	}
 	rados_ioctx_destroy(io);
+	vrbd_disconnect(c);
+	return ret;
+}
+
+int vrbd_clone(const struct vrbd_spec *parent, const struct vrbd_spec *child,
+	       struct errmsg *err)
+{
+	struct vrbd_cluster *c;
+	rbd_image_options_t opts;
+	rados_ioctx_t cio, pio;
+	int ret;
+
+	if (!parent->snap[0]) {
+		errmsg_set(err, "%s/%s: a clone is made of a snapshot (IMAGE@SNAP)", parent->pool,
+			   parent->image);
+		return -EINVAL;
+	}
+	ret = pool_of(child, &c, &cio, err);
+	if (ret < 0) {
+		return ret;
+	}
+	ret = vrbd_pool_open(c, parent->pool, &pio, err);
+	if (ret == 0) {
+		opts = image_options();
+		ret = rbd_clone3(pio, parent->image, parent->snap, cio, child->image, opts);
+		rbd_image_options_destroy(opts);
+		if (ret < 0) {
+			errmsg_set(err, "%s: cannot clone %s/%s@%s as %s/%s: %s", c->what,
+				   parent->pool, parent->image, parent->snap, child->pool,
+				   child->image,
+				   ret == -EEXIST   ? "the clone exists"
+				   : ret == -ENOENT ? "no such image or snapshot"
+				   : ret == -EINVAL ? "the snapshot is not protected (vdisk template "
+						      "IMAGE@SNAP protects it)"
+						    : strerror(-ret));
+		}
+		rados_ioctx_destroy(pio);
+	}
+	rados_ioctx_destroy(cio);
 	vrbd_disconnect(c);
 	return ret;
 }

@@ -356,8 +356,7 @@ int vdisk_cmd_create(int argc, char **argv)
 			return CLI_EXIT_FAILURE;
 		}
 		if (ret > 0 && vo.backing_path) {
-			cli_error("%s: linked clones of RBD images are not supported yet", spec);
-			return CLI_EXIT_FAILURE;
+			return vdisk_rbd_clone(spec, &vs, vo.backing_path, quiet);
 		}
 		if (ret > 0) {
 			return vdisk_rbd_create(spec, &vs, vo.size_bytes, quiet);

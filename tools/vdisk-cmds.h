@@ -142,6 +142,13 @@ int vdisk_rbd_snapshot(const char *sub, const char *spec, const struct vrbd_spec
 int vdisk_rbd_size(const char *spec, const struct vrbd_spec *vs, uint64_t *sizep);
 int vdisk_rbd_resize(const char *spec, const struct vrbd_spec *vs, uint64_t size_bytes,
 		     bool shrink);
+/* A linked clone of the protected snapshot 'parent_spec' (NAME:IMAGE@SNAP). */
+int vdisk_rbd_clone(const char *spec, const struct vrbd_spec *vs, const char *parent_spec,
+		    bool quiet);
+int vdisk_rbd_flatten(const char *spec, const struct vrbd_spec *vs);
+/* Protects snapshot IMAGE@SNAP so clones may be made of it (clear:
+ * unprotects it, refused while clones use it). */
+int vdisk_rbd_template(const char *spec, const struct vrbd_spec *vs, bool clear);
 #endif
 
 #endif

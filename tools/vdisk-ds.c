@@ -1097,6 +1097,17 @@ int vdisk_cmd_template(int argc, char **argv)
 	if (ret != 0 || check_nargs("template", argc, argv, 1, 1, "NAME:PATH") < 0) {
 		return status_of(ret);
 	}
+#ifdef VDISK_RBD
+	{
+		struct vrbd_spec vs;
+
+		ret = vdisk_rbd_spec(argv[optind], &vs);
+		if (ret != 0) {
+			return ret < 0 ? CLI_EXIT_FAILURE
+				       : vdisk_rbd_template(argv[optind], &vs, o.clear);
+		}
+	}
+#endif
 	if (open_entry(argv[optind], &ds, &ref) < 0) {
 		return CLI_EXIT_FAILURE;
 	}

@@ -2,8 +2,10 @@
 /* vdisk-rbd.c: the image commands on Ceph RBD images (an image of a
  * datastore that is a Ceph pool, or rbd:POOL/IMAGE), through libvrbd and
  * librbd, with the output and JSON shapes the commands have for vdisk
- * images.  So far: create, info, rm, snapshot create/list/revert/delete and
- * resize (those two through vdiskd when it serves the image: vdisk-snap.c);
+ * images.  So far: create (and linked clones of a protected snapshot),
+ * info, rm, snapshot create/list/revert/delete and resize (those two through
+ * vdiskd when it serves the image: vdisk-snap.c), flatten, template (which
+ * protects a snapshot clones may be made of);
  * the others refuse RBD images with a sentence (vdisk_resolve). */
 #include <errno.h>
 #include <inttypes.h>
@@ -336,5 +338,83 @@ int vdisk_rbd_resize(const char *spec, const struct vrbd_spec *vs, uint64_t size
 		}
 	}
 	vrbd_close(img);
+	return ret < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+}
+
+int vdisk_rbd_clone(const char *spec, const struct vrbd_spec *vs, const char *parent_spec,
+		    bool quiet)
+{
+	struct errmsg err = {{0}};
+	struct vrbd_spec pvs;
+	int ret = vdisk_rbd_spec(parent_spec, &pvs);
+
+	if (ret == 0) {
+		cli_error("%s: the backing image of an RBD clone is a snapshot of an RBD image "
+			  "(NAME:IMAGE@SNAP), not %s", spec, parent_spec);
+		return CLI_EXIT_FAILURE;
+	}
+	if (ret < 0) {
+		return CLI_EXIT_FAILURE;
+	}
+	if (!quiet) {
+		printf("Formatting '%s', fmt=rbd backing_file=%s\n", spec, parent_spec);
+		fflush(stdout);
+	}
+	ret = vrbd_clone(&pvs, vs, &err);
+	if (ret < 0) {
+		cli_error_ret(&err, spec, ret);
+		return CLI_EXIT_FAILURE;
+	}
+	return CLI_EXIT_OK;
+}
+
+int vdisk_rbd_flatten(const char *spec, const struct vrbd_spec *vs)
+{
+	struct errmsg err = {{0}};
+	struct vrbd_image *img;
+	int ret = vrbd_open(vs, VRBD_MAINTENANCE, &img, &err);
+
+	if (ret < 0) {
+		cli_error_ret(&err, spec, ret);
+		return CLI_EXIT_FAILURE;
+	}
+	ret = rbd_flatten(img->rbd);
+	vrbd_close(img);
+	if (ret < 0) {
+		cli_error("%s: cannot flatten: %s", spec,
+			  ret == -EINVAL ? "it is not a clone" : strerror(-ret));
+	}
+	return ret < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+}
+
+int vdisk_rbd_template(const char *spec, const struct vrbd_spec *vs, bool clear)
+{
+	struct vrbd_spec base = *vs;
+	struct errmsg err = {{0}};
+	struct vrbd_image *img;
+	int ret;
+
+	if (!vs->snap[0]) {
+		cli_error("%s: an RBD template is a snapshot: name it IMAGE@SNAP", spec);
+		return CLI_EXIT_FAILURE;
+	}
+	base.snap[0] = '\0';
+	ret = vrbd_open(&base, VRBD_MAINTENANCE, &img, &err);
+	if (ret < 0) {
+		cli_error_ret(&err, spec, ret);
+		return CLI_EXIT_FAILURE;
+	}
+	ret = clear ? rbd_snap_unprotect(img->rbd, vs->snap) : rbd_snap_protect(img->rbd, vs->snap);
+	vrbd_close(img);
+	if (ret == -EBUSY && !clear) {
+		ret = 0; /* already protected */
+	}
+	if (ret < 0) {
+		cli_error("%s: cannot %s the snapshot: %s", spec, clear ? "unprotect" : "protect",
+			  ret == -EBUSY	   ? "clones use it"
+			  : ret == -ENOENT ? "no such snapshot"
+			  : ret == -EINVAL ? "it is not protected"
+					   : strerror(-ret));
+	}
 	return ret < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 }

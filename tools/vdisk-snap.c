@@ -631,6 +631,16 @@ int vdisk_cmd_flatten(int argc, char **argv)
 	if (ret != 0) {
 		return parse_status(ret);
 	}
+#ifdef VDISK_RBD
+	{
+		struct vrbd_spec vs;
+
+		ret = vdisk_rbd_spec(argv[optind], &vs);
+		if (ret != 0) {
+			return ret < 0 ? CLI_EXIT_FAILURE : vdisk_rbd_flatten(argv[optind], &vs);
+		}
+	}
+#endif
 	return run_op(argv[optind], COPY_FLAGS, op_flatten, &co);
 }
 

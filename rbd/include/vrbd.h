@@ -85,6 +85,11 @@ void vrbd_close(struct vrbd_image *img);
  * object-map and fast-diff for allocation and diffs, deep-flatten).
  * -EEXIST when it exists. */
 int vrbd_create(const struct vrbd_spec *spec, uint64_t size_bytes, struct errmsg *err);
+/* Creates 'child' as a linked clone of snapshot 'parent' (spec with a
+ * snapshot), which must be protected; the clone gets create's features
+ * and the parent's size. */
+int vrbd_clone(const struct vrbd_spec *parent, const struct vrbd_spec *child,
+	       struct errmsg *err);
 /* Deletes the image 'spec' names: refused with -EBUSY, naming the
  * clients, while one has it open (a served disk), and with -ENOTEMPTY
  * while it has snapshots. */

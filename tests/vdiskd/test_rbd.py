@@ -279,6 +279,25 @@ def test_datastore(c, d, vdisk, vub, work):
     tool("resize", "cl:vm1", "64M")
     check(json.loads(tool("info", "--json", "cl:vm1").stdout)["virtual_size"] == 64 << 20,
           "vdisk resize of an RBD image nobody serves")
+    # Templates (protected snapshots), linked clones, flatten.
+    tool("snapshot", "create", "cl:tpl", "gold")
+    p = tool("create", "-b", "cl:tpl@gold", "cl:vm2", ok=False)
+    check(p.returncode != 0 and "not protected" in p.stderr,
+          f"a clone of an unprotected snapshot is refused: {p.stderr.strip()}")
+    tool("template", "cl:tpl@gold")
+    tool("create", "-b", "cl:tpl@gold", "cl:vm2")
+    info = json.loads(tool("info", "--json", "cl:vm2").stdout)
+    check(info["backing_file"] == f"{c.pool}/tpl@gold" and info["virtual_size"] == 32 << 20,
+          "vdisk create -b NAME:IMAGE@SNAP makes a linked clone of the template")
+    p = tool("template", "--clear", "cl:tpl@gold", ok=False)
+    check(p.returncode != 0 and "clones use it" in p.stderr,
+          "a template with clones stays protected")
+    tool("flatten", "cl:vm2")
+    check(json.loads(tool("info", "--json", "cl:vm2").stdout)["backing_file"] is None,
+          "vdisk flatten makes the clone independent")
+    tool("template", "--clear", "cl:tpl@gold")
+    tool("snapshot", "delete", "cl:tpl", "gold")
+    tool("rm", "cl:vm2")
     out = tool("create", "cl:new1", "16M").stdout
     check("fmt=rbd size=16777216" in out and
           "new1" in c.rbd("ls", c.pool), "vdisk create cl:new1 16M makes an RBD image")
