@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vdisk.h"
 #include "vrbd.h"
 
 struct vrbd_cluster {
@@ -462,4 +463,114 @@ int vrbd_clone(const struct vrbd_spec *parent, const struct vrbd_spec *child,
 	rados_ioctx_destroy(cio);
 	vrbd_disconnect(c);
 	return ret;
+}
+
+struct extent_probe {
+	uint64_t off, end; /* the range asked */
+	uint64_t first_end; /* end of the run starting at 'off' */
+	bool data, found;
+};
+
+/* rbd_diff_iterate2 reports the existing objects in order: the run at
+ * 'off' is data up to the end of the first one that covers it, or zeros
+ * up to the start of the first one after it. */
+static int probe_extent(uint64_t off, size_t len, int exists, void *arg)
+{
+	struct extent_probe *p = arg;
+
+	if (!exists || p->found) {
+		return 0;
+	}
+	p->found = true;
+	if (off <= p->off) {
+		p->data = true;
+		p->first_end = off + len;
+	} else {
+		p->first_end = off;
+	}
+	return -EEXIST; /* stop: the first one tells */
+}
+
+static int source_extent(void *arg, uint64_t off, uint64_t max, uint64_t *lenp, bool *datap)
+{
+	struct vrbd_image *img = arg;
+	struct extent_probe p = {.off = off, .end = off + max};
+	int ret = rbd_diff_iterate2(img->rbd, NULL, off, max, 1, 1, probe_extent, &p);
+
+	if (ret < 0 && ret != -EEXIST) {
+		return ret;
+	}
+	*datap = p.found && p.data;
+	*lenp = !p.found ? max : (p.first_end > p.end ? p.end : p.first_end) - off;
+	if (*lenp == 0) {
+		*lenp = max;
+	}
+	return 0;
+}
+
+static int source_pread(void *arg, void *buf, size_t len, uint64_t off)
+{
+	struct vrbd_image *img = arg;
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = rbd_read(img->rbd, off + done, len - done, (char *)buf + done);
+
+		if (n < 0) {
+			return (int)n;
+		}
+		if (n == 0) {
+			memset((char *)buf + done, 0, len - done);
+			break;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+static void source_close(void *arg)
+{
+	vrbd_close(arg);
+}
+
+static const struct vd_source_ops source_ops = {
+	.extent = source_extent,
+	.pread = source_pread,
+	.close = source_close,
+};
+
+int vrbd_source_open(const struct vrbd_spec *spec, struct vd_source **srcp, struct errmsg *err)
+{
+	struct vrbd_image *img;
+	uint64_t size;
+	int ret = vrbd_open(spec, 0, &img, err);
+
+	if (ret < 0) {
+		return ret;
+	}
+	ret = rbd_get_size(img->rbd, &size);
+	if (ret == 0) {
+		ret = vd_source_from_ops(&source_ops, img, size, img->name, srcp);
+	}
+	if (ret < 0) {
+		errmsg_set(err, "%s: %s", img->name, strerror(-ret));
+		vrbd_close(img);
+	}
+	return ret;
+}
+
+int vrbd_copy_write(void *arg, const void *buf, size_t len, uint64_t off)
+{
+	struct vrbd_image *img = arg;
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = rbd_write(img->rbd, off + done, len - done, (const char *)buf + done);
+
+		if (n <= 0) {
+			return n < 0 ? (int)n : -EIO;
+		}
+		done += (size_t)n;
+	}
+	return 0;
 }

@@ -1246,6 +1246,53 @@ static int convert_parse(int argc, char **argv, struct convert_opts *co)
 	return want_args("convert", argc, argv, 2, "IN and OUT");
 }
 
+#ifdef VDISK_RBD
+/* convert into a Ceph RBD image (import into a pool): it is created at the
+ * source's size, filled with the copy engine (only data; runs of zeros
+ * stay unwritten, so thin stays thin), flushed, and deleted again if the
+ * copy fails. */
+static int convert_to_rbd(struct vd_source *src, const char *out_spec,
+			  const struct vrbd_spec *vs, const struct convert_opts *co)
+{
+	struct dest dst = {.path = out_spec, .cd = {.fd = -1, .write = vrbd_copy_write}};
+	struct errmsg err = {{0}};
+	struct vrbd_image *img;
+	int ret;
+
+	if (co->out_fmt != VD_FORMAT_RAW || co->cluster_bytes) {
+		cli_error("%s: an RBD image holds raw guest data: convert to it with -O raw "
+			  "(and no -c)", out_spec);
+		return -EINVAL;
+	}
+	dst.cd.size_bytes = (vd_source_size_bytes(src) + 511) / 512 * 512;
+	dst.cd.name = out_spec;
+	ret = vrbd_create(vs, dst.cd.size_bytes, &err);
+	if (ret == 0) {
+		ret = vrbd_open(vs, VRBD_WRITABLE, &img, &err);
+		if (ret < 0) {
+			vrbd_remove(vs, NULL);
+		}
+	}
+	if (ret < 0) {
+		cli_error_ret(&err, out_spec, ret);
+		return ret;
+	}
+	dst.cd.write_arg = img;
+	ret = convert_copy(src, &dst, co);
+	if (ret == 0) {
+		ret = rbd_flush(img->rbd);
+		if (ret < 0) {
+			cli_error("%s: flush failed: %s", out_spec, strerror(-ret));
+		}
+	}
+	vrbd_close(img);
+	if (ret < 0) {
+		vrbd_remove(vs, NULL);
+	}
+	return ret;
+}
+#endif
+
 static int convert_run(const char *in_spec, const char *out_spec, struct convert_opts *co)
 {
 	struct dest dst = {.cd = {.fd = -1}};
@@ -1253,10 +1300,50 @@ static int convert_run(const char *in_spec, const char *out_spec, struct convert
 	struct vdisk_target t = {0};
 	struct errmsg err = {{0}};
 	char *in = NULL;
+	bool in_rbd_src = false; /* 'in' names an RBD image, not a file */
 	int ret;
 
+#ifdef VDISK_RBD
+	struct vrbd_spec in_vs, out_vs;
+	int in_rbd = vdisk_rbd_spec(in_spec, &in_vs), out_rbd;
+
+	if (in_rbd < 0) {
+		return CLI_EXIT_FAILURE;
+	}
+	if (in_rbd > 0) {
+		ret = vrbd_source_open(&in_vs, &src, &err);
+		if (ret < 0) {
+			cli_error_ret(&err, in_spec, ret);
+			return CLI_EXIT_FAILURE;
+		}
+		in = strdup(in_spec);
+		in_rbd_src = true;
+	}
+	out_rbd = vdisk_rbd_spec(out_spec, &out_vs);
+	if (out_rbd != 0) {
+		ret = -EINVAL;
+		if (out_rbd > 0 && !src) {
+			ret = vdisk_resolve(in_spec, false, &in);
+			if (ret == 0) {
+				ret = vd_source_open(in, co->in_fmt, VD_OPEN_BUFFERED, &src, &err);
+				if (ret < 0) {
+					image_error(&err, in_spec, ret);
+				}
+			}
+		}
+		if (out_rbd > 0 && src) {
+			ret = convert_to_rbd(src, out_spec, &out_vs, co);
+		}
+		vd_source_close(src);
+		free(in);
+		return ret < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+	}
+	ret = src ? 0 : vdisk_resolve(in_spec, false, &in);
+	if (ret == 0 && !src) {
+#else
 	ret = vdisk_resolve(in_spec, false, &in);
 	if (ret == 0) {
+#endif
 		ret = vd_source_open(in, co->in_fmt, VD_OPEN_BUFFERED, &src, &err);
 		if (ret < 0) {
 			image_error(&err, in_spec, ret);
@@ -1276,7 +1363,7 @@ static int convert_run(const char *in_spec, const char *out_spec, struct convert
 	if (ret == 0) {
 		dst.path = t.path;
 		dst.fmt = co->out_fmt;
-		ret = check_distinct(in, dst.path);
+		ret = in_rbd_src ? 0 : check_distinct(in, dst.path);
 	}
 	if (ret == 0) {
 		ret = dest_open(&dst, co->cluster_bytes);

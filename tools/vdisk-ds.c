@@ -932,6 +932,7 @@ int vdisk_cmd_import(int argc, char **argv)
 	static const int allowed[] = {OPT_ISO, 0};
 	struct ds_opts o = {0};
 	struct ds_ref ref;
+	bool raw_out;
 	char *av[12];
 	int ret, n = 0;
 
@@ -948,6 +949,13 @@ int vdisk_cmd_import(int argc, char **argv)
 	if (ret == 0) {
 		ret = ds_locate(NULL, argv[optind + 1], &ref, NULL);
 	}
+	/* A Ceph pool takes raw guest data (an RBD image). */
+	if (ret > 0 && ref.rbd && o.cluster) {
+		cli_usage_error("import", "an RBD image has no clusters (-c)");
+		ds_ref_fini(&ref);
+		return CLI_EXIT_USAGE;
+	}
+	raw_out = o.iso || (ret > 0 && ref.rbd);
 	ds_ref_fini(&ref);
 	if (ret == 0) {
 		cli_usage_error("import", "'%s' is not in a datastore (NAME:PATH); use convert",
@@ -956,7 +964,7 @@ int vdisk_cmd_import(int argc, char **argv)
 	}
 	av[n++] = (char *)"convert";
 	av[n++] = (char *)"-O";
-	av[n++] = (char *)(o.iso ? "raw" : "vdisk");
+	av[n++] = (char *)(raw_out ? "raw" : "vdisk");
 	if (o.fmt) {
 		av[n++] = (char *)"-f";
 		av[n++] = (char *)o.fmt;

@@ -35,6 +35,8 @@ struct vd_source {
 	struct vd_snap_view *view; /* a snapshot of 'img' (owned) */
 	bool chain;	      /* with 'view': 'img' has a backing chain */
 	struct vd_qcow2 *qcow2;
+	const struct vd_source_ops *ops; /* vd_source_from_ops */
+	void *ops_arg;
 };
 
 static const char *const format_names[] = {
@@ -237,6 +239,9 @@ void vd_source_close(struct vd_source *src)
 	if (src->fd >= 0) {
 		close(src->fd);
 	}
+	if (src->ops && src->ops->close) {
+		src->ops->close(src->ops_arg);
+	}
 	free(src->path);
 	free(src);
 }
@@ -333,6 +338,24 @@ static int qcow2_extent(struct vd_source *src, uint64_t off, uint64_t max, uint6
 	return 0;
 }
 
+int vd_source_from_ops(const struct vd_source_ops *ops, void *arg, uint64_t size_bytes,
+		       const char *name, struct vd_source **srcp)
+{
+	struct vd_source *src = calloc(1, sizeof(*src));
+
+	if (!src || !(src->path = strdup(name ? name : "source"))) {
+		free(src);
+		return -ENOMEM;
+	}
+	src->fmt = VD_FORMAT_RAW;
+	src->fd = -1;
+	src->size_bytes = size_bytes;
+	src->ops = ops;
+	src->ops_arg = arg;
+	*srcp = src;
+	return 0;
+}
+
 int vd_source_extent(struct vd_source *src, uint64_t off, uint64_t max, uint64_t *lenp,
 		     bool *datap, struct errmsg *err)
 {
@@ -346,6 +369,15 @@ int vd_source_extent(struct vd_source *src, uint64_t off, uint64_t max, uint64_t
 	}
 	if (max > src->size_bytes - off) {
 		max = src->size_bytes - off;
+	}
+	if (src->ops) {
+		int ret = src->ops->extent(src->ops_arg, off, max, lenp, datap);
+
+		if (ret < 0) {
+			errmsg_set(err, "%s: cannot map offset %" PRIu64 ": %s", src->path, off,
+				   strerror(-ret));
+		}
+		return ret;
 	}
 	switch (src->fmt) {
 	case VD_FORMAT_VDISK:
@@ -385,6 +417,23 @@ int vd_source_pread(struct vd_source *src, void *buf, size_t len, uint64_t off,
 {
 	int ret;
 
+	if (src->ops) {
+		if (off >= src->size_bytes) {
+			memset(buf, 0, len);
+			return 0;
+		}
+		if (len > src->size_bytes - off) {
+			memset((char *)buf + (src->size_bytes - off), 0,
+			       len - (size_t)(src->size_bytes - off));
+			len = (size_t)(src->size_bytes - off);
+		}
+		ret = src->ops->pread(src->ops_arg, buf, len, off);
+		if (ret < 0) {
+			errmsg_set(err, "%s: read of %zu bytes at offset %" PRIu64 " failed: %s",
+				   src->path, len, off, strerror(-ret));
+		}
+		return ret;
+	}
 	switch (src->fmt) {
 	case VD_FORMAT_QCOW2:
 		return vd_qcow2_pread(src->qcow2, buf, len, off, err);
@@ -440,7 +489,9 @@ static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 static int dest_write(const struct vd_copy_dest *dst, const void *buf, size_t len, uint64_t off,
 		      struct errmsg *err)
 {
-	int ret = dst->img ? vd_pwrite(dst->img, buf, len, off) : pwrite_full(dst->fd, buf, len, off);
+	int ret = dst->img	 ? vd_pwrite(dst->img, buf, len, off)
+		  : dst->fd >= 0 ? pwrite_full(dst->fd, buf, len, off)
+				 : dst->write(dst->write_arg, buf, len, off);
 
 	if (ret < 0) {
 		errmsg_set(err, "%s: write of %zu bytes at offset %" PRIu64 " failed: %s",
@@ -562,7 +613,7 @@ int vd_copy(struct vd_source *src, const struct vd_copy_dest *dst, const struct 
 		vd_copy_opts_init(&defaults);
 		opts = &defaults;
 	}
-	if (opts->zero_block_bytes > COPY_CHUNK_BYTES || (!dst->img && dst->fd < 0)) {
+	if (opts->zero_block_bytes > COPY_CHUNK_BYTES || (!dst->img && dst->fd < 0 && !dst->write)) {
 		return -EINVAL;
 	}
 	buf = vd_aligned_alloc(COPY_CHUNK_BYTES);

@@ -94,6 +94,14 @@ int vrbd_clone(const struct vrbd_spec *parent, const struct vrbd_spec *child,
  * clients, while one has it open (a served disk), and with -ENOTEMPTY
  * while it has snapshots. */
 int vrbd_remove(const struct vrbd_spec *spec, struct errmsg *err);
+/* A libvdisk source (vdisk.h) reading the image or snapshot 'spec' names,
+ * through its parent for a clone; its runs come from the object map
+ * (whole objects), so a copy reads only objects that exist.  The image is
+ * closed with the source. */
+struct vd_source;
+int vrbd_source_open(const struct vrbd_spec *spec, struct vd_source **srcp, struct errmsg *err);
+/* vd_copy_dest.write for an image open read-write ('arg' a vrbd_image). */
+int vrbd_copy_write(void *arg, const void *buf, size_t len, uint64_t off);
 /* Bytes of the image's own objects holding data (its parent's not counted). */
 int vrbd_allocated_bytes(struct vrbd_image *img, uint64_t *bytes);
 

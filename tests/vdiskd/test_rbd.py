@@ -298,6 +298,27 @@ def test_datastore(c, d, vdisk, vub, work):
     tool("template", "--clear", "cl:tpl@gold")
     tool("snapshot", "delete", "cl:tpl", "gold")
     tool("rm", "cl:vm2")
+    # import and export: thin both ways, any Ceph client reads the result.
+    local = os.path.join(work, "local.vd")
+    tool("create", local, "64M")
+    tool("io", "-c", "write -P 0x3c 1M 2M", "-c", "write -P 0x4d 40M 1M", local)
+    tool("import", local, "cl:imp")
+    data = export(c, "imp", work)
+    check(data[1 << 20:3 << 20] == b"\x3c" * (2 << 20) and
+          data[40 << 20:41 << 20] == b"\x4d" * (1 << 20) and data[:1 << 20] == bytes(1 << 20),
+          "vdisk import of a vdisk image into the pool: rbd export reads its data")
+    alloc = json.loads(tool("info", "--json", "cl:imp").stdout)["allocated_bytes"]
+    check(alloc <= 8 << 20, f"thin: {alloc} bytes of objects for 3 MiB of data")
+    back = os.path.join(work, "back.vd")
+    tool("export", "-O", "vdisk", "cl:imp", back)
+    p = tool("io", "-c", "read -P 0x3c 1M 2M", "-c", "read -P 0x4d 40M 1M",
+             "-c", "read -P 0 0 1M", back)
+    balloc = json.loads(tool("info", "--json", back).stdout)["allocated_bytes"]
+    check(balloc <= 4 << 20, f"vdisk export of an RBD image to a vdisk image: data reads "
+          f"back, {balloc} bytes allocated (thin)")
+    p = tool("convert", "-O", "vdisk", local, "cl:bad", ok=False)
+    check(p.returncode != 0 and "-O raw" in p.stderr, "convert into RBD wants -O raw")
+    tool("rm", "cl:imp")
     out = tool("create", "cl:new1", "16M").stdout
     check("fmt=rbd size=16777216" in out and
           "new1" in c.rbd("ls", c.pool), "vdisk create cl:new1 16M makes an RBD image")

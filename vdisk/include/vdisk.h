@@ -420,6 +420,17 @@ int vd_source_from_image(struct vd_image *img, struct vd_source **srcp);
  * snapshot view, until the next snapshot call on 'img'. */
 int vd_source_from_snapshot(struct vd_image *img, const char *name, struct vd_source **srcp,
 			    struct errmsg *err);
+/* A source the library does not read itself (a Ceph RBD image, libvrbd):
+ * 'ops' describe its runs and read its bytes (past 'size_bytes' the
+ * source reads zeros without asking); 'ops->close' (may be NULL) gets
+ * 'arg' at vd_source_close().  Its format reads as raw. */
+struct vd_source_ops {
+	int (*extent)(void *arg, uint64_t off, uint64_t max, uint64_t *lenp, bool *datap);
+	int (*pread)(void *arg, void *buf, size_t len, uint64_t off);
+	void (*close)(void *arg);
+};
+int vd_source_from_ops(const struct vd_source_ops *ops, void *arg, uint64_t size_bytes,
+		       const char *name, struct vd_source **srcp);
 void vd_source_close(struct vd_source *src);
 uint64_t vd_source_size_bytes(const struct vd_source *src);
 enum vd_format vd_source_format(const struct vd_source *src);
@@ -447,10 +458,13 @@ struct vd_copy_opts {
 void vd_copy_opts_init(struct vd_copy_opts *opts);
 
 /* Where a copy writes: a vdisk image open read-write, or (img NULL) a
- * descriptor of a raw file or device. */
+ * descriptor of a raw file or device, or (img NULL, fd < 0) 'write', for
+ * a destination the library does not know (a Ceph RBD image). */
 struct vd_copy_dest {
 	struct vd_image *img;
 	int fd;
+	int (*write)(void *arg, const void *buf, size_t len, uint64_t off);
+	void *write_arg;
 	/* The destination holds old bytes where the source reads zeros (a
 	 * device, a reused file): write zeros there too. */
 	bool fill_holes;
