@@ -31,6 +31,8 @@ int ds_json_read(const char *path, struct json_object **docp, struct errmsg *err
 
 /* The registry as a document, {} when there is none (unlocked read). */
 int ds_registry_read(const char *registry, struct json_object **docp, struct errmsg *err);
+/* A datastore's id: 32 hex digits, random, into 'buf' ('size' >= 33). */
+void ds_random_id(char *buf, size_t size);
 /* Takes the registry's lock and reads it; returns the lock's descriptor. */
 int ds_registry_lock(const char *registry, struct json_object **docp, struct errmsg *err);
 /* Fills 'ref' for image 'rel' of Ceph datastore 'name' (rbd.c); 1 or a

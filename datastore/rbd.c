@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -55,7 +54,6 @@ int ds_create_rbd(const char *registry, const char *name, const struct ds_rbd *r
 	struct json_object *doc, *stores, *rec, *r;
 	struct vrbd_cluster *c;
 	rados_ioctx_t io;
-	uint8_t raw[16];
 	char id[40];
 	int fd, ret;
 
@@ -90,12 +88,7 @@ int ds_create_rbd(const char *registry, const char *name, const struct ds_rbd *r
 		errmsg_set(err, "a datastore named %s already exists", name);
 		ret = -EEXIST;
 	} else {
-		if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
-			memset(raw, 0, sizeof(raw));
-		}
-		for (size_t i = 0; i < sizeof(raw); i++) {
-			snprintf(id + 2 * i, 3, "%02x", raw[i]);
-		}
+		ds_random_id(id, sizeof(id));
 		rec = json_object_new_object();
 		r = json_object_new_object();
 		json_object_object_add(r, "pool", json_object_new_string(rbd->pool));

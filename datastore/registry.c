@@ -212,7 +212,7 @@ static int registry_check_new(struct json_object *stores, const char *name, cons
 	return 0;
 }
 
-static void random_id(char *buf, size_t size)
+void ds_random_id(char *buf, size_t size)
 {
 	unsigned char raw[16] = {0};
 	size_t n = 0;
@@ -236,7 +236,7 @@ static struct json_object *manifest_new(const char *name, double max_overcommit)
 	struct json_object *doc = json_object_new_object();
 	char id[40];
 
-	random_id(id, sizeof(id));
+	ds_random_id(id, sizeof(id));
 	json_object_object_add(doc, "format", json_object_new_string("vdisk-datastore"));
 	json_object_object_add(doc, "version", json_object_new_int(1));
 	json_object_object_add(doc, "name", json_object_new_string(name));

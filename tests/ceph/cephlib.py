@@ -18,7 +18,6 @@ Run by hand: cephlib.py start DIR (prints the conf path; stops nothing),
 cephlib.py stop DIR.  Python 3 standard library only.
 """
 
-import atexit
 import json
 import os
 import shutil
@@ -29,15 +28,8 @@ import sys
 import time
 import uuid
 
-_live = []
-
-
-@atexit.register
-def _stop_all():
-    for proc in list(_live):
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "vdiskd"))
+import vdlib  # noqa: E402  (its exit hook stops what we start)
 
 
 class Unavailable(Exception):
@@ -90,7 +82,7 @@ class Cluster:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         out.close()
-        _live.append(proc)
+        vdlib.track(proc)
         self.procs[name] = proc
         with open(os.path.join(self.dir, "pids"), "a") as f:
             f.write(f"{name} {proc.pid}\n")
@@ -226,8 +218,7 @@ osd scrub during recovery = false
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
-            if proc in _live:
-                _live.remove(proc)
+            vdlib.untrack(proc)
         self.procs = {}
 
     def __enter__(self):
@@ -249,7 +240,8 @@ def main(argv):
             print(f"ceph: {e}", file=sys.stderr)
             return 77
         # Leave the daemons running for the caller: forget them here.
-        _live.clear()
+        for proc in c.procs.values():
+            vdlib.untrack(proc)
         print(c.conf)
         return 0
     try:

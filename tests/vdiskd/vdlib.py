@@ -31,6 +31,17 @@ def _stop_all():
             proc.wait()
 
 
+def track(proc):
+    """Kills 'proc' at exit if it still runs (for helpers that start
+    long-running processes of their own, such as tests/ceph/cephlib.py)."""
+    _live.append(proc)
+
+
+def untrack(proc):
+    if proc in _live:
+        _live.remove(proc)
+
+
 class RpcError(Exception):
     def __init__(self, error):
         super().__init__(error.get("message"))
