@@ -1428,8 +1428,97 @@ static const char io_help[] =
 
 #define IO_MAX_WORDS 16
 
+/* What `vdisk io` drives: a vdisk image through libvdisk, or a Ceph RBD
+ * image through librbd. */
+struct io_ops {
+	int (*pread)(void *h, void *buf, size_t len, uint64_t off);
+	int (*pwrite)(void *h, const void *buf, size_t len, uint64_t off);
+	int (*write_zeroes)(void *h, uint64_t off, uint64_t len);
+	int (*discard)(void *h, uint64_t off, uint64_t len);
+	int (*flush)(void *h);
+};
+
+static int vd_io_pread(void *h, void *buf, size_t len, uint64_t off)
+{
+	return vd_pread(h, buf, len, off);
+}
+
+static int vd_io_pwrite(void *h, const void *buf, size_t len, uint64_t off)
+{
+	return vd_pwrite(h, buf, len, off);
+}
+
+static int vd_io_write_zeroes(void *h, uint64_t off, uint64_t len)
+{
+	return vd_write_zeroes(h, off, len);
+}
+
+static int vd_io_discard(void *h, uint64_t off, uint64_t len)
+{
+	return vd_discard(h, off, len);
+}
+
+static int vd_io_flush(void *h)
+{
+	return vd_flush(h);
+}
+
+static const struct io_ops vdisk_io_ops = {
+	.pread = vd_io_pread,
+	.pwrite = vd_io_pwrite,
+	.write_zeroes = vd_io_write_zeroes,
+	.discard = vd_io_discard,
+	.flush = vd_io_flush,
+};
+
+#ifdef VDISK_RBD
+static int rbd_io_pread(void *h, void *buf, size_t len, uint64_t off)
+{
+	struct vrbd_image *img = h;
+
+	for (size_t done = 0; done < len;) {
+		ssize_t n = rbd_read(img->rbd, off + done, len - done, (char *)buf + done);
+
+		if (n <= 0) {
+			return n < 0 ? (int)n : -EIO;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+static int rbd_io_write_zeroes(void *h, uint64_t off, uint64_t len)
+{
+	ssize_t n = rbd_write_zeroes(((struct vrbd_image *)h)->rbd, off, len, 0, 0);
+
+	return n < 0 ? (int)n : 0;
+}
+
+static int rbd_io_discard(void *h, uint64_t off, uint64_t len)
+{
+	int n = rbd_discard(((struct vrbd_image *)h)->rbd, off, len);
+
+	return n < 0 ? n : 0;
+}
+
+static int rbd_io_flush(void *h)
+{
+	return rbd_flush(((struct vrbd_image *)h)->rbd);
+}
+
+static const struct io_ops rbd_io_ops = {
+	.pread = rbd_io_pread,
+	.pwrite = vrbd_copy_write,
+	.write_zeroes = rbd_io_write_zeroes,
+	.discard = rbd_io_discard,
+	.flush = rbd_io_flush,
+};
+#endif
+
 struct io_state {
 	struct vd_image *img;
+	const struct io_ops *ops;
+	void *h;		  /* 'img', or the RBD image */
 	const char *path;
 	uint64_t size;
 	unsigned char *buf; /* CHUNK_BYTES, for reads and pattern writes */
@@ -1517,7 +1606,7 @@ static int io_read(struct io_state *st, const struct io_args *a)
 
 	for (uint64_t done = 0; done < a->len;) {
 		size_t n = io_min(a->len - done, CHUNK_BYTES);
-		int ret = vd_pread(st->img, st->buf, n, a->off + done);
+		int ret = st->ops->pread(st->h, st->buf, n, a->off + done);
 
 		if (ret < 0) {
 			return io_failed(st, "read", a->off + done, ret);
@@ -1545,7 +1634,7 @@ static int io_write(struct io_state *st, const struct io_args *a)
 	       io_min(a->len, CHUNK_BYTES));
 	for (uint64_t done = 0; done < a->len;) {
 		size_t n = io_min(a->len - done, CHUNK_BYTES);
-		int ret = vd_pwrite(st->img, st->buf, n, a->off + done);
+		int ret = st->ops->pwrite(st->h, st->buf, n, a->off + done);
 
 		if (ret < 0) {
 			return io_failed(st, "write", a->off + done, ret);
@@ -1558,7 +1647,7 @@ static int io_write(struct io_state *st, const struct io_args *a)
 
 static int io_zero(struct io_state *st, const struct io_args *a)
 {
-	int ret = a->len ? vd_write_zeroes(st->img, a->off, a->len) : 0;
+	int ret = a->len ? st->ops->write_zeroes(st->h, a->off, a->len) : 0;
 
 	if (ret < 0) {
 		return io_failed(st, "write zeroes", a->off, ret);
@@ -1569,7 +1658,7 @@ static int io_zero(struct io_state *st, const struct io_args *a)
 
 static int io_discard(struct io_state *st, const struct io_args *a)
 {
-	int ret = a->len ? vd_discard(st->img, a->off, a->len) : 0;
+	int ret = a->len ? st->ops->discard(st->h, a->off, a->len) : 0;
 
 	if (ret < 0) {
 		return io_failed(st, "discard", a->off, ret);
@@ -1580,7 +1669,7 @@ static int io_discard(struct io_state *st, const struct io_args *a)
 
 static int io_flush(struct io_state *st, const struct io_args *a)
 {
-	int ret = vd_flush(st->img);
+	int ret = st->ops->flush(st->h);
 
 	(void)a;
 	if (ret < 0) {
@@ -1901,12 +1990,46 @@ int vdisk_cmd_io(int argc, char **argv)
 		cli_error("%s", strerror(ENOMEM));
 		goto out_free;
 	}
+#ifdef VDISK_RBD
+	{
+		struct errmsg err = {{0}};
+		struct vrbd_image *rimg;
+		struct vrbd_spec vs;
+
+		ret = vdisk_rbd_spec(st.path, &vs);
+		if (ret < 0) {
+			goto out_free;
+		}
+		if (ret > 0) {
+			/* Writing takes the exclusive lock, as vdiskd does: a served
+			 * image is refused, never written by two at once. */
+			ret = vrbd_open(&vs, st.read_only ? 0 : VRBD_WRITABLE, &rimg, &err);
+			if (ret < 0) {
+				cli_error_ret(&err, st.path, ret);
+				goto out_free;
+			}
+			st.ops = &rbd_io_ops;
+			st.h = rimg;
+			if (rbd_get_size(rimg->rbd, &st.size) == 0 && io_run(&st, &io) == 0) {
+				status = CLI_EXIT_OK;
+			}
+			fflush(stdout);
+			if (!st.read_only && rbd_flush(rimg->rbd) < 0) {
+				status = CLI_EXIT_FAILURE;
+			}
+			vrbd_close(rimg);
+			goto out_free;
+		}
+	}
+#endif
 	if (vdisk_open_image(st.path,
 		       io.cache_flags | (st.read_only ? 0 : VD_OPEN_RDWR) |
 			   (io.force_share ? VD_OPEN_FORCE_SHARE : 0),
 		       &st.img) < 0) {
 		goto out_free;
 	}
+	st.ops = &vdisk_io_ops;
+	st.h = st.img;
 	st.size = vd_size_bytes(st.img);
 	if (io_run(&st, &io) == 0) {
 		status = CLI_EXIT_OK;

@@ -318,6 +318,17 @@ def test_datastore(c, d, vdisk, vub, work):
           f"back, {balloc} bytes allocated (thin)")
     p = tool("convert", "-O", "vdisk", local, "cl:bad", ok=False)
     check(p.returncode != 0 and "-O raw" in p.stderr, "convert into RBD wants -O raw")
+    out = tool("io", "-c", "write -P 0x11 8M 1M", "-c", "zero 9M 1M", "-c", "discard 10M 1M",
+               "-c", "flush", "-c", "read -P 0x11 8M 1M", "-c", "read -P 0 9M 2M",
+               "-c", "read -P 0x3c 1M 2M", "cl:imp").stdout
+    check("read 1048576/1048576 bytes at offset 8388608" in out,
+          "vdisk io on an RBD image: write, zero, discard, flush, read with patterns")
+    tool("serve", "--socket", os.path.join(d.workdir, "imp.sock"), "cl:imp")
+    p = tool("io", "-c", "write 0 4K", "cl:imp", ok=False)
+    check(p.returncode != 0 and "exclusive lock" in p.stderr,
+          f"vdisk io does not write an image vdiskd serves: {p.stderr.strip()}")
+    tool("io", "-c", "read -P 0x11 8M 1M", "cl:imp")
+    tool("unserve", "cl:imp")
     tool("rm", "cl:imp")
     out = tool("create", "cl:new1", "16M").stdout
     check("fmt=rbd size=16777216" in out and
