@@ -2,22 +2,18 @@
 /* blk-backend-rbd.c: the "rbd" back end of blk-backend.h: a Ceph RBD image
  * (rbd:POOL/IMAGE, libvrbd's names) through librbd's asynchronous calls.
  *
- * librbd completes requests on its own threads.  A completion only moves
- * the request onto its queue's done list and bumps the queue's eventfd; the
- * server's thread runs the callback from queue_poll under the disk's lock
- * like any other back end's, so nothing of the server runs on librbd's
- * threads and no thread exists per request.  Writes are completed by
+ * Each virtqueue has a libvrbd queue: librbd completes requests on its own
+ * threads, where a completion only joins the queue's done list and bumps
+ * its eventfd; the server's thread runs the callback from queue_poll under
+ * the disk's lock like any other back end's, so nothing of the server runs
+ * on librbd's threads and no thread exists per request.  Writes are completed by
  * librbd once the cluster has them (no cache: cache mode "none", the
  * default) or once in librbd's write-back cache (cache mode "writeback"),
  * which a flush then writes out: either way a completed flush covers every
  * write completed before it. */
 #include <errno.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include "blk-backend.h"
 #include "vrbd.h"
@@ -28,24 +24,9 @@ struct rbd_backend {
 	uint64_t size_bytes;
 };
 
-struct rbd_req;
-
 struct rbd_queue {
 	struct blk_queue base;
-	rbd_image_t rbd;
-	int efd;
-	unsigned inflight;         /* the server's thread only */
-	pthread_mutex_t lock;      /* 'done' (librbd's threads add to it) */
-	struct rbd_req *done, **done_tail;
-};
-
-struct rbd_req {
-	struct rbd_queue *q;
-	blk_cb cb;
-	void *arg;
-	rbd_completion_t c;
-	int ret;
-	struct rbd_req *next;
+	struct vrbd_queue *vq;
 };
 
 static struct rbd_backend *BB(struct blk_backend *b)
@@ -163,170 +144,72 @@ static int rbd_backend_snapshot_delete(struct blk_backend *b, const char *name,
 static int rbd_queue_create(struct blk_backend *b, unsigned depth, struct blk_queue **qp)
 {
 	struct rbd_queue *q = calloc(1, sizeof(*q));
+	int ret;
 
 	if (!q) {
 		return -ENOMEM;
 	}
-	q->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (q->efd < 0) {
+	ret = vrbd_queue_create(BB(b)->img, &q->vq);
+	if (ret < 0) {
 		free(q);
-		return -errno;
+		return ret;
 	}
-	pthread_mutex_init(&q->lock, NULL);
-	q->done_tail = &q->done;
-	q->rbd = BB(b)->img->rbd;
 	q->base.cls = b->cls;
 	q->base.backend = b;
 	*qp = &q->base;
 	return 0;
 }
 
-/* On a librbd thread. */
-static void aio_done(rbd_completion_t c, void *arg)
-{
-	struct rbd_req *r = arg;
-	struct rbd_queue *q = r->q;
-	ssize_t ret = rbd_aio_get_return_value(c);
-
-	r->ret = ret < 0 ? (int)ret : 0;
-	r->next = NULL;
-	pthread_mutex_lock(&q->lock);
-	*q->done_tail = r;
-	q->done_tail = &r->next;
-	pthread_mutex_unlock(&q->lock);
-	eventfd_write(q->efd, 1);
-}
-
-static int rbd_queue_poll(struct blk_queue *bq)
-{
-	struct rbd_queue *q = BQ(bq);
-	struct rbd_req *list, *next;
-	eventfd_t cnt;
-	int n = 0;
-
-	eventfd_read(q->efd, &cnt);
-	pthread_mutex_lock(&q->lock);
-	list = q->done;
-	q->done = NULL;
-	q->done_tail = &q->done;
-	pthread_mutex_unlock(&q->lock);
-	for (struct rbd_req *r = list; r; r = next) {
-		next = r->next;
-		q->inflight--;
-		rbd_aio_release(r->c);
-		r->cb(r->arg, r->ret);
-		free(r);
-		n++;
-	}
-	return n;
-}
-
 static void rbd_queue_destroy(struct blk_queue *bq)
 {
-	struct rbd_queue *q = BQ(bq);
-
-	if (!q) {
-		return;
+	if (bq) {
+		vrbd_queue_destroy(BQ(bq)->vq);
+		free(bq);
 	}
-	/* librbd's operations end within the client's timeouts (vrbd.h). */
-	while (q->inflight) {
-		struct pollfd pfd = {.fd = q->efd, .events = POLLIN};
-
-		rbd_queue_poll(bq);
-		if (q->inflight) {
-			poll(&pfd, 1, 100);
-		}
-	}
-	close(q->efd);
-	pthread_mutex_destroy(&q->lock);
-	free(q);
 }
 
 static int rbd_queue_event_fd(struct blk_queue *q)
 {
-	return BQ(q)->efd;
+	return vrbd_queue_fd(BQ(q)->vq);
+}
+
+static int rbd_queue_poll(struct blk_queue *q)
+{
+	return vrbd_queue_poll(BQ(q)->vq, 0);
 }
 
 static unsigned rbd_queue_inflight(struct blk_queue *q)
 {
-	return BQ(q)->inflight;
+	return vrbd_queue_inflight(BQ(q)->vq);
 }
 
-static struct rbd_req *req_new(struct rbd_queue *q, blk_cb cb, void *arg)
-{
-	struct rbd_req *r = calloc(1, sizeof(*r));
-
-	if (!r) {
-		return NULL;
-	}
-	r->q = q;
-	r->cb = cb;
-	r->arg = arg;
-	if (rbd_aio_create_completion(r, aio_done, &r->c) < 0) {
-		free(r);
-		return NULL;
-	}
-	return r;
-}
-
-/* Accounts a request librbd took, or frees one it refused (its callback
- * then never runs, as blk-backend.h says). */
-static int issued(struct rbd_queue *q, struct rbd_req *r, int ret)
-{
-	if (ret < 0) {
-		rbd_aio_release(r->c);
-		free(r);
-		return ret;
-	}
-	q->inflight++;
-	return 0;
-}
-
-static int rbd_readv(struct blk_queue *bq, const struct iovec *iov, int iovcnt, uint64_t off,
+static int rbd_readv(struct blk_queue *q, const struct iovec *iov, int iovcnt, uint64_t off,
 		     blk_cb cb, void *arg)
 {
-	struct rbd_queue *q = BQ(bq);
-	struct rbd_req *r = req_new(q, cb, arg);
-
-	return r ? issued(q, r, rbd_aio_readv(q->rbd, iov, iovcnt, off, r->c)) : -ENOMEM;
+	return vrbd_readv(BQ(q)->vq, iov, iovcnt, off, cb, arg);
 }
 
-static int rbd_writev(struct blk_queue *bq, const struct iovec *iov, int iovcnt, uint64_t off,
+static int rbd_writev(struct blk_queue *q, const struct iovec *iov, int iovcnt, uint64_t off,
 		      blk_cb cb, void *arg)
 {
-	struct rbd_queue *q = BQ(bq);
-	struct rbd_req *r = req_new(q, cb, arg);
-
-	return r ? issued(q, r, rbd_aio_writev(q->rbd, iov, iovcnt, off, r->c)) : -ENOMEM;
+	return vrbd_writev(BQ(q)->vq, iov, iovcnt, off, cb, arg);
 }
 
-static int rbd_flush_req(struct blk_queue *bq, blk_cb cb, void *arg)
+static int rbd_flush_req(struct blk_queue *q, blk_cb cb, void *arg)
 {
-	struct rbd_queue *q = BQ(bq);
-	struct rbd_req *r = req_new(q, cb, arg);
-
-	return r ? issued(q, r, rbd_aio_flush(q->rbd, r->c)) : -ENOMEM;
+	return vrbd_flush(BQ(q)->vq, cb, arg);
 }
 
-static int rbd_discard_req(struct blk_queue *bq, uint64_t off, uint64_t len, blk_cb cb,
+static int rbd_discard_req(struct blk_queue *q, uint64_t off, uint64_t len, blk_cb cb,
 			   void *arg)
 {
-	struct rbd_queue *q = BQ(bq);
-	struct rbd_req *r = req_new(q, cb, arg);
-
-	return r ? issued(q, r, rbd_aio_discard(q->rbd, off, len, r->c)) : -ENOMEM;
+	return vrbd_discard(BQ(q)->vq, off, len, cb, arg);
 }
 
-static int rbd_write_zeroes_req(struct blk_queue *bq, uint64_t off, uint64_t len, bool unmap,
+static int rbd_write_zeroes_req(struct blk_queue *q, uint64_t off, uint64_t len, bool unmap,
 				blk_cb cb, void *arg)
 {
-	struct rbd_queue *q = BQ(bq);
-	struct rbd_req *r = req_new(q, cb, arg);
-	/* Without unmap the zeros must keep their space. */
-	int zflags = unmap ? 0 : RBD_WRITE_ZEROES_FLAG_THICK_PROVISION;
-
-	return r ? issued(q, r, rbd_aio_write_zeroes(q->rbd, off, len, r->c, zflags, 0))
-		 : -ENOMEM;
+	return vrbd_write_zeroes(BQ(q)->vq, off, len, unmap, cb, arg);
 }
 
 const struct blk_backend_class blk_backend_rbd = {

@@ -2055,7 +2055,8 @@ static const char bench_help[] =
     "Measures I/O on the vdisk image FILE like qemu-img bench: sends COUNT\n"
     "requests of SIZE bytes through the asynchronous API, keeping DEPTH in\n"
     "flight, and reports the time taken, operations and megabytes (10^6 bytes)\n"
-    "per second.\n"
+    "per second.  A Ceph RBD image is measured through librbd's asynchronous\n"
+    "calls (cache none: librbd's cache off).\n"
     "\n"
     "  -c, --count=COUNT    requests to send (default 75000)\n"
     "  -d, --depth=DEPTH    requests in flight (default 64)\n"
@@ -2100,6 +2101,10 @@ struct bench {
 	const struct bench_opts *bo;
 	struct vd_ctx *ctx;
 	struct vd_image *img;
+#ifdef VDISK_RBD
+	struct vrbd_image *rimg; /* a Ceph RBD image instead of 'img' */
+	struct vrbd_queue *rq;
+#endif
 	const char *path;
 	uint64_t image_size;
 	uint64_t next_off; /* offset of the next request */
@@ -2165,12 +2170,28 @@ static void bench_advance(struct bench *b)
 	b->next_off = next;
 }
 
+static unsigned bench_inflight(const struct bench *b)
+{
+#ifdef VDISK_RBD
+	if (b->rq) {
+		return vrbd_queue_inflight(b->rq);
+	}
+#endif
+	return vd_ctx_inflight(b->ctx);
+}
+
 static int bench_submit(struct bench *b)
 {
 	struct bench_req *r = b->idle[b->nidle - 1];
 	int ret;
 
 	r->off = b->next_off;
+#ifdef VDISK_RBD
+	if (b->rq) {
+		ret = b->bo->write ? vrbd_writev(b->rq, &r->iov, 1, r->off, bench_req_done, r)
+				   : vrbd_readv(b->rq, &r->iov, 1, r->off, bench_req_done, r);
+	} else
+#endif
 	if (b->bo->write) {
 		ret = vd_submit_writev(b->ctx, b->img, &r->iov, 1, r->off, bench_req_done, r);
 	} else {
@@ -2187,8 +2208,15 @@ static int bench_submit(struct bench *b)
 
 static int bench_poll(struct bench *b)
 {
-	int ret = vd_ctx_poll(b->ctx, 1);
+	int ret;
 
+#ifdef VDISK_RBD
+	if (b->rq) {
+		ret = vrbd_queue_poll(b->rq, -1);
+		return ret < 0 ? ret : 0;
+	}
+#endif
+	ret = vd_ctx_poll(b->ctx, 1);
 	return ret < 0 ? ret : 0;
 }
 
@@ -2198,13 +2226,18 @@ static int bench_flush(struct bench *b)
 {
 	int ret;
 
-	while (vd_ctx_inflight(b->ctx) > 0) {
+	while (bench_inflight(b) > 0) {
 		ret = bench_poll(b);
 		if (ret < 0) {
 			return ret;
 		}
 	}
 	b->flush_done = false;
+#ifdef VDISK_RBD
+	if (b->rq) {
+		ret = vrbd_flush(b->rq, bench_flush_done, b);
+	} else
+#endif
 	ret = vd_submit_flush(b->ctx, b->img, bench_flush_done, b);
 	while (ret == 0 && !b->flush_done) {
 		ret = bench_poll(b);
@@ -2221,7 +2254,7 @@ static int bench_loop(struct bench *b)
 	while (b->completed < bo->count && b->error == 0 && ret == 0) {
 		while (b->submitted < bo->count && b->nidle > 0 && ret == 0) {
 			ret = bench_submit(b);
-			if (ret == -EAGAIN && vd_ctx_inflight(b->ctx) > 0) {
+			if (ret == -EAGAIN && bench_inflight(b) > 0) {
 				ret = 0;
 				break;
 			}
@@ -2230,11 +2263,11 @@ static int bench_loop(struct bench *b)
 				ret = bench_flush(b);
 			}
 		}
-		if (ret == 0 && vd_ctx_inflight(b->ctx) > 0) {
+		if (ret == 0 && bench_inflight(b) > 0) {
 			ret = bench_poll(b);
 		}
 	}
-	while (vd_ctx_inflight(b->ctx) > 0 && bench_poll(b) == 0) {
+	while (bench_inflight(b) > 0 && bench_poll(b) == 0) {
 	}
 	if (ret < 0) {
 		cli_error("%s: cannot send a request at offset %" PRIu64 ": %s", b->path,
@@ -2275,6 +2308,15 @@ static int bench_setup(struct bench *b)
 		memset(r->iov.iov_base, bo->write ? DEFAULT_PATTERN : 0, bo->size);
 		b->idle[b->nidle++] = r;
 	}
+#ifdef VDISK_RBD
+	if (b->rimg) {
+		ret = vrbd_queue_create(b->rimg, &b->rq);
+		if (ret < 0) {
+			cli_error("%s: %s", b->path, strerror(-ret));
+		}
+		return ret;
+	}
+#endif
 	ret = vd_ctx_create((unsigned)bo->depth, &b->ctx);
 	if (ret < 0) {
 		cli_error("cannot create an I/O context of depth %" PRIu64 ": %s", bo->depth,
@@ -2288,6 +2330,10 @@ static void bench_teardown(struct bench *b)
 	if (b->ctx) {
 		vd_ctx_destroy(b->ctx);
 	}
+#ifdef VDISK_RBD
+	vrbd_queue_destroy(b->rq);
+	b->rq = NULL;
+#endif
 	if (b->reqs) {
 		for (uint64_t i = 0; i < b->bo->depth; i++) {
 			free(b->reqs[i].iov.iov_base);
@@ -2345,7 +2391,9 @@ static int bench_run(struct bench *b)
 	double start;
 	int ret;
 
-	b->image_size = vd_size_bytes(b->img);
+	if (b->img) {
+		b->image_size = vd_size_bytes(b->img);
+	}
 	ret = bench_check_range(b);
 	if (ret < 0) {
 		return ret;
@@ -2475,6 +2523,36 @@ int vdisk_cmd_bench(int argc, char **argv)
 		return ret > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 	}
 	b.path = argv[optind];
+#ifdef VDISK_RBD
+	{
+		struct errmsg err = {{0}};
+		struct vrbd_spec vs;
+
+		ret = vdisk_rbd_spec(b.path, &vs);
+		if (ret < 0) {
+			return CLI_EXIT_FAILURE;
+		}
+		/* librbd's cache as -t says (none by default, like O_DIRECT);
+		 * writing takes the exclusive lock, as vdisk io does. */
+		if (ret > 0) {
+			ret = vrbd_open(&vs,
+					(bo.write ? VRBD_WRITABLE : 0) |
+						(bo.cache_flags & VD_OPEN_BUFFERED ? VRBD_CACHE : 0),
+					&b.rimg, &err);
+			if (ret == 0) {
+				ret = rbd_get_size(b.rimg->rbd, &b.image_size);
+			}
+			if (ret == 0) {
+				ret = bench_run(&b);
+			} else {
+				cli_error_ret(&err, b.path, ret);
+			}
+			bench_teardown(&b);
+			vrbd_close(b.rimg);
+			return ret < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+		}
+	}
+#endif
 	if (vdisk_open_image(b.path, bo.cache_flags | (bo.write ? VD_OPEN_RDWR : 0), &b.img) < 0) {
 		return CLI_EXIT_FAILURE;
 	}

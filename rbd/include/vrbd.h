@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include <rados/librados.h>
 #include <rbd/librbd.h>
@@ -102,6 +103,35 @@ struct vd_source;
 int vrbd_source_open(const struct vrbd_spec *spec, struct vd_source **srcp, struct errmsg *err);
 /* vd_copy_dest.write for an image open read-write ('arg' a vrbd_image). */
 int vrbd_copy_write(void *arg, const void *buf, size_t len, uint64_t off);
+/* Asynchronous I/O on an open image with the completions run on the
+ * caller's thread (vdiskd's queues, vdisk bench): librbd completes on its
+ * own threads, where a completion only joins the queue's done list and
+ * bumps its eventfd; vrbd_queue_poll() runs the callbacks.  A queue is used
+ * from one thread at a time; a submit that fails never calls back. */
+struct vrbd_queue;
+typedef void (*vrbd_cb)(void *arg, int ret);
+int vrbd_queue_create(struct vrbd_image *img, struct vrbd_queue **qp);
+/* Waits for every request in flight (each ends within the client's
+ * timeouts), then frees 'q'. */
+void vrbd_queue_destroy(struct vrbd_queue *q);
+/* Readable when completions wait (never read it yourself). */
+int vrbd_queue_fd(const struct vrbd_queue *q);
+unsigned vrbd_queue_inflight(const struct vrbd_queue *q);
+/* Runs the callbacks of what completed, waiting up to 'timeout_ms' (-1:
+ * for ever, 0: not at all) when nothing has.  Returns how many ran. */
+int vrbd_queue_poll(struct vrbd_queue *q, int timeout_ms);
+/* 'ret' is 0 or a negative errno; reads past the end are the caller's. */
+int vrbd_readv(struct vrbd_queue *q, const struct iovec *iov, int iovcnt, uint64_t off,
+	       vrbd_cb cb, void *arg);
+int vrbd_writev(struct vrbd_queue *q, const struct iovec *iov, int iovcnt, uint64_t off,
+		vrbd_cb cb, void *arg);
+/* Completes once every write completed before it is in the cluster. */
+int vrbd_flush(struct vrbd_queue *q, vrbd_cb cb, void *arg);
+int vrbd_discard(struct vrbd_queue *q, uint64_t off, uint64_t len, vrbd_cb cb, void *arg);
+/* 'unmap': the range may give its space back; else it stays allocated. */
+int vrbd_write_zeroes(struct vrbd_queue *q, uint64_t off, uint64_t len, bool unmap, vrbd_cb cb,
+		      void *arg);
+
 /* Bytes of the image's own objects holding data (its parent's not counted). */
 int vrbd_allocated_bytes(struct vrbd_image *img, uint64_t *bytes);
 

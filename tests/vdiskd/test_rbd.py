@@ -329,6 +329,11 @@ def test_datastore(c, d, vdisk, vub, work):
           f"vdisk io does not write an image vdiskd serves: {p.stderr.strip()}")
     tool("io", "-c", "read -P 0x11 8M 1M", "cl:imp")
     tool("unserve", "cl:imp")
+    out = tool("bench", "-c", "2000", "-d", "16", "-w", "--pattern=rand", "cl:imp").stdout
+    check("ops/s:" in out, "vdisk bench writes an RBD image through librbd's aio: " +
+          out.strip().splitlines()[-1])
+    out = tool("bench", "-c", "2000", "-d", "16", "cl:imp").stdout
+    check("ops/s:" in out, "and reads it: " + out.strip().splitlines()[-1])
     tool("rm", "cl:imp")
     out = tool("create", "cl:new1", "16M").stdout
     check("fmt=rbd size=16777216" in out and
