@@ -60,7 +60,7 @@ int ds_create_rbd(const char *registry, const char *name, const struct ds_rbd *r
 	registry = registry ? registry : ds_registry_path();
 	if (!ds_name_valid(name)) {
 		errmsg_set(err, "'%s' is not a datastore name (letters, digits, '.', '_', '-', "
-				"at most %d)", name, DS_NAME_MAX_LEN);
+				"at most %d; not rbd)", name, DS_NAME_MAX_LEN);
 		return -EINVAL;
 	}
 	if (!rbd->pool[0] || strpbrk(rbd->pool, "/@:")) {

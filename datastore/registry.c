@@ -32,6 +32,12 @@ bool ds_name_valid(const char *name)
 {
 	size_t len = strlen(name);
 
+	/* "rbd:POOL/IMAGE" names a Ceph image (QEMU's spelling), so "rbd" can
+	 * name no datastore. */
+	if (!strcmp(name, "rbd")) {
+		return false;
+	}
+
 	if (len == 0 || len > DS_NAME_MAX_LEN || !isalnum((unsigned char)name[0])) {
 		return false;
 	}
@@ -341,7 +347,7 @@ int ds_create(const char *registry, const char *name, const char *path,
 	}
 	if (!ds_name_valid(name)) {
 		errmsg_set(err, "'%s' is not a datastore name (letters, digits, '.', '_', '-', "
-				"at most %d)", name, DS_NAME_MAX_LEN);
+				"at most %d; not rbd)", name, DS_NAME_MAX_LEN);
 		return -EINVAL;
 	}
 	if (opts->max_overcommit < 0) {

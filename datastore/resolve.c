@@ -194,6 +194,12 @@ int ds_parse_ref(const char *registry, const char *spec, struct ds_ref *ref,
 
 	registry = registry ? registry : ds_registry_path();
 	memset(ref, 0, sizeof(*ref));
+	/* rbd:POOL/IMAGE names a Ceph image itself, whatever the registry
+	 * holds (QEMU's spelling; a datastore cannot be called "rbd" and be
+	 * reached by "rbd:..."). */
+	if (!strncmp(spec, "rbd:", 4)) {
+		return 0;
+	}
 	ret = split_spec(spec, &name, &rel, err);
 	if (ret <= 0) {
 		return ret;

@@ -75,8 +75,13 @@ static int resolve(const char *spec, bool write, bool rbd_ok, char **pathp)
 		if (rbd_ok) {
 			return 0;
 		}
+#ifdef VDISK_RBD
 		cli_error("%s: a Ceph RBD image: vdiskd serves it (vdisk serve), this command "
 			  "does not handle RBD images yet", spec);
+#else
+		cli_error("%s: a Ceph RBD image: this vdisk was built without Ceph RBD support",
+			  spec);
+#endif
 		free(*pathp);
 		*pathp = NULL;
 		return -EMEDIUMTYPE;

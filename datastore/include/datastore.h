@@ -43,7 +43,8 @@
 #define DS_MANIFEST_FILE ".vdisk-datastore.json"
 #define DS_LOCK_FILE ".vdisk-datastore.lock"
 #define DS_RESERVED_PREFIX ".vdisk-datastore"
-/* Letters, digits, '.', '_' and '-', starting with a letter or digit. */
+/* Letters, digits, '.', '_' and '-', starting with a letter or digit; not
+ * "rbd", which names Ceph images (rbd:POOL/IMAGE). */
 #define DS_NAME_MAX_LEN 64
 
 enum ds_kind {

@@ -40,6 +40,9 @@ expect_rc 1 datastore create ds3 "$TMP/one/inner"
 expect_one_line_error "one inside the other"
 expect_rc 1 datastore create 'bad/name' "$TMP/bad"
 expect_one_line_error "not a datastore name"
+# "rbd:POOL/IMAGE" names a Ceph image: no datastore may be called rbd.
+expect_rc 1 datastore create rbd "$TMP/rbd"
+expect_one_line_error "not rbd"
 expect_rc 2 datastore create --max-overcommit -1 ds3 "$TMP/three"
 expect_rc 2 datastore frobnicate
 expect_ok datastore list
