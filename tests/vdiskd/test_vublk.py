@@ -4,7 +4,9 @@
 every malformed request of vublk's catalogue gets IOERR or UNSUPP on a
 connection that keeps serving (strict mode), on a read-write and a
 read-only disk; then a two-queue random read/write run keeps both queues
-busy with no error, and the per-queue counters show it.
+busy with no error, and the per-queue counters show it.  Everything runs
+twice: on split virtqueues, then on packed ones (vublk --packed, as QEMU's
+packed=on), kill -9 with requests in flight included.
 
 usage: test_vublk.py VDISKD VUBLK WORKDIR      (exit 0 or 1)
 """
@@ -21,8 +23,16 @@ sys.path.insert(0, HERE)
 from vdlib import Vdiskd, check  # noqa: E402
 
 
-def vublk(binary, *args):
-    p = subprocess.run([binary] + list(args), stdout=subprocess.PIPE,
+# The ring layout of the current round: vublk options after the command.
+RING = []
+
+
+def cmd(binary, command, *args):
+    return [binary, command] + RING + list(args)
+
+
+def vublk(binary, command, *args):
+    p = subprocess.run(cmd(binary, command, *args), stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, text=True, timeout=300)
     return p.returncode, p.stdout
 
@@ -30,7 +40,15 @@ def vublk(binary, *args):
 def main():
     vdiskd, vub, work = sys.argv[1:]
     shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(work)
+    for ring, opts in (("split", []), ("packed", ["--packed"])):
+        print(f"== {ring} virtqueues")
+        RING[:] = opts
+        os.makedirs(os.path.join(work, ring))
+        test_ring(vdiskd, vub, os.path.join(work, ring))
+    return 0
+
+
+def test_ring(vdiskd, vub, work):
     raw = os.path.join(work, "r.img")
     ro = os.path.join(work, "ro.img")
     for p in (raw, ro):
@@ -63,7 +81,6 @@ def main():
         check(rc == 0, "write-zeroes with unmap zeroes exactly its range")
         test_idle(d, vub, rw_sock)
     test_enospc(vdiskd, vub, work)
-    return 0
 
 
 def test_kill_inflight(d, vub, mnt, img, sock):
@@ -77,8 +94,8 @@ def test_kill_inflight(d, vub, mnt, img, sock):
     st = os.statvfs(mnt)
     used_k = (st.f_blocks - st.f_bfree) * st.f_frsize // 1024
     subprocess.run(["mount", "-o", f"remount,size={used_k}k", mnt], check=True)
-    w = subprocess.Popen([vub, "inflight", "-n", "16", "-b", "64K", "-S", "7", "-R", "30000",
-                          sock], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    w = subprocess.Popen(cmd(vub, "inflight", "-n", "16", "-b", "64K", "-S", "7", "-R", "30000",
+                             sock), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     line = w.stdout.readline()
     check(line.startswith("ready") and line.split()[1] != "0",
           f"requests are in flight in vdiskd: {line.strip()}")
@@ -105,7 +122,7 @@ def cpu_ticks(pid):
 def test_idle(d, vub, sock):
     """Event mode: a connected front end that sends nothing costs vdiskd no
     CPU."""
-    hold = subprocess.Popen([vub, "io", "-q", "2", "-c", "hold", sock],
+    hold = subprocess.Popen(cmd(vub, "io", "-q", "2", "-c", "hold", sock),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert hold.stdout.readline().strip() == "hold"
@@ -140,7 +157,7 @@ def test_enospc(vdiskd, vub, work):
             cmds = []
             for i in range(10):
                 cmds += ["-c", f"write -P 0x5a {i}M 1M"]
-            w = subprocess.Popen([vub, "io"] + cmds + [sock], stdout=subprocess.PIPE,
+            w = subprocess.Popen(cmd(vub, "io", *cmds, sock), stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, text=True)
             info = None
             for _ in range(100):

@@ -92,6 +92,12 @@ int conn_opt(const char *cmd, int c, const char *arg, struct conn_args *ca)
 	case 'j':
 		ca->json = true;
 		return 1;
+	case CONN_OPT_PACKED:
+		ca->opts.packed = true;
+		return 1;
+	case CONN_OPT_NO_EVENT_IDX:
+		ca->opts.refuse_features |= 1ull << VUBLK_F_EVENT_IDX;
+		return 1;
 	}
 	return 0;
 }
