@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* vdiskd-blk.c: the vhost-user-blk server.  DPDK's rte_vhost is used as an
  * external back end: it speaks the vhost-user protocol and maps guest
- * memory; this file pops descriptors from the split virtqueues, checks and
- * maps them, drives the disk's back end (blk-backend.h) asynchronously
- * with every request of every queue in flight at once, and completes them.
+ * memory; this file takes requests from the virtqueues (split or packed,
+ * with EVENT_IDX if the front end acks it: vring.c holds the ring layouts,
+ * this file what a chain means to a disk), checks and maps their buffers,
+ * drives the disk's back end (blk-backend.h) asynchronously with every
+ * request of every queue in flight at once, and completes them.
  *
  * Threads.  'threads' I/O threads (default: one per online CPU, at most 4)
  * each own a set of virtqueues, across disks: queue q of a disk goes to
@@ -25,14 +27,17 @@
  * SUBMITTED (no space, retried), or PARSED -> DEFERRED -> SUBMITTED (popped
  * while the disk drained).  The rules:
  *
- *  1. A head is marked in rte_vhost's inflight area before the next avail
- *     entry is read, and only then does last_avail move past it.  So after
- *     a crash the entries popped and not completed are exactly those the
- *     front end sees marked, and DPDK's resubmit list is right.
+ *  1. A chain is marked in rte_vhost's inflight area before the next one is
+ *     read, and only then does the queue move past it.  So after a crash
+ *     the chains popped and not completed are exactly those the front end
+ *     sees marked, and DPDK's resubmit list is right.  (A packed ring
+ *     restarts at the used position the area committed, moved on by the
+ *     resubmitted chains: vring.c.)
  *  2. Completion order: data and status byte in guest memory, then
- *     set_last_inflight_io, the used entry, used->idx (release), and only
- *     then the inflight mark is cleared.  A crash between used->idx and the
- *     clear is repaired by DPDK from last_inflight_io.
+ *     set_last_inflight_io, the used entry (split: used->idx, packed: the
+ *     descriptor's flags, with release order), and only then the inflight
+ *     mark is cleared.  A crash between the two is repaired by DPDK from
+ *     last_inflight_io.
  *  3. A write is completed to the guest only after the back end completed
  *     it; a FLUSH completes only after every write completed before it was
  *     submitted is durable (the back end's flush contract).
@@ -45,7 +50,10 @@
  *     (descriptor fields, the request header) before it is checked and
  *     used; every buffer is mapped through rte_vhost_va_from_guest_pa with
  *     its whole length checked, a chain is at most VDD_MAX_SEGS long,
- *     readable before writable, no nested indirect tables.  A bad request
+ *     readable before writable, no nested indirect tables, for both ring
+ *     layouts through one walk (vr_walk_next); a packed chain running past
+ *     the ring or into a slot not made available stops the queue, as an
+ *     avail index too far ahead does on a split one.  A bad request
  *     is completed with IOERR (or UNSUPP for an unknown type), logged at
  *     most a few times a second, and the queue goes on.
  *  6. While a disk drains (snapshot, resize, describe, remove), no request is
