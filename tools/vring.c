@@ -500,7 +500,7 @@ void vr_notify(struct vr_queue *q)
 	want = q->packed ? want_call_packed(q) : want_call_split(q);
 	/* More pushed than a ring holds since the last interrupt: the
 	 * indices may have lapped the driver's event, so call anyway. */
-	if (q->pushed >= q->size) {
+	if (q->event_idx && q->pushed >= q->size) {
 		want = true;
 	}
 	q->signalled = q->used;
