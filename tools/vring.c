@@ -103,7 +103,8 @@ int vr_init(struct vr_queue *q, int vid, uint16_t index, uint64_t features,
 	}
 	/* QEMU keeps no packed index across a lost server and sends a stale
 	 * base; the inflight area holds the true one. */
-	if ((!q->inflight || rte_vhost_get_vring_base_from_inflight(vid, index, &avail, &used) != 0) &&
+	if ((!q->inflight ||
+	     rte_vhost_get_vring_base_from_inflight(vid, index, &avail, &used) != 0) &&
 	    rte_vhost_get_vring_base(vid, index, &avail, &used) != 0) {
 		return -EIO;
 	}
@@ -117,10 +118,7 @@ int vr_init(struct vr_queue *q, int vid, uint16_t index, uint64_t features,
 	return 0;
 }
 
-void vr_fini(struct vr_queue *q)
-{
-	pthread_mutex_destroy(&q->call_lock);
-}
+void vr_fini(struct vr_queue *q) { pthread_mutex_destroy(&q->call_lock); }
 
 void vr_kicks(struct vr_queue *q, bool on)
 {
@@ -133,14 +131,16 @@ void vr_kicks(struct vr_queue *q, bool on)
 					   __ATOMIC_RELEASE);
 			__atomic_store_n(split_avail_event(q), q->avail, __ATOMIC_RELEASE);
 		} else {
-			__atomic_or_fetch(&q->vr.used->flags, VRING_USED_F_NO_NOTIFY, __ATOMIC_RELEASE);
+			__atomic_or_fetch(&q->vr.used->flags, VRING_USED_F_NO_NOTIFY,
+					  __ATOMIC_RELEASE);
 		}
 	} else if (!on) {
 		__atomic_store_n(&q->vr.device_event->flags, VRING_PACKED_EVENT_FLAG_DISABLE,
 				 __ATOMIC_RELEASE);
 	} else if (q->event_idx) {
 		__atomic_store_n(&q->vr.device_event->off_wrap,
-				 (uint16_t)(q->avail | q->avail_wrap << WRAP_BIT), __ATOMIC_RELEASE);
+				 (uint16_t)(q->avail | q->avail_wrap << WRAP_BIT),
+				 __ATOMIC_RELEASE);
 		__atomic_store_n(&q->vr.device_event->flags, VRING_PACKED_EVENT_FLAG_DESC,
 				 __ATOMIC_RELEASE);
 	} else {
@@ -312,8 +312,9 @@ static int read_desc(struct vr_walk *w, struct vr_desc *d, uint16_t *flags)
 	case W_SPLIT:
 	case W_SPLIT_TABLE:
 		/* Read once: the guest may change it under us. */
-		memcpy(&s, w->kind == W_SPLIT ? (const void *)&q->vr.desc[w->i]
-					      : (const struct vring_desc *)w->table + w->i,
+		memcpy(&s,
+		       w->kind == W_SPLIT ? (const void *)&q->vr.desc[w->i]
+					  : (const struct vring_desc *)w->table + w->i,
 		       sizeof(s));
 		d->addr = s.addr;
 		d->len = s.len;
@@ -348,7 +349,7 @@ static int read_desc(struct vr_walk *w, struct vr_desc *d, uint16_t *flags)
 	}
 	d->addr = p.addr;
 	d->len = p.len;
-	*flags = p.flags & (uint16_t)~(AVAIL_F | USED_F);
+	*flags = p.flags & (uint16_t) ~(AVAIL_F | USED_F);
 	if (w->kind == W_PACKED && !d->last) {
 		*flags |= VR_F_NEXT; /* as a split chain link */
 	}
@@ -523,7 +524,8 @@ bool vr_rearm(struct vr_queue *q)
 	}
 	if (q->event_idx && q->kicks_on) {
 		__atomic_store_n(&q->vr.device_event->off_wrap,
-				 (uint16_t)(q->avail | q->avail_wrap << WRAP_BIT), __ATOMIC_RELAXED);
+				 (uint16_t)(q->avail | q->avail_wrap << WRAP_BIT),
+				 __ATOMIC_RELAXED);
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	}
 	return packed_avail(packed_flags(q, q->avail), q->avail_wrap);
