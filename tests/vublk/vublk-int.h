@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* vublk-int.h: what the files of the vublk front end share and nothing
- * outside them sees: the handle, the split virtqueue state, the vhost-user
+ * outside them sees: the handle, the virtqueue state (split or packed), the vhost-user
  * message layouts (docs/interop/vhost-user.rst) and the internal calls of
  * vublk-msg.c (framing), vublk-mem.c (guest RAM) and vublk-vq.c (rings). */
 #ifndef VUBLK_INT_H
