@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* vublk-int.h: what the files of the vublk front end share and nothing
- * outside them sees: the handle, the virtqueue state (split or packed), the vhost-user
- * message layouts (docs/interop/vhost-user.rst) and the internal calls of
- * vublk-msg.c (framing), vublk-mem.c (guest RAM) and vublk-vq.c (rings). */
+ * outside them sees: the handle, the virtqueue state (split or packed), the
+ * vhost-user message layouts (docs/interop/vhost-user.rst) and the internal
+ * calls of vublk-msg.c (framing), vublk-mem.c (guest RAM) and vublk-vq.c
+ * (rings). */
 #ifndef VUBLK_INT_H
 #define VUBLK_INT_H
 
