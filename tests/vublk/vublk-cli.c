@@ -1014,9 +1014,9 @@ static int cmd_inflight(int argc, char **argv)
 		}
 	}
 	vublk_queue_stats(dev, 0, &qs);
-	printf("completed %u/%" PRIu64 " ok %u reads %u/%" PRIu64 " bad_used %" PRIu64
-	       " reconnects %u\n", s.done, count, s.ok, rs.ok, reads, qs.bad_used,
-	       vublk_reconnects(dev));
+	printf("completed %u/%" PRIu64 " ok %u reconnects %u reads %u/%" PRIu64
+	       " bad_used %" PRIu64 "\n",
+	       s.done, count, s.ok, vublk_reconnects(dev), rs.ok, reads, qs.bad_used);
 	vublk_close(dev);
 	return s.ok == count && rs.ok == reads && rs.done == reads && qs.bad_used == 0
 		       ? CLI_EXIT_OK
