@@ -13,6 +13,7 @@ packages=(
 	qemu-utils qemu-system-x86 fio e2fsprogs
 	linux-image-amd64 busybox-static cpio kmod iproute2
 	openvswitch-switch-dpdk tcpdump
+	ceph-mon ceph-osd ceph-common librbd-dev librados-dev qemu-block-extra
 )
 
 missing=()

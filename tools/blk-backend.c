@@ -7,6 +7,9 @@
 #include <unistd.h>
 
 #include "blk-backend.h"
+#ifdef VDD_RBD
+#include "vrbd.h"
+#endif
 
 static const struct blk_backend_class *const classes[] = {&blk_backend_vdisk, &blk_backend_raw};
 
@@ -17,6 +20,20 @@ int blk_backend_open(const char *path, const char *format, const struct blk_open
 	struct stat st;
 	int fd;
 
+	if (strncmp(path, "rbd:", 4) == 0) {
+#ifdef VDD_RBD
+		if (format && strcmp(format, "auto") != 0 && strcmp(format, "rbd") != 0) {
+			errmsg_set(err, "%s: an RBD image is served with format rbd, not '%s'",
+				   path, format);
+			return -EINVAL;
+		}
+		return blk_backend_rbd.open(path, opts, bp, err);
+#else
+		errmsg_set(err, "%s: this vdiskd was built without Ceph RBD support (librbd-dev)",
+			   path);
+		return -ENOTSUP;
+#endif
+	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		int ret = -errno;

@@ -2,9 +2,10 @@
 /* blk-backend.h: the disks vdiskd serves, behind one small table of
  * functions, the way Open vSwitch's ports sit behind netdev-provider.h.
  * The server's virtqueue code (vdiskd-blk.c) calls only this; it knows
- * nothing of image formats.  Two back ends exist: "vdisk" (libvdisk images,
- * blk-backend-vdisk.c) and "raw" (a plain file on io_uring,
- * blk-backend-raw.c); Ceph RBD is planned.
+ * nothing of image formats.  Three back ends exist: "vdisk" (libvdisk
+ * images, blk-backend-vdisk.c), "raw" (a plain file on io_uring,
+ * blk-backend-raw.c) and, when built with librbd, "rbd" (Ceph RBD images
+ * named rbd:POOL/IMAGE, blk-backend-rbd.c).
  *
  * Threads: a back end is opened and closed on one thread and may then be
  * used from several, but never at the same time: the server holds the
@@ -106,10 +107,14 @@ struct vd_image *blk_vdisk_image(struct blk_backend *b);
 void blk_vdisk_set_mirror(struct blk_backend *b, struct mirror *m);
 struct vd_image *blk_vdisk_swap(struct blk_backend *b, struct vd_image *img);
 extern const struct blk_backend_class blk_backend_raw;
+#ifdef VDD_RBD
+extern const struct blk_backend_class blk_backend_rbd;
+#endif
 
 /* Opens 'path' with the back end named 'format' ("vdisk", "raw", or
  * "auto": vdisk when the file starts with the vdisk magic, else raw).
- * Refuses what is not a regular file or a block device. */
+ * Refuses what is not a regular file or a block device.  A name starting
+ * with "rbd:" is a Ceph RBD image (format "auto" or "rbd"). */
 int blk_backend_open(const char *path, const char *format, const struct blk_open_opts *opts,
 		     struct blk_backend **bp, struct errmsg *err);
 

@@ -44,7 +44,8 @@ static void add_u64(struct json_object *o, const char *key, uint64_t val)
 /* The "image" parameter as a host path (a new string in '*pathp'): an
  * absolute path, or a datastore's "NAME:rel" or "[NAME] rel" resolved with
  * this daemon's registry ($VDISK_DATASTORES, else the default), the
- * spellings every tool takes. */
+ * spellings every tool takes; or a Ceph RBD image, rbd:POOL/IMAGE (vrbd.h),
+ * as it is. */
 static int get_image(struct rpc_call *c, char **pathp)
 {
 	const char *spec;
@@ -53,6 +54,11 @@ static int get_image(struct rpc_call *c, char **pathp)
 
 	if (ret < 0) {
 		return ret;
+	}
+	if (strncmp(spec, "rbd:", 4) == 0) {
+		/* A Ceph RBD image: the back end checks the name. */
+		*pathp = strdup(spec);
+		return *pathp ? 0 : -ENOMEM;
 	}
 	ret = ds_resolve(NULL, spec, &path, rpc_call_err(c));
 	if (ret < 0) {
@@ -94,7 +100,7 @@ static int m_disk_add(struct rpc_call *c)
 	o.queues = (unsigned)queues;
 	/* A datastore's template (clones read it) or the old copy of a
 	 * switched migration is served read-only or not at all. */
-	ret = ro ? 0 : ds_check_writable(NULL, image, rpc_call_err(c));
+	ret = ro || strncmp(image, "rbd:", 4) == 0 ? 0 : ds_check_writable(NULL, image, rpc_call_err(c));
 	if (ret == -ESTALE) {
 		char *next = NULL;
 
