@@ -219,6 +219,7 @@ struct vdd_disk {
 	atomic_int vid;            /* -1: none */
 	atomic_bool connected;
 	atomic_bool running;
+	atomic_uint_fast64_t features; /* negotiated; 0: no device */
 	struct rte_vhost_memory *mem;
 	struct vdd_queue *queues[VDD_MAX_QUEUES];
 	/* Statistics: one writer per queue, summed on reading. */
@@ -1301,12 +1302,17 @@ static void detach_queue(struct vdd_disk *d, struct vdd_queue *q)
  * queue may start before new_device (from vring_state_changed). */
 static int ensure_device(struct vdd_disk *d, int vid)
 {
+	uint64_t features;
+
 	if (d->mem) {
 		return 0;
 	}
 	if (rte_vhost_get_mem_table(vid, &d->mem) != 0) {
 		vdd_log("disk %s: no guest memory table", d->opts.image);
 		return -EIO;
+	}
+	if (rte_vhost_get_negotiated_features(vid, &features) == 0) {
+		atomic_store(&d->features, features);
 	}
 	atomic_store(&d->vid, vid);
 	return 0;
@@ -1320,6 +1326,7 @@ static void release_device(struct vdd_disk *d)
 		}
 	}
 	atomic_store(&d->running, false);
+	atomic_store(&d->features, 0);
 	atomic_store(&d->vid, -1);
 	free(d->mem);
 	d->mem = NULL;
@@ -1640,6 +1647,8 @@ const struct vdd_disk_opts *vdd_disk_opts(struct vdd_disk *d)
 
 void vdd_disk_get_info(struct vdd_disk *d, struct vdd_disk_info *info)
 {
+	uint64_t features;
+
 	memset(info, 0, sizeof(*info));
 	info->image = d->opts.image;
 	info->socket = d->opts.socket;
@@ -1649,6 +1658,11 @@ void vdd_disk_get_info(struct vdd_disk *d, struct vdd_disk_info *info)
 	info->read_only = d->opts.read_only;
 	info->queues = d->opts.queues;
 	info->connected = atomic_load(&d->connected);
+	features = atomic_load(&d->features);
+	if (features) {
+		info->virtqueues = features & (1ULL << VIRTIO_F_RING_PACKED) ? "packed" : "split";
+		info->event_idx = features & (1ULL << VIRTIO_RING_F_EVENT_IDX);
+	}
 	info->size_bytes = atomic_load(&d->size_bytes);
 	pthread_mutex_lock(&d->lock);
 	/* The vdisk back end counts by walking the mapping with libvdisk's

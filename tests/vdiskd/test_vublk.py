@@ -128,6 +128,14 @@ def test_idle(d, vub, sock):
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert hold.stdout.readline().strip() == "hold"
+        ring = "packed" if "--packed" in RING else "split"
+        for _ in range(50):  # the front end does not wait for its last messages
+            info = d.disk(sock)
+            if info["virtqueues"]:
+                break
+            time.sleep(0.05)
+        check(info["virtqueues"] == ring and info["event-idx"],
+              f"disk-list shows the front end's {ring} virtqueues with EVENT_IDX")
         time.sleep(0.5)
         t0 = cpu_ticks(d.pid)
         time.sleep(3)
