@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* vdiskd-blk.c: the vhost-user-blk server.  DPDK's rte_vhost is used as an
  * external back end: it speaks the vhost-user protocol and maps guest
- * memory; this file pops descriptors from the split virtqueues, checks and
- * maps them, drives the disk's back end (blk-backend.h) asynchronously
- * with every request of every queue in flight at once, and completes them.
+ * memory; this file takes requests from the virtqueues (split or packed,
+ * with EVENT_IDX if the front end acks it: vring.c holds the ring layouts,
+ * this file what a chain means to a disk), checks and maps their buffers,
+ * drives the disk's back end (blk-backend.h) asynchronously with every
+ * request of every queue in flight at once, and completes them.
  *
  * Threads.  'threads' I/O threads (default: one per online CPU, at most 4)
  * each own a set of virtqueues, across disks: queue q of a disk goes to
@@ -25,14 +27,17 @@
  * SUBMITTED (no space, retried), or PARSED -> DEFERRED -> SUBMITTED (popped
  * while the disk drained).  The rules:
  *
- *  1. A head is marked in rte_vhost's inflight area before the next avail
- *     entry is read, and only then does last_avail move past it.  So after
- *     a crash the entries popped and not completed are exactly those the
- *     front end sees marked, and DPDK's resubmit list is right.
+ *  1. A chain is marked in rte_vhost's inflight area before the next one is
+ *     read, and only then does the queue move past it.  So after a crash
+ *     the chains popped and not completed are exactly those the front end
+ *     sees marked, and DPDK's resubmit list is right.  (A packed ring
+ *     restarts at the used position the area committed, moved on by the
+ *     resubmitted chains: vring.c.)
  *  2. Completion order: data and status byte in guest memory, then
- *     set_last_inflight_io, the used entry, used->idx (release), and only
- *     then the inflight mark is cleared.  A crash between used->idx and the
- *     clear is repaired by DPDK from last_inflight_io.
+ *     set_last_inflight_io, the used entry (split: used->idx, packed: the
+ *     descriptor's flags, with release order), and only then the inflight
+ *     mark is cleared.  A crash between the two is repaired by DPDK from
+ *     last_inflight_io.
  *  3. A write is completed to the guest only after the back end completed
  *     it; a FLUSH completes only after every write completed before it was
  *     submitted is durable (the back end's flush contract).
@@ -45,7 +50,10 @@
  *     (descriptor fields, the request header) before it is checked and
  *     used; every buffer is mapped through rte_vhost_va_from_guest_pa with
  *     its whole length checked, a chain is at most VDD_MAX_SEGS long,
- *     readable before writable, no nested indirect tables.  A bad request
+ *     readable before writable, no nested indirect tables, for both ring
+ *     layouts through one walk (vr_walk_next); a packed chain running past
+ *     the ring or into a slot not made available stops the queue, as an
+ *     avail index too far ahead does on a split one.  A bad request
  *     is completed with IOERR (or UNSUPP for an unknown type), logged at
  *     most a few times a second, and the queue goes on.
  *  6. While a disk drains (snapshot, resize, describe, remove), no request is
@@ -82,6 +90,7 @@
 
 #include "blk-backend.h"
 #include "vdiskd.h"
+#include "vring.h"
 
 /* Longest descriptor chain (and indirect table) taken: seg_max data
  * segments plus header and status. */
@@ -135,7 +144,8 @@ struct vdd_queue;
 struct vdd_req {
 	struct vdd_queue *q;
 	enum req_state state;
-	uint16_t head;
+	uint16_t id;             /* its index in q->reqs: head or buffer id */
+	struct vr_elem elem;     /* the chain it came in */
 	uint32_t type;
 	enum vdd_op op;
 	uint64_t off, len;       /* bytes on the disk */
@@ -160,17 +170,13 @@ struct vdd_queue {
 	struct vdd_worker *worker;
 	uint16_t index;
 	int vid;
-	struct rte_vhost_vring vr;
-	struct rte_vhost_memory *mem;
-	uint16_t last_avail;     /* next avail entry to pop */
-	uint16_t used_idx;       /* our used->idx */
+	struct vr_queue ring;    /* split or packed (vring.h) */
 	struct blk_queue *bq;
-	struct vdd_req *reqs;    /* vr.size, by head */
-	struct iovec *iovs;      /* vr.size * VDD_MAX_IOV */
+	struct vdd_req *reqs;    /* ring.size, by head or buffer id */
+	struct iovec *iovs;      /* ring.size * VDD_MAX_IOV */
 	unsigned inflight;       /* in the back end (disk lock) */
 	struct req_list held;    /* rule 7 (disk lock) */
 	struct req_list deferred; /* rule 6 (worker only) */
-	bool need_call;
 	bool resubmit;           /* inflight entries to resubmit first */
 	bool broken;             /* the guest broke the ring: stop popping */
 	atomic_bool stopping;    /* destroy_device wants it detached */
@@ -213,6 +219,7 @@ struct vdd_disk {
 	atomic_int vid;            /* -1: none */
 	atomic_bool connected;
 	atomic_bool running;
+	atomic_uint_fast64_t features; /* negotiated; 0: no device */
 	struct rte_vhost_memory *mem;
 	struct vdd_queue *queues[VDD_MAX_QUEUES];
 	/* Statistics: one writer per queue, summed on reading. */
@@ -345,22 +352,13 @@ static void account(struct vdd_req *r, int status)
 static void complete(struct vdd_req *r, uint8_t status)
 {
 	struct vdd_queue *q = r->q;
-	struct vring_used *used = q->vr.used;
-	struct vring_used_elem *e;
 
 	if (r->status) {
 		*r->status = status;
 	}
 	account(r, status);
-	rte_vhost_set_last_inflight_io_split(q->vid, q->index, r->head);
-	e = &used->ring[q->used_idx % q->vr.size];
-	e->id = r->head;
-	e->len = r->used_len;
-	q->used_idx++;
-	__atomic_store_n(&used->idx, q->used_idx, __ATOMIC_RELEASE);
-	rte_vhost_clr_inflight_desc_split(q->vid, q->index, q->used_idx, r->head);
+	vr_push(&q->ring, &r->elem, r->used_len);
 	r->state = REQ_FREE;
-	q->need_call = true;
 	atomic_fetch_add_explicit(&q->requests, 1, memory_order_relaxed);
 }
 
@@ -495,7 +493,7 @@ static int map_buf(struct vdd_queue *q, uint64_t gpa, uint64_t len, struct iovec
 		if (*n >= VDD_MAX_IOV) {
 			return -E2BIG;
 		}
-		va = rte_vhost_va_from_guest_pa(q->mem, gpa, &chunk);
+		va = rte_vhost_va_from_guest_pa(q->ring.mem, gpa, &chunk);
 		if (!va || chunk == 0) {
 			return -EFAULT;
 		}
@@ -508,63 +506,28 @@ static int map_buf(struct vdd_queue *q, uint64_t gpa, uint64_t len, struct iovec
 	return 0;
 }
 
-/* A mapped table of guest descriptors (the ring's or an indirect one). */
-static const struct vring_desc *map_table(struct vdd_queue *q, uint64_t gpa, uint32_t len)
-{
-	uint64_t mapped = len;
-	uint64_t va = rte_vhost_va_from_guest_pa(q->mem, gpa, &mapped);
-
-	return va && mapped == len ? (const struct vring_desc *)(uintptr_t)va : NULL;
-}
-
 struct chain {
 	int n_read, n_write;   /* iovecs: readable first, then writable */
 	uint64_t read_bytes, write_bytes;
 	/* The chain's last descriptor, when the walk reached it: where the
 	 * status byte goes even if another buffer was bad. */
 	bool have_last;
-	struct vring_desc last;
+	struct vr_desc last;
 };
 
-/* Walks the chain at 'head' into r->iov.  A buffer outside guest memory
- * fails the walk but it goes on to find the last descriptor; a broken
- * chain stops it.  Rule 5. */
+/* Walks r's chain, split or packed, into r->iov.  A buffer outside guest
+ * memory fails the walk but it goes on to find the last descriptor; a
+ * broken chain stops it.  Rule 5. */
 static int walk_chain(struct vdd_queue *q, struct vdd_req *r, struct chain *ch, const char **why)
 {
-	const struct vring_desc *table = q->vr.desc;
-	uint32_t n_desc = q->vr.size, i = r->head, count = 0;
-	int n = 0, ret = 0;
+	struct vr_walk walk;
+	struct vr_desc desc;
+	int n = 0, ret = 0, more;
 
 	memset(ch, 0, sizeof(*ch));
-	for (;;) {
-		struct vring_desc desc;
-
-		/* Read once: the guest may change it under us. */
-		memcpy(&desc, (const void *)&table[i], sizeof(desc));
-		if (desc.flags & VRING_DESC_F_INDIRECT) {
-			if (table != q->vr.desc || count > 0 || (desc.flags & VRING_DESC_F_NEXT)) {
-				*why = "misplaced indirect descriptor";
-				return -EINVAL;
-			}
-			if (desc.len == 0 || desc.len % sizeof(struct vring_desc) ||
-			    desc.len / sizeof(struct vring_desc) > VDD_MAX_SEGS) {
-				*why = "bad indirect table length";
-				return -EINVAL;
-			}
-			table = map_table(q, desc.addr, desc.len);
-			if (!table) {
-				*why = "indirect table outside guest memory";
-				return -EFAULT;
-			}
-			n_desc = desc.len / sizeof(struct vring_desc);
-			i = 0;
-			continue;
-		}
-		if (++count > VDD_MAX_SEGS) {
-			*why = "descriptor chain too long or looping";
-			return -E2BIG;
-		}
-		if (desc.flags & VRING_DESC_F_WRITE) {
+	vr_walk_init(&walk, &q->ring, &r->elem, VDD_MAX_SEGS);
+	while ((more = vr_walk_next(&walk, &desc, why)) > 0) {
+		if (desc.flags & VR_F_WRITE) {
 			ch->write_bytes += desc.len;
 		} else if (ch->write_bytes) {
 			*why = "readable descriptor after a writable one";
@@ -579,23 +542,18 @@ static int walk_chain(struct vdd_queue *q, struct vdd_req *r, struct chain *ch, 
 				*why = mret == -E2BIG ? "too many segments"
 						      : "buffer outside guest memory";
 				ret = mret;
-			} else if (desc.flags & VRING_DESC_F_WRITE) {
+			} else if (desc.flags & VR_F_WRITE) {
 				ch->n_write += n - before;
 			} else {
 				ch->n_read += n - before;
 			}
 		}
-		if (!(desc.flags & VRING_DESC_F_NEXT)) {
+		if (desc.last) {
 			ch->have_last = true;
 			ch->last = desc;
-			return ret;
-		}
-		i = desc.next;
-		if (i >= n_desc) {
-			*why = "next descriptor out of the table";
-			return -EINVAL;
 		}
 	}
+	return more < 0 ? more : ret;
 }
 
 /* After a failed walk: the status byte, if the last descriptor is a
@@ -604,11 +562,11 @@ static uint8_t *salvage_status(struct vdd_queue *q, const struct chain *ch)
 {
 	uint64_t len = 1, va;
 
-	if (!ch->have_last || !(ch->last.flags & VRING_DESC_F_WRITE) || ch->last.len == 0 ||
+	if (!ch->have_last || !(ch->last.flags & VR_F_WRITE) || ch->last.len == 0 ||
 	    ch->last.addr + ch->last.len < ch->last.addr) {
 		return NULL;
 	}
-	va = rte_vhost_va_from_guest_pa(q->mem, ch->last.addr + ch->last.len - 1, &len);
+	va = rte_vhost_va_from_guest_pa(q->ring.mem, ch->last.addr + ch->last.len - 1, &len);
 	return va && len == 1 ? (uint8_t *)(uintptr_t)va : NULL;
 }
 
@@ -758,7 +716,7 @@ static int classify(struct vdd_queue *q, struct vdd_req *r, struct chain *ch, ui
 	return -1;
 }
 
-/* Parses the request at 'r->head'.  Returns true when it is to be
+/* Parses the request in 'r->elem'.  Returns true when it is to be
  * submitted; otherwise it has been completed. */
 static bool parse(struct vdd_queue *q, struct vdd_req *r)
 {
@@ -776,14 +734,14 @@ static bool parse(struct vdd_queue *q, struct vdd_req *r)
 	r->op = VDD_OP_OTHER;
 	r->iovcnt = 0;
 	if (walk_chain(q, r, &ch, &why) < 0) {
-		guest_error(d, "queue %u request %u: %s", q->index, r->head, why);
+		guest_error(d, "queue %u request %u: %s", q->index, r->id, why);
 		r->status = salvage_status(q, &ch);
 		r->used_len = r->status ? 1 : 0;
 		complete(r, VIRTIO_BLK_S_IOERR);
 		return false;
 	}
 	if (ch.write_bytes < 1 || ch.read_bytes < sizeof(hdr)) {
-		guest_error(d, "queue %u request %u: no %s", q->index, r->head,
+		guest_error(d, "queue %u request %u: no %s", q->index, r->id,
 			    ch.write_bytes < 1 ? "writable status byte" : "request header");
 		if (ch.write_bytes >= 1) {
 			int nw = ch.n_write;
@@ -842,62 +800,71 @@ static bool parse(struct vdd_queue *q, struct vdd_req *r)
 
 /* ------------------------------------------------------------ the queue */
 
+/* The request slot for chain 'e', or NULL (logged) when its id is out of
+ * the ring or already in flight. */
+static struct vdd_req *req_for(struct vdd_queue *q, const struct vr_elem *e)
+{
+	if (e->id >= q->ring.size || q->reqs[e->id].state != REQ_FREE) {
+		guest_error(q->disk, "queue %u: %s %u %s", q->index,
+			    q->ring.packed ? "buffer id" : "head", e->id,
+			    e->id >= q->ring.size ? "out of the ring" : "already in flight");
+		return NULL;
+	}
+	q->reqs[e->id].elem = *e;
+	return &q->reqs[e->id];
+}
+
 /* Resubmits what the inflight area says a dead server left (rule 1). */
 static void resubmit(struct vdd_queue *q, struct vdd_req **batch, unsigned *n)
 {
-	struct rte_vhost_ring_inflight inf;
-	struct rte_vhost_resubmit_info *ri;
+	struct vr_elem e;
+	unsigned count = 0;
 
 	q->resubmit = false;
-	if (rte_vhost_get_vhost_ring_inflight(q->vid, q->index, &inf) != 0 ||
-	    !inf.resubmit_inflight) {
-		return;
-	}
-	ri = inf.resubmit_inflight;
-	if (ri->resubmit_num) {
-		vdd_log("disk %s: queue %u: resubmitting %u requests a previous run left in flight",
-			q->disk->opts.image, q->index, ri->resubmit_num);
-	}
-	/* The list is sorted newest first: take it from the end. */
-	while (ri->resubmit_num > 0) {
-		uint16_t head = ri->resubmit_list[--ri->resubmit_num].index;
-		struct vdd_req *r;
+	while (vr_resubmitted(&q->ring, &e) > 0) {
+		struct vdd_req *r = req_for(q, &e);
 
-		if (head >= q->vr.size || q->reqs[head].state != REQ_FREE) {
+		count++;
+		if (!r) {
+			/* Give its ring slots back (a packed ring's used
+			 * position must move past them). */
+			if (q->ring.packed) {
+				vr_push(&q->ring, &e, 0);
+			}
 			continue;
 		}
-		r = &q->reqs[head];
 		if (parse(q, r)) {
 			batch[(*n)++] = r;
 		}
 	}
+	if (count) {
+		vdd_log("disk %s: queue %u: resubmitting %u requests a previous run left in flight",
+			q->disk->opts.image, q->index, count);
+	}
 }
 
-/* Pops what the guest made available, up to the ring size.  Rule 1. */
+/* Pops what the guest made available, up to 'max' requests.  Rule 1. */
 static unsigned pop(struct vdd_queue *q, struct vdd_req **batch, unsigned max)
 {
-	uint16_t avail_idx = __atomic_load_n(&q->vr.avail->idx, __ATOMIC_ACQUIRE);
+	const char *why = NULL;
+	struct vr_elem e;
 	unsigned n = 0;
+	int ret;
 
-	if ((uint16_t)(avail_idx - q->last_avail) > q->vr.size) {
-		guest_error(q->disk, "queue %u: avail index %u is %u entries ahead", q->index,
-			    avail_idx, (uint16_t)(avail_idx - q->last_avail));
-		q->broken = true;
-		return 0;
-	}
-	while (q->last_avail != avail_idx && n < max) {
-		uint16_t head = q->vr.avail->ring[q->last_avail % q->vr.size];
+	while (n < max && (ret = vr_peek(&q->ring, &e, &why)) != 0) {
 		struct vdd_req *r;
 
-		if (head >= q->vr.size || q->reqs[head].state != REQ_FREE) {
-			guest_error(q->disk, "queue %u: head %u %s", q->index, head,
-				    head >= q->vr.size ? "out of the ring" : "already in flight");
-			q->last_avail++;
+		if (ret < 0) {
+			guest_error(q->disk, "queue %u: %s", q->index, why);
+			q->broken = true;
+			break;
+		}
+		r = req_for(q, &e);
+		if (!r) {
+			vr_drop(&q->ring, &e);
 			continue;
 		}
-		r = &q->reqs[head];
-		rte_vhost_set_inflight_desc_split(q->vid, q->index, head);
-		q->last_avail++;
+		vr_take(&q->ring, &r->elem);
 		if (parse(q, r)) {
 			batch[n++] = r;
 		}
@@ -957,10 +924,10 @@ static void service(struct vdd_queue *q, bool retry_all)
 	}
 	if (!stopping && !q->broken && !atomic_load(&d->draining)) {
 		n += pop(q, batch + n, 256 - n);
-		/* A ring longer than the batch: no second edge will come for
-		 * what is left, so come back without sleeping. */
-		if (!q->broken &&
-		    q->last_avail != __atomic_load_n(&q->vr.avail->idx, __ATOMIC_ACQUIRE)) {
+		/* A ring longer than the batch, or a chain made available as
+		 * the guest saw our event index: no kick will come for what
+		 * is left, so come back without sleeping. */
+		if (!q->broken && vr_rearm(&q->ring)) {
 			atomic_store(&q->service, true);
 		}
 	}
@@ -984,10 +951,7 @@ static void service(struct vdd_queue *q, bool retry_all)
 	}
 	q->bq->cls->queue_poll(q->bq);
 	pthread_mutex_unlock(&d->lock);
-	if (q->need_call) {
-		q->need_call = false;
-		rte_vhost_vring_call(q->vid, q->index);
-	}
+	vr_notify(&q->ring);
 }
 
 /* ----------------------------------------------------------- the threads */
@@ -1020,15 +984,10 @@ static void take_attached(struct vdd_worker *w)
 		/* Event mode: the guest kicks us; poll mode: it need not.  Set
 		 * here, not with rte_vhost_enable_guest_notification(), which
 		 * takes a lock rte_vhost may hold while it attaches the queue. */
-		if (w->srv->opts.poll) {
-			__atomic_or_fetch(&q->vr.used->flags, VRING_USED_F_NO_NOTIFY, __ATOMIC_RELEASE);
-		} else {
-			__atomic_and_fetch(&q->vr.used->flags, (uint16_t)~VRING_USED_F_NO_NOTIFY,
-					   __ATOMIC_RELEASE);
-		}
+		vr_kicks(&q->ring, !w->srv->opts.poll);
 		if (!w->srv->opts.poll) {
-			if (q->vr.kickfd >= 0) {
-				epoll_add(w, q->vr.kickfd, q, true);
+			if (q->ring.vr.kickfd >= 0) {
+				epoll_add(w, q->ring.vr.kickfd, q, true);
 			}
 			epoll_add(w, q->bq->cls->queue_event_fd(q->bq), q, true);
 		}
@@ -1060,8 +1019,8 @@ static void release_stopped(struct vdd_worker *w)
 			continue;
 		}
 		if (!w->srv->opts.poll) {
-			if (q->vr.kickfd >= 0) {
-				epoll_ctl(w->epfd, EPOLL_CTL_DEL, q->vr.kickfd, NULL);
+			if (q->ring.vr.kickfd >= 0) {
+				epoll_ctl(w->epfd, EPOLL_CTL_DEL, q->ring.vr.kickfd, NULL);
 			}
 			epoll_ctl(w->epfd, EPOLL_CTL_DEL, q->bq->cls->queue_event_fd(q->bq), NULL);
 		}
@@ -1252,6 +1211,7 @@ static void queue_free(struct vdd_queue *q)
 	}
 	free(q->reqs);
 	free(q->iovs);
+	vr_fini(&q->ring);
 	free(q);
 }
 
@@ -1260,7 +1220,7 @@ static int attach_queue(struct vdd_disk *d, int vid, uint16_t index)
 	struct vdd *srv = d->srv;
 	struct vdd_queue *q;
 	struct vdd_worker *w;
-	uint16_t last_used;
+	uint64_t features;
 	int ret;
 
 	if (index >= VDD_MAX_QUEUES || d->queues[index]) {
@@ -1273,29 +1233,28 @@ static int attach_queue(struct vdd_disk *d, int vid, uint16_t index)
 	q->disk = d;
 	q->vid = vid;
 	q->index = index;
-	q->mem = d->mem;
-	if (rte_vhost_get_vhost_vring(vid, index, &q->vr) != 0 || !q->vr.desc || !q->vr.avail ||
-	    !q->vr.used || q->vr.size == 0) {
-		free(q);
-		return 0; /* not set up yet: vring_state_changed brings it */
+	ret = rte_vhost_get_negotiated_features(vid, &features) == 0 ? 0 : -EIO;
+	if (ret == 0) {
+		ret = vr_init(&q->ring, vid, index, features, d->mem);
 	}
-	if (rte_vhost_get_vring_base(vid, index, &q->last_avail, &last_used) != 0) {
+	if (ret < 0) {
+		vr_fini(&q->ring);
 		free(q);
-		return -EIO;
+		/* -EAGAIN: not set up yet, vring_state_changed brings it. */
+		return ret == -EAGAIN ? 0 : ret;
 	}
-	q->used_idx = __atomic_load_n(&q->vr.used->idx, __ATOMIC_ACQUIRE);
-	q->reqs = calloc(q->vr.size, sizeof(*q->reqs));
-	q->iovs = calloc((size_t)q->vr.size * VDD_MAX_IOV, sizeof(*q->iovs));
+	q->reqs = calloc(q->ring.size, sizeof(*q->reqs));
+	q->iovs = calloc((size_t)q->ring.size * VDD_MAX_IOV, sizeof(*q->iovs));
 	if (!q->reqs || !q->iovs) {
 		ret = -ENOMEM;
 		goto fail;
 	}
-	for (unsigned i = 0; i < q->vr.size; i++) {
+	for (unsigned i = 0; i < q->ring.size; i++) {
 		q->reqs[i].q = q;
-		q->reqs[i].head = (uint16_t)i;
+		q->reqs[i].id = (uint16_t)i;
 		q->reqs[i].iov = q->iovs + (size_t)i * VDD_MAX_IOV;
 	}
-	ret = d->backend->cls->queue_create(d->backend, q->vr.size, &q->bq);
+	ret = d->backend->cls->queue_create(d->backend, q->ring.size, &q->bq);
 	if (ret < 0) {
 		goto fail;
 	}
@@ -1317,7 +1276,7 @@ fail:
 /* Rule 4: waits until the queue's thread let go of it. */
 static void detach_queue(struct vdd_disk *d, struct vdd_queue *q)
 {
-	uint16_t base;
+	uint16_t avail, used;
 
 	atomic_store(&q->stopping, true);
 	wake(q->worker);
@@ -1328,10 +1287,11 @@ static void detach_queue(struct vdd_disk *d, struct vdd_queue *q)
 	d->held -= q->held.n;
 	pthread_mutex_unlock(&d->lock);
 	/* Held and deferred requests stay marked in the inflight area; the
-	 * front end gets the index as if they had not been popped, and the
+	 * front end gets the index as if they had not been popped (a packed
+	 * ring's next start reads its index from the inflight area), and the
 	 * next connection's resubmit list brings them back (rule 4). */
-	base = (uint16_t)(q->last_avail - q->held.n - q->deferred.n);
-	rte_vhost_set_vring_base(q->vid, q->index, base, q->used_idx);
+	vr_base(&q->ring, q->held.n + q->deferred.n, &avail, &used);
+	rte_vhost_set_vring_base(q->vid, q->index, avail, used);
 	d->queues[q->index] = NULL;
 	queue_free(q);
 }
@@ -1347,15 +1307,12 @@ static int ensure_device(struct vdd_disk *d, int vid)
 	if (d->mem) {
 		return 0;
 	}
-	if (rte_vhost_get_negotiated_features(vid, &features) != 0 ||
-	    (features & (1ULL << VIRTIO_F_RING_PACKED))) {
-		vdd_log("disk %s: the front end wants packed rings, which are not offered",
-			d->opts.image);
-		return -ENOTSUP;
-	}
 	if (rte_vhost_get_mem_table(vid, &d->mem) != 0) {
 		vdd_log("disk %s: no guest memory table", d->opts.image);
 		return -EIO;
+	}
+	if (rte_vhost_get_negotiated_features(vid, &features) == 0) {
+		atomic_store(&d->features, features);
 	}
 	atomic_store(&d->vid, vid);
 	return 0;
@@ -1369,6 +1326,7 @@ static void release_device(struct vdd_disk *d)
 		}
 	}
 	atomic_store(&d->running, false);
+	atomic_store(&d->features, 0);
 	atomic_store(&d->vid, -1);
 	free(d->mem);
 	d->mem = NULL;
@@ -1401,17 +1359,28 @@ static void on_destroy_device(int vid)
 }
 
 /* Runs with rte_vhost's queue locks held: hands work to the queue's
- * thread and waits for nothing (the thread may be in rte_vhost_vring_call,
- * which takes one of those locks).  A disable is not acted on: rte_vhost
- * disables a ring for the time of every SET_VRING_CALL, and the guest's
- * memory stays mapped until GET_VRING_BASE or the disconnect, where the
- * queue is detached (rule 4). */
+ * thread and waits for nothing longer than an eventfd write (the call
+ * lock, vring.h).  A disable does not stop the queue: rte_vhost disables a
+ * ring for the time of every SET_VRING_CALL, and the guest's memory stays
+ * mapped until GET_VRING_BASE or the disconnect, where the queue is
+ * detached (rule 4); it only takes the call eventfd away. */
 static int on_vring_state_changed(int vid, uint16_t index, int enable)
 {
 	struct vdd_disk *d = disk_of_vid(vid);
+	struct rte_vhost_vring vr;
 
-	if (d && enable && index < d->opts.queues && !d->queues[index] &&
-	    ensure_device(d, vid) == 0) {
+	if (!d || index >= d->opts.queues) {
+		return 0;
+	}
+	if (d->queues[index]) {
+		/* SET_VRING_CALL closes the call eventfd between a disable and
+		 * an enable: the queue's thread must not write to it then. */
+		if (!enable) {
+			vr_set_callfd(&d->queues[index]->ring, -1);
+		} else if (rte_vhost_get_vhost_vring(vid, index, &vr) == 0) {
+			vr_set_callfd(&d->queues[index]->ring, vr.callfd);
+		}
+	} else if (enable && ensure_device(d, vid) == 0) {
 		attach_queue(d, vid, index);
 	}
 	return 0;
@@ -1430,7 +1399,8 @@ static const struct rte_vhost_device_ops vhost_ops = {
 static uint64_t features_of(const struct vdd_disk *d)
 {
 	uint64_t f = (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VHOST_USER_F_PROTOCOL_FEATURES) |
-		     (1ULL << VIRTIO_RING_F_INDIRECT_DESC) | (1ULL << VIRTIO_BLK_F_SIZE_MAX) |
+		     (1ULL << VIRTIO_RING_F_INDIRECT_DESC) | (1ULL << VIRTIO_RING_F_EVENT_IDX) |
+		     (1ULL << VIRTIO_F_RING_PACKED) | (1ULL << VIRTIO_BLK_F_SIZE_MAX) |
 		     (1ULL << VIRTIO_BLK_F_SEG_MAX) | (1ULL << VIRTIO_BLK_F_BLK_SIZE) |
 		     (1ULL << VIRTIO_BLK_F_FLUSH) | (1ULL << VIRTIO_BLK_F_MQ);
 
@@ -1677,6 +1647,8 @@ const struct vdd_disk_opts *vdd_disk_opts(struct vdd_disk *d)
 
 void vdd_disk_get_info(struct vdd_disk *d, struct vdd_disk_info *info)
 {
+	uint64_t features;
+
 	memset(info, 0, sizeof(*info));
 	info->image = d->opts.image;
 	info->socket = d->opts.socket;
@@ -1686,6 +1658,11 @@ void vdd_disk_get_info(struct vdd_disk *d, struct vdd_disk_info *info)
 	info->read_only = d->opts.read_only;
 	info->queues = d->opts.queues;
 	info->connected = atomic_load(&d->connected);
+	features = atomic_load(&d->features);
+	if (features) {
+		info->virtqueues = features & (1ULL << VIRTIO_F_RING_PACKED) ? "packed" : "split";
+		info->event_idx = features & (1ULL << VIRTIO_RING_F_EVENT_IDX);
+	}
 	info->size_bytes = atomic_load(&d->size_bytes);
 	pthread_mutex_lock(&d->lock);
 	/* The vdisk back end counts by walking the mapping with libvdisk's

@@ -165,6 +165,8 @@ static struct json_object *disk_json(struct vdd_disk *d)
 			       json_object_new_boolean(vdd_disk_opts(d)->volatile_map));
 	add_str(o, "state", i.held ? "held" : i.connected ? "connected" : "waiting");
 	json_object_object_add(o, "connected", json_object_new_boolean(i.connected));
+	add_str(o, "virtqueues", i.virtqueues);
+	json_object_object_add(o, "event-idx", json_object_new_boolean(i.event_idx));
 	add_u64(o, "queues", i.queues);
 	add_u64(o, "active-queues", i.active_queues);
 	add_u64(o, "size", i.size_bytes);

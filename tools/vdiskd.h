@@ -69,6 +69,9 @@ struct vdd_disk_info {
 	bool read_only;
 	unsigned queues;          /* configured */
 	bool connected;           /* a guest's front end is attached */
+	const char *virtqueues;   /* "split" or "packed" once the front end
+				   * started the device, else NULL (static) */
+	bool event_idx;           /* VIRTIO_RING_F_EVENT_IDX negotiated */
 	unsigned active_queues;   /* virtqueues being served */
 	uint64_t size_bytes;
 	uint64_t allocated_bytes;

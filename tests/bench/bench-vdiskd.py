@@ -23,8 +23,13 @@ table gives each system's median ops/s, the per-round range, and the ratio of
 medians against the two anchors.  Cases on fresh images and linked clones
 get new images every run.
 
+With --rings, only vdiskd serving the vdisk image runs, once per ring
+variant: split or packed virtqueues, with and without EVENT_IDX (vublk
+--packed, --no-event-idx), the order rotating as above; the table adds
+kicks and interrupts per request and vdiskd's CPU per request.
+
 Usage: tests/bench/bench-vdiskd.py BUILD_DIR [--rounds N] [--secs S]
-       [--size-mb MB] [--cases a,b,...] [--dir SCRATCH]
+       [--size-mb MB] [--cases a,b,...] [--dir SCRATCH] [--rings]
 """
 import argparse
 import json
@@ -132,9 +137,14 @@ class Vdiskd(vdlib.Vdiskd):
         return cpu_seconds(self.proc.pid)
 
 
-def vublk_bench(vublk, sock, mode, bs, qd, nq, secs, size=None):
+# --rings: vublk options of each variant.
+RINGS = {"split": [], "split-noevidx": ["--no-event-idx"], "packed": ["--packed"],
+         "packed-noevidx": ["--packed", "--no-event-idx"]}
+
+
+def vublk_bench(vublk, sock, mode, bs, qd, nq, secs, size=None, extra=()):
     cmd = [vublk, "bench", "-j", "-w", mode, "-b", bs, "-d", str(qd),
-           "-q", str(nq), "-t", str(secs)]
+           "-q", str(nq), "-t", str(secs)] + list(extra)
     if size:
         cmd += ["-s", size]
     j = json.loads(run(cmd + [sock]))
@@ -151,7 +161,10 @@ def main():
     ap.add_argument("--size-mb", type=int, default=1024)
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--dir")
+    ap.add_argument("--rings", action="store_true")
     a = ap.parse_args()
+    if a.rings and "--cases" not in sys.argv:
+        a.cases = "randread-4k-qd1,randread-4k-qd32"
     build = os.path.abspath(a.build)
     vublk = os.path.join(build, "tests", "vublk", "vublk")
     vdisk = os.path.join(build, "tools", "vdisk")
@@ -186,6 +199,13 @@ def main():
     fresh_size = 8 * size  # mostly allocating writes for the whole run
 
     vd = Vdiskd(build, d)
+    if a.rings:
+        try:
+            ring_ab(a, vd, vublk, vd.serve(full["vd/vdisk"], "full-vd"), cases)
+        finally:
+            vd.stop()
+        shutil.rmtree(d, ignore_errors=True)
+        return
     procs = []
     try:
         socks = {"vd/vdisk": vd.serve(full["vd/vdisk"], "full-vd"),
@@ -217,6 +237,39 @@ def main():
         vd.stop()
     report(results, cases, a, idle, hol, extra)
     shutil.rmtree(d, ignore_errors=True)
+
+
+def ring_ab(a, vd, vublk, sock, cases):
+    """Split against packed, with and without EVENT_IDX, on one disk."""
+    names = list(RINGS)
+    res = {c: {n: [] for n in names} for c in cases}
+    for r in range(a.rounds):
+        for c in cases:
+            mode, bs, qd, nq, kind, _ = CASES[c]
+            if kind != "full":
+                sys.exit(f"bench: --rings runs on the allocated image only, not {c}")
+            for n in names[r % len(names):] + names[:r % len(names)]:
+                cpu = vd.cpu_seconds()
+                j = vublk_bench(vublk, sock, mode, bs, qd, nq, a.secs, extra=RINGS[n])
+                cpu = vd.cpu_seconds() - cpu
+                ops = max(j["ops"], 1)
+                res[c][n].append((j["ops_per_sec"], j["kicks"] / ops, j["calls"] / ops,
+                                  cpu / ops * 1e6, j["lat_us"]["p50"]))
+            print(f"round {r + 1} {c}: " + "  ".join(
+                f"{n} {res[c][n][-1][0]:.0f}" for n in names), flush=True)
+    print()
+    print(f"{a.rounds} rounds x {a.secs} s per run, vdiskd serving the vdisk image; "
+          "ops/s median [min-max], kicks, calls and vdiskd CPU us per request (medians)")
+    for c in cases:
+        base = statistics.median(v[0] for v in res[c]["split"])
+        for n in names:
+            v = res[c][n]
+            ops = [x[0] for x in v]
+            med = [statistics.median(x[i] for x in v) for i in range(1, 5)]
+            print(f"{c:18} {n:15} {statistics.median(ops):>8.0f} [{min(ops):.0f}-"
+                  f"{max(ops):.0f}]  x{statistics.median(ops) / base:.2f} split  "
+                  f"kicks {med[0]:.3f} calls {med[1]:.3f} cpu {med[2]:.1f} us "
+                  f"p50 {med[3]:.0f} us")
 
 
 def fio_run(path, mode, bs, qd, nq, secs):

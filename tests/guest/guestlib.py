@@ -681,24 +681,26 @@ class Nic:
 class Disk:
     """One virtio block device of a guest (/dev/vda, vdb, ... in order).
 
-    Disk.vhost_user_blk(path, server=False, queues=1)
+    Disk.vhost_user_blk(path, server=False, queues=1, packed=False)
         vhost-user-blk, e.g. served by vdiskd or qemu-storage-daemon; the
-        guest connects to path (reconnect=1), or creates it with server=True.
+        guest connects to path (reconnect=1), or creates it with server=True;
+        packed=True offers packed virtqueues (packed=on).
     Disk.file(path, fmt="raw", readonly=False)
         an image file opened by QEMU itself (virtio-blk-pci).
     """
 
     def __init__(self, kind, path, *, server=False, queues=1, fmt="raw",
-                 readonly=False):
+                 readonly=False, packed=False):
         if kind not in ("vhost-user-blk", "file"):
             raise ValueError("Disk kind is vhost-user-blk or file")
         self.kind, self.path, self.server, self.queues = \
             kind, path, server, queues
+        self.packed = packed
         self.fmt, self.readonly = fmt, readonly
 
     @classmethod
-    def vhost_user_blk(cls, path, server=False, queues=1):
-        return cls("vhost-user-blk", path, server=server, queues=queues)
+    def vhost_user_blk(cls, path, server=False, queues=1, packed=False):
+        return cls("vhost-user-blk", path, server=server, queues=queues, packed=packed)
 
     @classmethod
     def file(cls, path, fmt="raw", readonly=False):
@@ -710,7 +712,8 @@ class Disk:
             cs = (f"socket,id=d{i},path={self.path}," +
                   ("server=on,wait=off" if self.server else "reconnect=1"))
             return ["-chardev", cs, "-device",
-                    f"vhost-user-blk-pci,chardev=d{i},num-queues={self.queues}"]
+                    f"vhost-user-blk-pci,chardev=d{i},num-queues={self.queues}" +
+                    (",packed=on" if self.packed else "")]
         ro = ",readonly=on" if self.readonly else ""
         return ["-blockdev",
                 f"driver=file,node-name=f{i},filename={self.path}{ro}",

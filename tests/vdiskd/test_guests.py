@@ -6,7 +6,8 @@ filled in the guest (e2fsprogs' mke2fs) is in the image offline, and fstrim
 gives a deleted file's space back; GET_ID; read-only disks; discard gives
 space back; resize reaches the guest; a snapshot taken while the
 guest writes holds exactly one instant; kill -9 of vdiskd during guest
-writes loses nothing; a disk moves live between two datastores while the
+writes loses nothing; a disk on packed virtqueues (packed=on) carries a
+pattern and survives the kill -9 too; a disk moves live between two datastores while the
 guest writes and verifies a checksummed pattern, and afterwards the guest
 verifies all its data.
 
@@ -272,30 +273,51 @@ def test_snapshot(env, g, vd_img):
     env.d.call("snapshot-delete", disk=vd_img, name="mid")
 
 
-def test_kill9(env, g, vd_img):
-    """kill -9 of vdiskd while the guest writes: the writer finishes without
-    an error and its data verifies."""
+def test_packed(env, g, dev="/dev/vdf"):
+    """The disk QEMU started with packed=on runs on packed virtqueues with
+    EVENT_IDX (the guest's virtio feature bits 34 and 29), and a checksummed
+    pattern reads back through them."""
+    name = os.path.basename(dev)
+    feats = g.run(f"cat /sys/block/{name}/device/features", check=True)[1].strip()
+    check(len(feats) > 34 and feats[34] == "1" and feats[29] == "1",
+          f"{dev}: the guest drives packed virtqueues with EVENT_IDX ({feats[:40]})")
+    g.run("dd if=/dev/urandom of=/tmp/ppat bs=64k count=64 2>/dev/null", check=True)
+    want = g.run("md5sum /tmp/ppat", check=True)[1].split()[0]
+    g.run(f"dd if=/tmp/ppat of={dev} bs=64k seek=16 oflag=direct conv=fsync 2>/dev/null",
+          check=True, timeout=120)
+    got = g.run(f"dd if={dev} bs=64k skip=16 count=64 iflag=direct 2>/dev/null | md5sum",
+                check=True, timeout=120)[1].split()[0]
+    check(got == want, f"{dev}: pattern reads back through packed virtqueues")
+
+
+def test_kill9(env, g, vd_img, devs=("/dev/vdb", "/dev/vdf")):
+    """kill -9 of vdiskd while the guest writes to a split-ring and a
+    packed-ring disk: both writers finish without an error and their data
+    verifies."""
     g.run("dd if=/dev/urandom of=/tmp/big bs=1M count=24 2>/dev/null", check=True)
     want = g.run("md5sum /tmp/big", check=True)[1].split()[0]
     # The range is fresh: the writes allocate clusters, and what vdiskd
     # completed before the kill must survive it without a guest flush.
-    g.run("rm -f /tmp/kdone; (dd if=/tmp/big of=/dev/vdb bs=4k seek=8192 oflag=direct "
-          "2>/tmp/kerr; echo $? > /tmp/kdone) >/dev/null 2>&1 &", check=True)
+    for i, dev in enumerate(devs):
+        g.run(f"rm -f /tmp/kdone{i}; (dd if=/tmp/big of={dev} bs=4k seek=8192 oflag=direct "
+              f"2>/tmp/kerr{i}; echo $? > /tmp/kdone{i}) >/dev/null 2>&1 &", check=True)
     time.sleep(0.7)
     before = env.d.disk(vd_img)["bytes-written"]
-    running = g.run("test -e /tmp/kdone")[0] != 0
+    running = [g.run(f"test -e /tmp/kdone{i}")[0] != 0 for i in range(len(devs))]
     env.d.kill9()
     time.sleep(0.5)
     env.d.start()
-    g.wait_until("test -e /tmp/kdone", 180, "the writer did not finish after the restart")
-    rc = g.run("cat /tmp/kdone", check=True)[1].strip()
-    err = g.run("cat /tmp/kerr")[1]
-    check(running, "the writer was still running when vdiskd was killed")
-    check(rc == "0", f"writer finished without an I/O error across kill -9 "
-          f"({before} bytes written before the kill): {err.strip()[:80]}")
-    got = g.run("dd if=/dev/vdb bs=64k skip=512 count=384 iflag=direct 2>/dev/null "
-                "| md5sum", check=True, timeout=120)[1].split()[0]
-    check(got == want, "data written across the restart verifies")
+    for i, dev in enumerate(devs):
+        g.wait_until(f"test -e /tmp/kdone{i}", 180,
+                     f"the writer on {dev} did not finish after the restart")
+        rc = g.run(f"cat /tmp/kdone{i}", check=True)[1].strip()
+        err = g.run(f"cat /tmp/kerr{i}")[1]
+        check(running[i], f"the writer on {dev} was still running when vdiskd was killed")
+        check(rc == "0", f"writer on {dev} finished without an I/O error across kill -9 "
+              f"({before} bytes written to vdb before the kill): {err.strip()[:80]}")
+        got = g.run(f"dd if={dev} bs=64k skip=512 count=384 iflag=direct 2>/dev/null "
+                    "| md5sum", check=True, timeout=120)[1].split()[0]
+        check(got == want, f"data written to {dev} across the restart verifies")
     rc, out = g.run("dmesg | grep -i -E 'I/O error|blk_update_request' | head -3")
     check(out.strip() == "", "no I/O error in the guest's kernel log")
     # Whether a request was in flight at the kill is luck; say which.
@@ -375,6 +397,7 @@ def main():
     vd_img = env.image("disk.vd", 64 * MB)
     ro_img = env.image("ro.vd", 16 * MB)
     fs_img = env.image("fs.vd", 64 * MB)
+    packed_img = env.image("packed.vd", 64 * MB)
     # Two datastores for the live migration; vdiskd and the tool share
     # their registry.
     os.environ["VDISK_DATASTORES"] = os.path.join(work, "registry.json")
@@ -389,6 +412,7 @@ def main():
         env.d.call("disk-add", image=ro_img, socket=env.sock("ro"), read_only=True)
         env.d.call("disk-add", image=fs_img, socket=env.sock("fs"))
         env.d.call("disk-add", image="a:mig.vd", socket=env.sock("mig"))
+        env.d.call("disk-add", image=packed_img, socket=env.sock("packed"), queues=2)
         # ext4 and its checksum algorithm (a soft dependency modules.dep
         # does not list), e2fsprogs' mke2fs (busybox's makes only ext2).
         g = Guest("g", os.path.join(work, "g"), cpus=2, disks=[
@@ -396,7 +420,8 @@ def main():
             Disk.vhost_user_blk(env.sock("vd"), queues=2),
             Disk.vhost_user_blk(env.sock("ro")),
             Disk.vhost_user_blk(env.sock("fs")),
-            Disk.vhost_user_blk(env.sock("mig"))],
+            Disk.vhost_user_blk(env.sock("mig")),
+            Disk.vhost_user_blk(env.sock("packed"), queues=2, packed=True)],
             modules=["crc32c_generic", "ext4"], binaries=["mke2fs"])
         with g:
             g.wait_ready(timeout=180)
@@ -407,6 +432,7 @@ def main():
             test_discard(env, g, vd_img)
             test_resize(env, g, vd_img)
             test_snapshot(env, g, vd_img)
+            test_packed(env, g)
             test_kill9(env, g, vd_img)
             mig = test_live_migration(env, g, "a:mig.vd", env.sock("mig"))
             q = env.d.disk(vd_img)["queue-requests"]

@@ -7,7 +7,12 @@
  * canary too), and whether the queue still serves a good request.
  *
  * Most cases are rows of descriptor specs; loops, over-long chains,
- * indirect tables and ring-level damage have small builders of their own. */
+ * indirect tables and ring-level damage have small builders of their own.
+ * The same catalogue runs on packed queues: a row's descriptors then take
+ * consecutive ring slots ('next' means nothing there), indirect tables are
+ * written in the packed layout, and the cases that only a split ring can
+ * express (loops through 'next', the avail index) give way to their packed
+ * counterpart (a chain running into a slot not made available). */
 #include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -38,7 +43,8 @@ enum loc {
 
 enum sector_at { S_ZERO, S_CAP, S_CAP_M1, S_MAX };
 
-enum need { N_NONE, N_DISCARD, N_WZ, N_INDIRECT, N_HOLE, N_RO };
+enum need { N_NONE, N_DISCARD, N_WZ, N_INDIRECT, N_HOLE, N_RO, N_SPLIT, N_PACKED,
+	    N_SPLIT_INDIRECT };
 
 struct dspec {
 	uint8_t loc;
@@ -114,6 +120,7 @@ static int build_indirect_outside(struct bad_ctx *c);
 static int build_indirect_next(struct bad_ctx *c);
 static int build_head_range(struct bad_ctx *c);
 static int build_avail_jump(struct bad_ctx *c);
+static int build_unfinished(struct bad_ctx *c);
 
 static const struct bad_case cases[] = {
 	{"hdr-outside-ram", "header descriptor beyond the end of guest RAM", VUBLK_BAD_ERROR,
@@ -220,17 +227,18 @@ static const struct bad_case cases[] = {
 	 VUBLK_BAD_UNSUPP, 0x7f, S_ZERO, 4096, .nspecs = 3,
 	 .d = {HDR(1), D(L_DATA, 0, 4096, W | N, 2), STATUS}},
 	{"loop-self", "descriptor whose next is itself", VUBLK_BAD_NO_STATUS, VUBLK_T_IN, S_ZERO,
-	 4096, .build = build_loop_self},
+	 4096, .need = N_SPLIT, .build = build_loop_self},
 	{"loop-two", "two descriptors pointing at each other", VUBLK_BAD_NO_STATUS, VUBLK_T_IN,
-	 S_ZERO, 4096, .build = build_loop_two},
+	 S_ZERO, 4096, .need = N_SPLIT, .build = build_loop_two},
 	{"next-out-of-range", "next index 0xffff", VUBLK_BAD_NO_STATUS, VUBLK_T_IN, S_ZERO, 4096,
-	 .nspecs = 2, .d = {HDR(RAW_NEXT(0xffff)), D(L_DATA, 0, 4096, W, NOT_NEXT)}},
+	 .need = N_SPLIT, .nspecs = 2,
+	 .d = {HDR(RAW_NEXT(0xffff)), D(L_DATA, 0, 4096, W, NOT_NEXT)}},
 	{"over-seg-max", "read with one data descriptor more than seg_max", VUBLK_BAD_ANY,
 	 VUBLK_T_IN, S_ZERO, 0, .build = build_over_seg_max},
 	{"whole-ring-chain", "read chaining every descriptor of the queue", VUBLK_BAD_ANY,
 	 VUBLK_T_IN, S_ZERO, 0, .build = build_whole_ring},
 	{"indirect-loop", "indirect table whose entry points at itself", VUBLK_BAD_NO_STATUS,
-	 VUBLK_T_IN, S_ZERO, 4096, .need = N_INDIRECT, .build = build_indirect_loop},
+	 VUBLK_T_IN, S_ZERO, 4096, .need = N_SPLIT_INDIRECT, .build = build_indirect_loop},
 	{"indirect-nested", "indirect descriptor inside an indirect table", VUBLK_BAD_ANY, VUBLK_T_IN, S_ZERO, 4096, .need = N_INDIRECT,
 	 .build = build_indirect_nested},
 	{"indirect-len-unaligned", "indirect table of 40 bytes (2.5 descriptors)",
@@ -244,7 +252,10 @@ static const struct bad_case cases[] = {
 	{"head-out-of-range", "avail ring entry naming descriptor queue_size + 3",
 	 VUBLK_BAD_RING, VUBLK_T_IN, S_ZERO, 4096, .build = build_head_range},
 	{"avail-idx-jump", "avail index moved by queue_size + 1", VUBLK_BAD_RING, VUBLK_T_IN,
-	 S_ZERO, 4096, .build = build_avail_jump},
+	 S_ZERO, 4096, .need = N_SPLIT, .build = build_avail_jump},
+	{"chain-unfinished", "packed chain whose last slot has NEXT, the slot after it not "
+	 "available", VUBLK_BAD_RING, VUBLK_T_IN, S_ZERO, 4096, .need = N_PACKED,
+	 .build = build_unfinished},
 };
 
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
@@ -337,13 +348,29 @@ static void note_writable(struct bad_ctx *c, uint64_t addr, uint32_t len)
 	}
 }
 
+static bool packed(const struct bad_ctx *c)
+{
+	return vu_has_feature(vublk_features(c->dev), VUBLK_F_RING_PACKED);
+}
+
+/* Entry of an indirect table, in the queue's layout (a packed table's
+ * entries follow each other: 'next' is dropped). */
 static void put_desc(volatile struct vring_desc *d, struct bad_ctx *c, uint64_t addr, uint32_t len,
 		     uint16_t flags, uint16_t next)
 {
-	d->addr = htole64(addr);
-	d->len = htole32(len);
-	d->flags = htole16(flags);
-	d->next = htole16(next);
+	if (packed(c)) {
+		volatile struct vring_packed_desc *p = (volatile struct vring_packed_desc *)d;
+
+		p->addr = htole64(addr);
+		p->len = htole32(len);
+		p->id = 0;
+		p->flags = htole16(flags);
+	} else {
+		d->addr = htole64(addr);
+		d->len = htole32(len);
+		d->flags = htole16(flags);
+		d->next = htole16(next);
+	}
 	if (flags & VUBLK_DESC_F_WRITE) {
 		note_writable(c, addr, len);
 	}
@@ -353,14 +380,23 @@ static void put_desc(volatile struct vring_desc *d, struct bad_ctx *c, uint64_t 
 static void set_desc(struct bad_ctx *c, unsigned int i, uint64_t addr, uint32_t len, uint16_t flags,
 		     int32_t next)
 {
-	uint16_t nx = 0;
+	struct vublk_desc d = {.addr = addr, .len = len, .flags = flags};
 
 	if (next >= 0x10000) {
-		nx = next & 0xffff;
+		d.next = next & 0xffff;
 	} else if (next >= 0) {
-		nx = c->chain.slot[next];
+		d.next = c->chain.slot[next];
 	}
-	put_desc(&c->dev->vqs[c->q].desc[c->chain.slot[i]], c, addr, len, flags, nx);
+	vublk_raw_set(c->dev, c->q, &c->chain, i, &d);
+	if (flags & VUBLK_DESC_F_WRITE) {
+		note_writable(c, addr, len);
+	}
+}
+
+/* What the avail ring (split) or the descriptors (packed) name. */
+static uint16_t chain_head(const struct bad_ctx *c)
+{
+	return packed(c) ? c->chain.id : c->chain.slot[0];
 }
 
 static uint64_t sector_of(struct bad_ctx *c)
@@ -445,7 +481,7 @@ static int build_specs(struct bad_ctx *c)
 	for (unsigned int i = 0; i < bc->nspecs; i++) {
 		set_desc(c, i, spec_addr(c, &bc->d[i]), bc->d[i].len, bc->d[i].flags, bc->d[i].next);
 	}
-	c->head = c->chain.slot[0];
+	c->head = chain_head(c);
 	return 0;
 }
 
@@ -456,7 +492,7 @@ static int build_loop_self(struct bad_ctx *c)
 	if (ret == 0) {
 		set_desc(c, 0, gpa(c, c->hdr), 16, N, 1);
 		set_desc(c, 1, gpa(c, c->data), 4096, W | N, 1);
-		c->head = c->chain.slot[0];
+		c->head = chain_head(c);
 	}
 	return ret;
 }
@@ -468,7 +504,7 @@ static int build_loop_two(struct bad_ctx *c)
 	if (ret == 0) {
 		set_desc(c, 0, gpa(c, c->hdr), 16, N, 1);
 		set_desc(c, 1, gpa(c, c->data), 4096, W | N, 0);
-		c->head = c->chain.slot[0];
+		c->head = chain_head(c);
 	}
 	return ret;
 }
@@ -491,7 +527,7 @@ static int build_read_segs(struct bad_ctx *c, unsigned int nseg)
 		set_desc(c, i + 1, gpa(c, buf) + 512 * i, 512, W | N, i + 2);
 	}
 	set_desc(c, nseg + 1, gpa(c, c->status), 1, W, NOT_NEXT);
-	c->head = c->chain.slot[0];
+	c->head = chain_head(c);
 	return 0;
 }
 
@@ -563,7 +599,7 @@ static int build_indirect(struct bad_ctx *c, int variant)
 	if (variant == 4) {
 		set_desc(c, 1, gpa(c, c->status), 1, W, NOT_NEXT);
 	}
-	c->head = c->chain.slot[0];
+	c->head = chain_head(c);
 	return 0;
 }
 
@@ -604,6 +640,21 @@ static int build_good_read(struct bad_ctx *c)
 	return ret;
 }
 
+/* A good read whose status slot says NEXT: the slot after it was never
+ * made available, so the chain cannot be complete. */
+static int build_unfinished(struct bad_ctx *c)
+{
+	int ret = vublk_raw_reserve(c->dev, c->q, 3, &c->chain);
+
+	if (ret == 0) {
+		set_desc(c, 0, gpa(c, c->hdr), 16, N, 1);
+		set_desc(c, 1, gpa(c, c->data), 4096, W | N, 2);
+		set_desc(c, 2, gpa(c, c->status), 1, W | N, NOT_NEXT);
+		c->head = chain_head(c);
+	}
+	return ret;
+}
+
 static int build_head_range(struct bad_ctx *c)
 {
 	int ret = build_good_read(c);
@@ -616,7 +667,7 @@ static int build_avail_jump(struct bad_ctx *c)
 {
 	int ret = build_good_read(c);
 
-	c->head = c->chain.slot[0];
+	c->head = chain_head(c);
 	return ret;
 }
 
@@ -635,6 +686,12 @@ static int needs_met(struct bad_ctx *c)
 		return c->hole;
 	case N_RO:
 		return vu_has_feature(f, VUBLK_F_RO);
+	case N_SPLIT:
+		return !packed(c);
+	case N_PACKED:
+		return packed(c);
+	case N_SPLIT_INDIRECT:
+		return !packed(c) && vu_has_feature(f, VUBLK_F_INDIRECT_DESC);
 	}
 	return 1;
 }

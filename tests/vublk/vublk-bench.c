@@ -223,9 +223,18 @@ static void bench_report(const struct bench *b, const char *mode, unsigned int q
 			 unsigned int nq, double secs, bool json)
 {
 	double iops = b->ops / secs, mibs = iops * b->bs / (1 << 20), mean = 0;
+	uint64_t kicks = 0, calls = 0;
 
 	for (size_t i = 0; i < b->nlat; i++) {
 		mean += b->lat_ns[i];
+	}
+	/* Notifications each way: what EVENT_IDX is there to save. */
+	for (unsigned int q = 0; q < nq; q++) {
+		struct vublk_qstats st;
+
+		vublk_queue_stats(b->dev, q, &st);
+		kicks += st.kicks;
+		calls += st.calls;
 	}
 	mean = b->nlat ? mean / b->nlat / 1000.0 : 0;
 	if (json) {
@@ -246,6 +255,8 @@ static void bench_report(const struct bench *b, const char *mode, unsigned int q
 		json_object_object_add(lat, "p999", json_object_new_double(pct_us(b, 99.9)));
 		json_object_object_add(lat, "max", json_object_new_double(pct_us(b, 100)));
 		json_object_object_add(o, "lat_us", lat);
+		json_object_object_add(o, "kicks", json_object_new_int64((int64_t)kicks));
+		json_object_object_add(o, "calls", json_object_new_int64((int64_t)calls));
 		if (b->interval_ns) {
 			json_object_object_add(o, "rate",
 					       json_object_new_int64(llround(1e9 / b->interval_ns)));
@@ -261,6 +272,7 @@ static void bench_report(const struct bench *b, const char *mode, unsigned int q
 	       qd, nq, iops, mibs, b->errors);
 	printf("latency us: mean %.1f p50 %.1f p99 %.1f p99.9 %.1f max %.1f\n", mean, pct_us(b, 50),
 	       pct_us(b, 99), pct_us(b, 99.9), pct_us(b, 100));
+	printf("notifications: %" PRIu64 " kicks, %" PRIu64 " calls\n", kicks, calls);
 }
 
 static void sleep_ns(uint64_t ns)

@@ -92,6 +92,12 @@ int conn_opt(const char *cmd, int c, const char *arg, struct conn_args *ca)
 	case 'j':
 		ca->json = true;
 		return 1;
+	case CONN_OPT_PACKED:
+		ca->opts.packed = true;
+		return 1;
+	case CONN_OPT_NO_EVENT_IDX:
+		ca->opts.refuse_features |= 1ull << VUBLK_F_EVENT_IDX;
+		return 1;
 	}
 	return 0;
 }
@@ -872,6 +878,9 @@ static const char inflight_usage[] =
 	"  -n, --count N        writes (default 16)\n"
 	"  -b, --bs SIZE        bytes per write (default 64K)\n"
 	"  -S, --seed SEED      pattern seed (default 1)\n"
+	"  -r, --reads N        once writes are held, N 4 KiB reads past them that\n"
+	"                       complete before 'ready', out of order (default 0);\n"
+	"                       a restarted server must not serve them again\n"
 	"  -t, --timeout MS     for everything after 'ready' (default 30000)\n"
 	"  -k, --kick           kick the queue once reconnected (a server without\n"
 	"                       the inflight area needs it to replay the ring; QEMU\n"
@@ -896,10 +905,11 @@ static int cmd_inflight(int argc, char **argv)
 		CONN_LONG_OPTS, {"count", required_argument, NULL, 'n'},
 		{"bs", required_argument, NULL, 'b'}, {"seed", required_argument, NULL, 'S'},
 		{"timeout", required_argument, NULL, 't'}, {"kick", no_argument, NULL, 'k'},
-		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+		{"reads", required_argument, NULL, 'r'}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
 	struct conn_args ca = {.json = false};
-	uint64_t count = 16, bs = 64 << 10, seed = 1, timeout_ms = 30000;
-	struct inflight_state s = {0};
+	uint64_t count = 16, bs = 64 << 10, seed = 1, timeout_ms = 30000, reads = 0;
+	struct inflight_state s = {0}, rs = {0};
 	struct vublk_qstats qs;
 	struct vublk *dev;
 	double end;
@@ -909,7 +919,8 @@ static int cmd_inflight(int argc, char **argv)
 	ca.opts.reconnect_ms = 20000;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":" CONN_SHORT_OPTS "n:b:S:t:kh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":" CONN_SHORT_OPTS "n:b:S:t:r:kh", longopts, NULL)) !=
+	       -1) {
 		int bad = 0;
 
 		switch (c) {
@@ -927,6 +938,9 @@ static int cmd_inflight(int argc, char **argv)
 			break;
 		case 't':
 			bad = cli_parse_u64(optarg, &timeout_ms) < 0;
+			break;
+		case 'r':
+			bad = cli_parse_u64(optarg, &reads) < 0 || reads > 64;
 			break;
 		case 'k':
 			ca.opts.kick_after_reconnect = true;
@@ -949,7 +963,7 @@ static int cmd_inflight(int argc, char **argv)
 		cli_usage_error("inflight", "expects one socket path and 1..128 writes");
 		return CLI_EXIT_USAGE;
 	}
-	ca.opts.mem_bytes = count * bs + (16 << 20);
+	ca.opts.mem_bytes = count * bs + (reads << 12) + (16 << 20);
 	dev = conn_open(argv[optind], &ca.opts);
 	if (!dev) {
 		return CLI_EXIT_FAILURE;
@@ -971,6 +985,23 @@ static int cmd_inflight(int argc, char **argv)
 	while (cli_now() < end && s.done < count) {
 		vublk_wait(dev, 0, 20);
 	}
+	/* Reads complete past the held writes: their used entries land where
+	 * the writes' descriptors were (packed), and their chains stay in
+	 * the ring beyond them. */
+	for (uint64_t k = 0; k < reads; k++) {
+		struct vublk_io io = {.type = VUBLK_T_IN, .sector = (count * bs >> 9) + k * 8,
+				      .buf = vublk_alloc(dev, 4096), .bytes = 4096};
+
+		if (!io.buf || vublk_submit(dev, 0, &io, inflight_done, &rs) < 0) {
+			cli_error("cannot submit read %" PRIu64, k);
+			vublk_close(dev);
+			return CLI_EXIT_FAILURE;
+		}
+	}
+	end = cli_now() + 5;
+	while (cli_now() < end && rs.done < reads) {
+		vublk_wait(dev, 0, 20);
+	}
 	vublk_queue_stats(dev, 0, &qs);
 	printf("ready %u\n", qs.inflight);
 	fflush(stdout);
@@ -982,10 +1013,14 @@ static int cmd_inflight(int argc, char **argv)
 			break;
 		}
 	}
-	printf("completed %u/%" PRIu64 " ok %u reconnects %u\n", s.done, count, s.ok,
-	       vublk_reconnects(dev));
+	vublk_queue_stats(dev, 0, &qs);
+	printf("completed %u/%" PRIu64 " ok %u reconnects %u reads %u/%" PRIu64
+	       " bad_used %" PRIu64 "\n",
+	       s.done, count, s.ok, vublk_reconnects(dev), rs.ok, reads, qs.bad_used);
 	vublk_close(dev);
-	return s.ok == count ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
+	return s.ok == count && rs.ok == reads && rs.done == reads && qs.bad_used == 0
+		       ? CLI_EXIT_OK
+		       : CLI_EXIT_FAILURE;
 }
 
 static const char main_usage[] =

@@ -20,15 +20,21 @@ struct conn_args {
  * not, -1 after printing a usage error. */
 int conn_opt(const char *cmd, int c, const char *arg, struct conn_args *ca);
 #define CONN_SHORT_OPTS "q:Q:m:R:j"
+/* Long-only options, beyond any character. */
+#define CONN_OPT_PACKED 0x100
+#define CONN_OPT_NO_EVENT_IDX 0x101
 #define CONN_LONG_OPTS                                                                        \
 	{"queues", required_argument, NULL, 'q'}, {"queue-size", required_argument, NULL, 'Q'}, \
 	{"mem", required_argument, NULL, 'm'}, {"reconnect", required_argument, NULL, 'R'},     \
-	{"json", no_argument, NULL, 'j'}
+	{"json", no_argument, NULL, 'j'}, {"packed", no_argument, NULL, CONN_OPT_PACKED},       \
+	{"no-event-idx", no_argument, NULL, CONN_OPT_NO_EVENT_IDX}
 #define CONN_HELP                                                                             \
 	"  -q, --queues N       virtqueues to start (default 1)\n"                            \
 	"  -Q, --queue-size N   descriptors per queue, power of 2 (default 128)\n"            \
 	"  -m, --mem SIZE       guest RAM (default 64M)\n"                                    \
 	"  -R, --reconnect MS   reconnect for up to MS when the server goes away\n"           \
+	"      --packed         packed virtqueues (fails if the server has none)\n"         \
+	"      --no-event-idx   do not ack VIRTIO_RING_F_EVENT_IDX\n"                        \
 	"  -j, --json           machine-readable output\n"
 
 /* Connects, printing the error; returns NULL on failure. */

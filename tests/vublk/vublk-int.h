@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* vublk-int.h: what the files of the vublk front end share and nothing
- * outside them sees: the handle, the split virtqueue state, the vhost-user
- * message layouts (docs/interop/vhost-user.rst) and the internal calls of
- * vublk-msg.c (framing), vublk-mem.c (guest RAM) and vublk-vq.c (rings). */
+ * outside them sees: the handle, the virtqueue state (split or packed), the
+ * vhost-user message layouts (docs/interop/vhost-user.rst) and the internal
+ * calls of vublk-msg.c (framing), vublk-mem.c (guest RAM) and vublk-vq.c
+ * (rings). */
 #ifndef VUBLK_INT_H
 #define VUBLK_INT_H
 
@@ -125,6 +126,28 @@ struct vring_used {
 
 #define VRING_USED_F_NO_NOTIFY 1
 
+/* Packed-ring layout (virtio 1.2, 2.8): one descriptor ring, the driver's
+ * and the device's event suppression structures. */
+struct vring_packed_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t id;
+	uint16_t flags;
+};
+_Static_assert(sizeof(struct vring_packed_desc) == 16, "packed descriptor");
+
+struct vring_packed_event {
+	uint16_t off_wrap; /* descriptor position, wrap counter in bit 15 */
+	uint16_t flags;    /* VRING_EVENT_F_* */
+};
+
+#define VRING_PACKED_F_AVAIL (1u << 7)
+#define VRING_PACKED_F_USED (1u << 15)
+#define VRING_EVENT_F_ENABLE 0
+#define VRING_EVENT_F_DISABLE 1
+#define VRING_EVENT_F_DESC 2
+#define VRING_WRAP_BIT 15
+
 /* Per head slot: outhdr (16 bytes), one discard/write-zeroes segment (16)
  * and the status byte, 64 bytes apart so a server overrunning one cannot
  * hide in the next slot's header. */
@@ -141,15 +164,22 @@ struct vq_req {
 	uint16_t nslots;
 	uint16_t slots[VQ_CHAIN_MAX];
 	uint16_t *long_slots; /* a raw chain longer than 'slots' (malloc) */
+	uint16_t ndesc;       /* packed: ring descriptors the chain took */
 	bool active;
 };
 
+/* A split queue uses desc, avail and used; a packed one the same memory
+ * as pdesc, driver_event and device_event. */
 struct vublk_vq {
 	unsigned int index;
 	uint16_t num;
+	bool packed;
 	volatile struct vring_desc *desc;
 	volatile struct vring_avail *avail;
 	volatile struct vring_used *used;
+	volatile struct vring_packed_desc *pdesc;
+	volatile struct vring_packed_event *driver_event;
+	volatile struct vring_packed_event *device_event;
 	uint8_t *slot_area;              /* num * VQ_SLOT_BYTES */
 	volatile struct vring_desc *indirect; /* num * VQ_CHAIN_MAX, or NULL */
 	int kick_fd;
@@ -158,8 +188,15 @@ struct vublk_vq {
 	uint16_t kicked_idx;  /* avail_idx when we last decided on a kick */
 	uint16_t last_used;   /* next used entry to read */
 	uint16_t base;        /* next SET_VRING_BASE */
-	uint16_t *free_slots; /* stack of free descriptor indices */
+	uint16_t *free_slots; /* stack of free descriptor indices (packed:
+			       * of free buffer ids) */
 	uint16_t nfree;
+	/* Packed: ring positions and wrap counters (2.8.1), free slots. */
+	uint16_t next_avail;
+	uint16_t next_used;
+	bool avail_wrap, used_wrap;
+	uint16_t pfree;       /* ring descriptors not in flight */
+	uint16_t added;       /* descriptors made available since the last kick */
 	struct vq_req *req;   /* by head slot */
 	struct vq_req bogus;  /* a raw chain published under a bogus head */
 	uint16_t bogus_head;
@@ -231,6 +268,7 @@ void vq_fini(struct vublk *dev, struct vublk_vq *vq);
 int vq_poll(struct vublk *dev, struct vublk_vq *vq);
 void vq_kick(struct vublk *dev, struct vublk_vq *vq);
 uint16_t vq_used_idx(const struct vublk_vq *vq);
+uint16_t vq_initial_base(const struct vublk_vq *vq);
 int vq_submit(struct vublk *dev, struct vublk_vq *vq, const struct vublk_io *io,
 	      vublk_done_fn *done, void *opaque, uint16_t *headp);
 

@@ -200,6 +200,14 @@ static int negotiate(struct vublk *dev, bool again)
 		dev->offered_features = offered;
 		dev->offered_pfeatures = poffered;
 		dev->features = offered & WANTED_FEATURES & ~dev->opts.refuse_features;
+		if (dev->opts.packed) {
+			if (!vu_has_feature(offered, VUBLK_F_RING_PACKED)) {
+				errmsg_set(&dev->err, "%s: the server does not offer packed "
+					   "virtqueues (VIRTIO_F_RING_PACKED)", dev->path);
+				return -ENOTSUP;
+			}
+			dev->features |= 1ull << VUBLK_F_RING_PACKED;
+		}
 		dev->pfeatures = poffered & WANTED_PFEATURES & ~dev->opts.refuse_protocol_features;
 		if (!vu_has_feature(dev->features, VUBLK_F_VERSION_1)) {
 			errmsg_set(&dev->err, "%s: the server does not offer VIRTIO_F_VERSION_1",
@@ -564,7 +572,9 @@ int vublk_reconnect(struct vublk *dev, int timeout_ms, struct errmsg *err)
 	vublk_drop(dev);
 	/* virtio_queue_restore_last_avail_idx(): what the device last
 	 * returned is all we know; a clean pause left exact bases instead. */
-	if (dev->lost) {
+	if (dev->lost && !vu_has_feature(dev->features, VUBLK_F_RING_PACKED)) {
+		/* Packed: QEMU has no such index to read, and sends the stale
+		 * base it has; the server's inflight area knows better. */
 		for (unsigned int i = 0; i < dev->nvqs; i++) {
 			dev->vqs[i].base = vq_used_idx(&dev->vqs[i]);
 		}

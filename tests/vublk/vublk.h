@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* vublk.h: the project's own vhost-user-blk front end, the side QEMU plays,
  * for tests and benchmarks of a disk server without a guest.  It owns guest
- * RAM (a memfd passed with SCM_RIGHTS), split virtqueues with kick and call
- * eventfds, and speaks the vhost-user protocol in QEMU's message order
+ * RAM (a memfd passed with SCM_RIGHTS), split or packed virtqueues with kick
+ * and call eventfds, and speaks the vhost-user protocol in QEMU's message order
  * (hw/virtio/vhost-user.c, hw/block/vhost-user-blk.c), including the inflight
  * area QEMU keeps across a server restart.
  *
@@ -68,6 +68,7 @@ struct vublk;
 #define VUBLK_F_EVENT_IDX 29
 #define VUBLK_F_PROTOCOL_FEATURES 30
 #define VUBLK_F_VERSION_1 32
+#define VUBLK_F_RING_PACKED 34
 
 /* vhost-user protocol feature bits the front end can ack. */
 #define VUBLK_PF_MQ 0
@@ -75,7 +76,7 @@ struct vublk;
 #define VUBLK_PF_CONFIG 9
 #define VUBLK_PF_INFLIGHT_SHMFD 12
 
-/* Split-ring descriptor flags. */
+/* Descriptor flags, the same in both ring layouts. */
 #define VUBLK_DESC_F_NEXT 1
 #define VUBLK_DESC_F_WRITE 2
 #define VUBLK_DESC_F_INDIRECT 4
@@ -102,6 +103,9 @@ struct vublk_opts {
 				    * this long when the server goes away */
 	bool kick_after_reconnect; /* kick queues with requests in flight once
 				    * reconnected; QEMU does not, so off */
+	bool packed;               /* packed virtqueues (VIRTIO_F_RING_PACKED,
+				    * QEMU's packed=on); connecting fails if the
+				    * server does not offer them */
 };
 
 /* Fills 'opts' with the defaults above. */
@@ -284,12 +288,16 @@ struct vublk_desc {
 struct vublk_chain {
 	unsigned int n;                         /* reserved descriptor slots */
 	uint16_t slot[VUBLK_MAX_QUEUE_SIZE];    /* their table indices */
+	uint16_t id;                      /* packed: the buffer id reserved */
 	const volatile uint8_t *status;   /* read at completion; NULL: none */
 };
 
 /* Reserves 'n' free slots of queue 'q''s descriptor table (up to all of
- * them) and lists them in 'chain'.  Returns 0, -EAGAIN or -EINVAL (n is 0
- * or larger than the queue). */
+ * them) and lists them in 'chain'.  On a packed queue the slots are the
+ * next 'n' ring positions, in chain order, plus a free buffer id; 'next'
+ * fields mean nothing there, and no other request may be submitted on the
+ * queue before the chain is published or released.  Returns 0, -EAGAIN or
+ * -EINVAL (n is 0 or larger than the queue). */
 int vublk_raw_reserve(struct vublk *dev, unsigned int q, unsigned int n,
 		      struct vublk_chain *chain);
 /* Writes table entry 'chain->slot[i]' of queue 'q'. */
@@ -297,7 +305,9 @@ void vublk_raw_set(struct vublk *dev, unsigned int q, const struct vublk_chain *
 		   unsigned int i, const struct vublk_desc *desc);
 /* Puts 'head' in the avail ring (any 16-bit value: a reserved slot, or a
  * bogus index at or beyond the queue size) and tracks the chain until a
- * used entry names 'head'.  One bogus head may be outstanding per queue.
+ * used entry names 'head'.  Packed: 'head' is the buffer id written in the
+ * chain's descriptors (chain->id, or a bogus one), and the slots become
+ * available, the first one last.  One bogus head may be outstanding per queue.
  * The reserved slots return to the free list at completion. */
 int vublk_raw_publish(struct vublk *dev, unsigned int q, const struct vublk_chain *chain,
 		      uint16_t head, vublk_done_fn *done, void *opaque);
@@ -305,7 +315,7 @@ int vublk_raw_publish(struct vublk *dev, unsigned int q, const struct vublk_chai
 void vublk_raw_release(struct vublk *dev, unsigned int q, const struct vublk_chain *chain);
 /* Moves the avail index by 'delta' without writing ring entries, so the
  * device sees more (or fewer) requests than exist.  Breaks the queue; use
- * last, then reconnect or close. */
+ * last, then reconnect or close.  No-op on a packed queue (no index). */
 void vublk_raw_avail_bump(struct vublk *dev, unsigned int q, uint16_t delta);
 
 /*

@@ -3,7 +3,9 @@
  * records every vhost-user message: QEMU's message order, the inflight fd
  * kept across a reconnect (qemu-storage-daemon 7.2 cannot show it: it does
  * not offer INFLIGHT_SHMFD), queue bases after a crash (used->idx) and after
- * a pause (GET_VRING_BASE), and a feature downgrade refused on reconnect. */
+ * a pause (GET_VRING_BASE), and a feature downgrade refused on reconnect;
+ * packed rings: required once asked for, and QEMU's stale base after a crash
+ * (it keeps no packed index to restore from). */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -370,6 +372,58 @@ static void test_vublk_reconnect_refuses_fewer_features(void **state)
 	free(b);
 }
 
+static void test_vublk_packed_needs_the_server_to_offer_it(void **state)
+{
+	struct backend *b = backend_start(1, 0);
+	struct errmsg err = {{0}};
+	struct vublk_opts opts;
+	struct vublk *dev = NULL;
+
+	backend_run(b);
+	vublk_opts_init(&opts);
+	opts.packed = true;
+	assert_int_equal(vublk_connect(b->path, &opts, &dev, &err), -ENOTSUP);
+	assert_non_null(strstr(err.msg, "packed"));
+	assert_null(dev);
+	backend_stop(b);
+	free(b);
+}
+
+static void test_vublk_packed_reconnect_sends_the_stale_base(void **state)
+{
+	struct backend *b = backend_start(2, 0);
+	struct vublk_opts opts;
+	struct vublk_qstats st;
+	struct vublk *dev;
+	void *buf;
+
+	b->features |= 1ull << VUBLK_F_RING_PACKED;
+	b->features2 = b->features;
+	backend_run(b);
+	vublk_opts_init(&opts);
+	opts.packed = true;
+	assert_int_equal(vublk_connect(b->path, &opts, &dev, NULL), 0);
+	assert_true(vu_has_feature(vublk_features(dev), VUBLK_F_RING_PACKED));
+	buf = vublk_alloc(dev, 4096);
+	for (int i = 0; i < 3; i++) {
+		struct vublk_io io = {.type = VUBLK_T_IN, .sector = i, .buf = buf, .bytes = 512};
+
+		assert_int_equal(vublk_submit(dev, 0, &io, NULL, NULL), 0);
+	}
+	vublk_kick(dev, 0);
+	vublk_drop(dev);
+	assert_int_equal(vublk_reconnect(dev, 2000, NULL), 0);
+	vublk_queue_stats(dev, 0, &st);
+	assert_int_equal(st.inflight, 3);
+	vublk_close(dev);
+	backend_stop(b);
+	/* Position 0, wrap counter 1 (bit 15), at the start and again after
+	 * the crash: three chains were made available in between. */
+	assert_int_equal(b->base[0][0], 0x8000);
+	assert_int_equal(b->base[1][0], 0x8000);
+	free(b);
+}
+
 static void test_vublk_connect_refuses_bad_options(void **state)
 {
 	struct vublk_opts opts;
@@ -391,6 +445,8 @@ int main(void)
 		cmocka_unit_test(test_vublk_follows_qemu_message_order),
 		cmocka_unit_test(test_vublk_reconnect_keeps_inflight_fd_and_restarts_from_used),
 		cmocka_unit_test(test_vublk_reconnect_refuses_fewer_features),
+		cmocka_unit_test(test_vublk_packed_needs_the_server_to_offer_it),
+		cmocka_unit_test(test_vublk_packed_reconnect_sends_the_stale_base),
 		cmocka_unit_test(test_vublk_connect_refuses_bad_options),
 	};
 
