@@ -202,6 +202,10 @@ int vd_commit(struct vd_image *img, struct errmsg *err)
 	uint64_t off = 0;
 	int ret, ret2;
 
+	ret = vd_refuse_subclusters(img, "commit", err);
+	if (ret < 0) {
+		return ret;
+	}
 	if (!img->backing) {
 		errmsg_set(err, "%s: has no backing file to commit into", img->path);
 		return -EINVAL;
@@ -310,8 +314,11 @@ int vd_rebase(struct vd_image *img, const char *backing_path, bool unsafe, struc
 	struct errmsg inner = {{0}};
 	uint8_t *a = NULL, *b = NULL;
 	char *resolved = NULL;
-	int ret = 0;
+	int ret = unsafe ? 0 : vd_refuse_subclusters(img, "a safe rebase (or flatten)", err);
 
+	if (ret < 0) {
+		return ret;
+	}
 	if (!img->writable) {
 		errmsg_set(err, "%s: opened read-only", img->path);
 		return -EROFS;
@@ -457,8 +464,11 @@ int vd_resize(struct vd_image *img, uint64_t size_bytes, bool shrink, struct err
 	uint64_t clusters = div_up(size_bytes, img->cluster_bytes);
 	uint64_t l1 = div_up(clusters, img->l2_entries);
 	bool busy;
-	int ret;
+	int ret = vd_refuse_subclusters(img, "resize", err);
 
+	if (ret < 0) {
+		return ret;
+	}
 	if (!img->writable) {
 		errmsg_set(err, "%s: opened read-only", img->path);
 		return -EROFS;

@@ -47,6 +47,10 @@ struct vd_create_opts {
 	 * relative path is taken from the new image's directory.  size_bytes
 	 * 0 means the backing image's size. */
 	const char *backing_path;
+	/* Split each cluster into 32 subclusters (incompatible feature
+	 * SUBCLUSTERS); cluster_bytes 0 then means 128 KiB, and it must be
+	 * at least 128 KiB.  Default false. */
+	bool subclusters;
 };
 
 /* Fills 'opts' with defaults (size 0, 64 KiB clusters, no preallocation). */
@@ -123,7 +127,13 @@ int vd_image_users(const char *path, struct vd_users *users, struct errmsg *err)
 
 /* Incompatible feature bits (a reader that does not know one must refuse). */
 #define VD_INCOMPAT_JOURNAL_DIRTY ((uint64_t)1 << 0) /* journal may hold records */
-#define VD_INCOMPAT_KNOWN VD_INCOMPAT_JOURNAL_DIRTY
+/* Extended L2 entries: each cluster is 32 subclusters with their own
+ * allocated and zero state (docs/vdisk-format.md, section 5.5). */
+#define VD_INCOMPAT_SUBCLUSTERS ((uint64_t)1 << 1)
+#define VD_INCOMPAT_KNOWN (VD_INCOMPAT_JOURNAL_DIRTY | VD_INCOMPAT_SUBCLUSTERS)
+/* The cluster size an image with subclusters gets when none is asked:
+ * 32 subclusters of 4 KiB, so a 4 KiB write never copies anything up. */
+#define VD_DEFAULT_SC_CLUSTER_BYTES (128u * 1024)
 /* Compatible and auto-clear bits: none defined in version 1. */
 #define VD_COMPAT_KNOWN ((uint64_t)0)
 #define VD_AUTOCLEAR_KNOWN ((uint64_t)0)
@@ -132,6 +142,7 @@ struct vd_info {
 	uint32_t version;
 	uint64_t size_bytes;        /* virtual size */
 	uint32_t cluster_bytes;
+	uint32_t subcluster_bytes;  /* 0: no subclusters */
 	uint64_t allocated_bytes;   /* guest data held in clusters of this file */
 	uint64_t metadata_bytes;    /* header, journal, tables */
 	uint64_t file_bytes;        /* length of the host file */
