@@ -30,7 +30,13 @@
  *       chain) reads the old contents through the ring, through the backing
  *       image's own asynchronous path (which may park too), merges the
  *       guest's bytes and writes the whole new cluster before (A2) maps it
- *       (rule 6). */
+ *       (rule 6).
+ *  (A5) With subclusters (docs/vdisk-format.md 5.5), an allocated bit is set
+ *       only once the whole subcluster's host bytes have been written: the
+ *       guest's bytes, merged with zeros or the backing chain's where the
+ *       write covers it partly (A4 at subcluster scale), at the point (A2)
+ *       names.  A request changes one entry in one piece at most, so two
+ *       pieces never allocate two clusters for one entry. */
 #include <errno.h>
 #include <linux/falloc.h>
 #include <liburing.h>

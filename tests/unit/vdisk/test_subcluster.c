@@ -6,6 +6,7 @@
  * not yet written for them refuse, and a random mix of operations reads
  * the same as on an image without subclusters (the oracle). */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -337,6 +338,58 @@ static void test_unsupported_operations_refuse(void **state)
 	unlink("tmpl.vd");
 }
 
+static void poke_u64(const char *path, uint64_t off, uint64_t v)
+{
+	int fd = open(path, O_RDWR);
+
+	assert_true(fd >= 0);
+	v = htole64(v);
+	assert_int_equal(pwrite(fd, &v, 8, off), 8);
+	close(fd);
+}
+
+/* Impossible bitmaps are corruption that check reports and repair unmaps;
+ * a clean image with every state in it reports nothing. */
+static void test_check_finds_impossible_bitmaps(void **state)
+{
+	struct vd_check_result r;
+	struct vd_image *img;
+	uint64_t l2off;
+	uint8_t buf[4096];
+
+	(void)state;
+	mk("sc.vd", 8 * MiB, 0, true, NULL);
+	img = tu_open("sc.vd", VD_OPEN_RDWR);
+	tu_put(img, 0, 4 * KiB, 0x22);
+	tu_put(img, CB + 4 * KiB, 4 * KiB, 0x23);
+	tu_put(img, 2 * CB, CB, 0x24);
+	assert_int_equal(vd_discard(img, 2 * CB + 8 * KiB, 8 * KiB), 0);
+	l2off = vd_get64(img->l1_blk, 0) & VD_L1_OFFSET_MASK;
+	tu_clean(img);
+	assert_int_equal(vd_close(img), 0);
+	/* entry 0: subcluster 0 allocated and zero; entry 3: no host cluster
+	 * but an allocated subcluster */
+	poke_u64("sc.vd", l2off + 8, VD_SC_BITMAP(1, 1));
+	poke_u64("sc.vd", l2off + 3 * 16 + 8, VD_SC_BITMAP(4, 0));
+	img = tu_open("sc.vd", 0);
+	assert_int_equal(vd_pread(img, buf, sizeof(buf), 0), -EUCLEAN);
+	assert_int_equal(vd_pread(img, buf, sizeof(buf), 3 * CB), -EUCLEAN);
+	assert_int_equal(vd_check(img, 0, &r, tu_say, "sc.vd", NULL), 0);
+	assert_int_equal(r.corruptions, 2);
+	assert_int_equal(vd_close(img), 0);
+	img = tu_open("sc.vd", VD_OPEN_RDWR);
+	assert_int_equal(vd_check(img, VD_CHECK_REPAIR, &r, tu_say, "sc.vd", NULL), 0);
+	assert_int_equal(r.corruptions_fixed, 2);
+	tu_clean(img);
+	tu_expect(img, 0, CB, 0);
+	tu_expect(img, CB + 4 * KiB, 4 * KiB, 0x23);
+	tu_expect(img, 2 * CB + 8 * KiB, 8 * KiB, 0);
+	tu_expect(img, 2 * CB + 16 * KiB, CB - 16 * KiB, 0x24);
+	tu_expect(img, 3 * CB, CB, 0);
+	assert_int_equal(vd_close(img), 0);
+	unlink("sc.vd");
+}
+
 /* Concurrent asynchronous writes into one fresh cluster of a clone: each
  * fills its subclusters, none blocks on the file. */
 struct aw {
@@ -487,6 +540,7 @@ int main(void)
 		cmocka_unit_test(test_snapshots_keep_their_subclusters),
 		cmocka_unit_test(test_clone_of_a_template_with_subclusters),
 		cmocka_unit_test(test_unsupported_operations_refuse),
+		cmocka_unit_test(test_check_finds_impossible_bitmaps),
 		cmocka_unit_test(test_async_writes_into_one_cluster),
 		cmocka_unit_test(test_random_operations_match_an_image_without),
 	};
