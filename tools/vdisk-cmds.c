@@ -357,8 +357,6 @@ int vdisk_cmd_create(int argc, char **argv)
 	int ret;
 
 	vd_create_opts_init(&vo);
-	/* 0: the library's default, which depends on --subclusters. */
-	vo.cluster_bytes = 0;
 	ret = create_parse(argc, argv, &vo, &quiet);
 	if (ret != 0) {
 		return ret > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;

@@ -26,8 +26,8 @@
 
 void vd_create_opts_init(struct vd_create_opts *opts)
 {
+	/* cluster_bytes 0: the default, which depends on 'subclusters'. */
 	memset(opts, 0, sizeof(*opts));
-	opts->cluster_bytes = VD_DEFAULT_CLUSTER_BYTES;
 }
 
 void vd_open_opts_init(struct vd_open_opts *opts)

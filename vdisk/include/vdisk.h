@@ -53,7 +53,8 @@ struct vd_create_opts {
 	bool subclusters;
 };
 
-/* Fills 'opts' with defaults (size 0, 64 KiB clusters, no preallocation). */
+/* Fills 'opts' with defaults (size 0, cluster_bytes 0: 64 KiB clusters, or
+ * 128 KiB with subclusters; no preallocation, no subclusters). */
 void vd_create_opts_init(struct vd_create_opts *opts);
 
 /* Creates a new image at 'path'; fails with -EEXIST if the file exists. */
