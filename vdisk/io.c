@@ -1129,7 +1129,6 @@ enum merge_src {
 	MS_ZEROS,
 	MS_HOST,        /* a data cluster of this image */
 	MS_BACKING,     /* the backing chain's guest bytes */
-	MS_SELF,        /* this image's guest bytes, as a read sees them */
 };
 
 static void merge_free(struct merge *m, int res)
@@ -1211,11 +1210,6 @@ static int merge_run(struct vd_req *req, enum merge_src src, uint64_t from, uint
 	case MS_BACKING:
 		ret = child_read(req, img->backing, &one, 1, 0, gbase, bytes, merge_back, m);
 		break;
-	case MS_SELF:
-		/* A child read of this image: it walks the same tables and
-		 * parks on them like any read (the cluster is held, A3). */
-		ret = child_read(req, img, &one, 1, 0, gbase, bytes, merge_back, m);
-		break;
 	case MS_ZEROS:
 		memset(m->buf, 0, bytes);
 		merge_write(m, 0);
@@ -1275,12 +1269,14 @@ static uint32_t whole_sc_mask(const struct vd_image *img, uint64_t goff, size_t 
 }
 
 /* Writes the touched subclusters of a piece into host cluster 'dst': the
- * request's bytes go straight to the allocated ones ('alloc') and to those
- * it covers whole; a partly covered one that is not allocated is written
- * whole, merged with what the guest reads there now (zeros or the backing
- * chain's), so that an allocated subcluster never holds stale bytes. */
+ * request's bytes go straight to the allocated ones ('alloc', when 'dst' is
+ * their cluster) and to those it covers whole; a partly covered one is
+ * written whole, merged with what the guest reads there now (zeros, the
+ * backing chain's, or, copying a shared cluster, its bytes at 'old_host'),
+ * so that an allocated subcluster never holds stale bytes (A5). */
 static int write_subclusters(struct vd_req *req, uint64_t goff, size_t n, uint64_t dst,
-			     uint32_t alloc, uint32_t zero, bool fresh, uint32_t zmask)
+			     uint32_t alloc, uint32_t zero, bool fresh, uint32_t zmask,
+			     uint64_t old_host)
 {
 	struct vd_image *img = req->img;
 	uint32_t sc = img->sc_bytes, in_off = goff & (img->cluster_bytes - 1);
@@ -1292,23 +1288,26 @@ static int write_subclusters(struct vd_req *req, uint64_t goff, size_t n, uint64
 		uint32_t b = (k + 1) * sc < in_off + n ? (k + 1) * sc : in_off + n;
 		size_t skip = req->pos + (a - in_off);
 		bool falls = !((zero >> k) & 1) && img->backing_name;
+		bool in_place = (alloc >> k) & 1 && !old_host;
+		enum merge_src src = (alloc >> k) & 1 ? MS_HOST : falls ? MS_BACKING : MS_ZEROS;
 
 		if ((zmask >> k) & 1) {
 			continue; /* unmapped when the rest has landed */
 		}
-		if ((alloc >> k) & 1 && req->kind == RQ_ZERO) {
+		if (in_place && req->kind == RQ_ZERO) {
 			ret = run_flush(req);
 			ret = ret < 0 ? ret : queue_io(req, VD_AIO_WRITE,
 						       &(struct iovec){req->ctx->zeros, b - a}, 1, 0,
 						       b - a, dst + a);
-		} else if (((alloc >> k) & 1) ||
-			   (req->kind == RQ_WRITE && (b - a == sc || (fresh && !falls)))) {
+		} else if (in_place ||
+			   (req->kind == RQ_WRITE &&
+			    (b - a == sc || (fresh && !falls && src == MS_ZEROS)))) {
 			/* A fresh cluster past the file's old end reads as
 			 * zeros already (rule 6). */
 			ret = run_add(req, dst + a, skip, b - a);
 		} else {
 			ret = run_flush(req);
-			ret = ret < 0 ? ret : merge_run(req, falls ? MS_BACKING : MS_ZEROS, 0,
+			ret = ret < 0 ? ret : merge_run(req, src, old_host + k * sc,
 						       gbase + k * sc, sc, a - k * sc, b - a, skip,
 						       dst + k * sc);
 		}
@@ -1316,11 +1315,33 @@ static int write_subclusters(struct vd_req *req, uint64_t goff, size_t n, uint64
 	return ret;
 }
 
+/* Copies the allocated subclusters 'copy' of a shared cluster at host
+ * 'from' into the new cluster 'dst', a run of adjacent ones per I/O pair;
+ * the others stay unallocated or zero in the copy's entry. */
+static int copy_subclusters(struct vd_req *req, uint64_t from, uint64_t dst, uint32_t copy)
+{
+	struct vd_image *img = req->img;
+	int ret = 0;
+
+	while (copy && ret == 0) {
+		uint32_t k = __builtin_ctz(copy), end = k;
+
+		while (end < VD_SC_PER_CLUSTER && ((copy >> end) & 1)) {
+			end++;
+		}
+		copy &= ~vd_sc_mask(k, end);
+		ret = merge_run(req, MS_HOST, from + ((uint64_t)k << img->sc_bits), 0,
+				(end - k) << img->sc_bits, 0, 0, 0, dst + ((uint64_t)k << img->sc_bits));
+	}
+	return ret;
+}
+
 /* A write piece in an image with subclusters.  In place where every
  * touched subcluster is allocated in a cluster of this image's alone;
  * else the touched subclusters are filled in the entry's own cluster, or
- * in a new one when it has none; a shared cluster is copied whole as the
- * guest sees it.  The bitmaps change only when the data has landed (A2). */
+ * in a new one when it has none; a cluster shared with a snapshot is copied
+ * subcluster by subcluster (the allocated ones only).  The bitmaps change
+ * only when the data has landed (A2). */
 static int write_piece_sc(struct vd_req *req, uint64_t goff, size_t n)
 {
 	struct vd_image *img = req->img;
@@ -1355,7 +1376,7 @@ static int write_piece_sc(struct vd_req *req, uint64_t goff, size_t n)
 	}
 	if (off && ref == 1 && (alloc & mask) == mask &&
 	    !(req->kind == RQ_ZERO && whole_sc_mask(img, goff, n))) {
-		return write_subclusters(req, goff, n, off, alloc, zero, false, 0);
+		return write_subclusters(req, goff, n, off, alloc, zero, false, 0, 0);
 	}
 	if (!vd_journal_room(img, req)) {
 		return -EWOULDBLOCK;
@@ -1368,7 +1389,9 @@ static int write_piece_sc(struct vd_req *req, uint64_t goff, size_t n)
 		kind = AK_SC_FILL;
 		c = vd_off_cluster(img, off);
 	} else {
-		kind = off ? AK_CLUSTER : AK_SC_NEW;
+		/* With 'off' (a shared cluster) the new one replaces it, and
+		 * the entry's allocated bits carry over to the copy. */
+		kind = AK_SC_NEW;
 		ret = alloc_prepare(req, &c, &at_end);
 		ret = ret < 0 ? ret : vd_cluster_take(img, c, at_end, &unknown);
 		if (ret < 0) {
@@ -1378,11 +1401,11 @@ static int write_piece_sc(struct vd_req *req, uint64_t goff, size_t n)
 	}
 	/* A write-zeroes unmaps the subclusters it covers whole, in the same
 	 * metadata update as the partial ones it fills (one per entry). */
-	if (req->kind == RQ_ZERO && kind != AK_CLUSTER) {
+	if (req->kind == RQ_ZERO) {
 		zmask = whole_sc_mask(img, goff, n);
 	}
 	ret = alloc_record(req, c, e, l2, idx, kind,
-			   kind == AK_CLUSTER ? VD_SC_ALL : mask & ~alloc & ~zmask);
+			   mask & ~(kind == AK_SC_FILL ? alloc : 0) & ~zmask);
 	if (ret < 0) {
 		if (kind != AK_SC_FILL) {
 			vd_cluster_untake(img, c);
@@ -1390,19 +1413,15 @@ static int write_piece_sc(struct vd_req *req, uint64_t goff, size_t n)
 		return ret;
 	}
 	req->allocs[req->nallocs - 1].zmask = zmask;
-	if (kind != AK_CLUSTER) {
+	if (kind == AK_SC_FILL || !off) {
 		return write_subclusters(req, goff, n, vd_cluster_off(img, c),
 					 kind == AK_SC_FILL ? alloc : 0, zero,
-					 kind == AK_SC_NEW && !unknown, zmask);
-	}
-	/* Copy-on-write of a cluster shared with a snapshot: the copy gets
-	 * all 32 subclusters, read through this image's own mapping. */
-	if (req->kind == RQ_WRITE && n == img->cluster_bytes) {
-		return run_add(req, vd_cluster_off(img, c), req->pos, n);
+					 kind == AK_SC_NEW && !unknown, zmask, 0);
 	}
 	ret = run_flush(req);
-	return ret < 0 ? ret : merge_run(req, MS_SELF, 0, goff - in_off, img->cluster_bytes,
-					 in_off, n, req->pos, vd_cluster_off(img, c));
+	ret = ret < 0 ? ret : copy_subclusters(req, off, vd_cluster_off(img, c), alloc & ~mask);
+	return ret < 0 ? ret : write_subclusters(req, goff, n, vd_cluster_off(img, c), alloc,
+						 zero, !unknown, zmask, off);
 }
 
 /* A write piece (or the partial-cluster part of a write-zeroes): in place
@@ -1692,11 +1711,11 @@ static int apply_allocs(struct vd_req *req)
 		}
 		if (ret == 0 && img->l2_shift) {
 			bm = vd_l2_get_bitmap(img, a->l2, a->idx);
-			bm = a->kind == AK_CLUSTER
-				     ? VD_SC_BITMAP(VD_SC_ALL, 0)
-				     : VD_SC_BITMAP((VD_SC_ALLOC(bm) | a->mask) & ~a->zmask,
-						    (VD_SC_ZERO(bm) & ~a->mask & ~a->zmask) |
-							    (img->backing_name ? a->zmask : 0));
+			/* AK_SC_NEW over a shared cluster: its allocated bits were
+			 * copied with their data (copy_subclusters). */
+			bm = VD_SC_BITMAP((VD_SC_ALLOC(bm) | a->mask) & ~a->zmask,
+					  (VD_SC_ZERO(bm) & ~a->mask & ~a->zmask) |
+						  (img->backing_name ? a->zmask : 0));
 			vd_l2_set_bitmap(img, a->l2, a->idx, bm);
 		}
 		if (a->kind == AK_SC_FILL) {

@@ -649,6 +649,39 @@ static int diff_emit(struct diff_run *r, uint64_t off, uint64_t len)
 	return ret;
 }
 
+/* The subclusters of two extended entries (word 0 and bitmaps each) whose
+ * contents may differ: a different state, or data in different host
+ * clusters (a copy made on write counts as different: it is not read). */
+static uint32_t sc_differ(uint64_t ea, uint64_t ba, uint64_t eb, uint64_t bb)
+{
+	uint32_t d = (VD_SC_ALLOC(ba) ^ VD_SC_ALLOC(bb)) | (VD_SC_ZERO(ba) ^ VD_SC_ZERO(bb));
+
+	if ((ea & VD_L2_OFFSET_MASK) != (eb & VD_L2_OFFSET_MASK)) {
+		d |= VD_SC_ALLOC(ba) & VD_SC_ALLOC(bb);
+	}
+	return d;
+}
+
+/* Emits what differs between entry 'j' of the L2 tables 'ta' and 'tb' (all
+ * their u64 words) at guest offset 'goff'. */
+static int diff_entry(struct vd_image *img, struct diff_run *run, const uint64_t *ta,
+		      const uint64_t *tb, uint32_t j, uint64_t goff)
+{
+	uint32_t d;
+	int ret = 0;
+
+	if (!img->l2_shift) {
+		return ta[j] != tb[j] ? diff_emit(run, goff, img->cluster_bytes) : 0;
+	}
+	d = sc_differ(ta[2 * j], ta[2 * j + 1], tb[2 * j], tb[2 * j + 1]);
+	for (uint32_t k = 0; d && ret == 0; k++, d >>= 1) {
+		if (d & 1) {
+			ret = diff_emit(run, goff + ((uint64_t)k << img->sc_bits), img->sc_bytes);
+		}
+	}
+	return ret;
+}
+
 int vd_snapshot_diff(struct vd_image *img, const char *from, const char *to, vd_extent_fn fn,
 		     void *arg, struct errmsg *err)
 {
@@ -657,12 +690,7 @@ int vd_snapshot_diff(struct vd_image *img, const char *from, const char *to, vd_
 	/* Up to the larger side: a snapshot may be larger than a shrunk disk. */
 	struct diff_run run = {.fn = fn, .arg = arg, .limit = img->hdr.size_bytes};
 	uint64_t span = (uint64_t)img->l2_entries << img->cluster_bits;
-	int ret = vd_refuse_subclusters(img, "snapshot diff", err);
-
-	if (ret < 0) {
-		return ret;
-	}
-	ret = l1_of(img, from, &a, &na, err);
+	int ret = l1_of(img, from, &a, &na, err);
 
 	if (ret == 0) {
 		ret = l1_of(img, to, &b, &nb, err);
@@ -693,10 +721,8 @@ int vd_snapshot_diff(struct vd_image *img, const char *from, const char *to, vd_
 			ret = load_l2(img, eb, tb);
 		}
 		for (uint32_t j = 0; j < img->l2_entries && ret == 0; j++) {
-			if (ta[j] != tb[j]) {
-				ret = diff_emit(&run, i * span + ((uint64_t)j << img->cluster_bits),
-						img->cluster_bytes);
-			}
+			ret = diff_entry(img, &run, ta, tb, j,
+					 i * span + ((uint64_t)j << img->cluster_bits));
 		}
 	}
 	if (ret == 0 && run.len) {

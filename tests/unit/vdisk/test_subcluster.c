@@ -328,8 +328,6 @@ static void test_unsupported_operations_refuse(void **state)
 	assert_int_equal(vd_flatten(c, &err), -ENOTSUP);
 	assert_int_equal(vd_rebase(c, NULL, false, &err), -ENOTSUP);
 	assert_int_equal(vd_resize(c, 16 * MiB, false, &err), -ENOTSUP);
-	assert_int_equal(vd_snapshot_create(c, "a", NULL), 0);
-	assert_int_equal(vd_snapshot_diff(c, "a", NULL, NULL, NULL, &err), -ENOTSUP);
 	tu_expect(c, 0, 4096, 0x22);
 	tu_expect(c, 4096, 4096, 0x11);
 	tu_clean(c);
@@ -346,6 +344,58 @@ static void poke_u64(const char *path, uint64_t off, uint64_t v)
 	v = htole64(v);
 	assert_int_equal(pwrite(fd, &v, 8, off), 8);
 	close(fd);
+}
+
+struct runs {
+	uint64_t off[8], len[8];
+	unsigned n;
+};
+
+static int add_run(void *arg, uint64_t off, uint64_t len)
+{
+	struct runs *r = arg;
+
+	assert_true(r->n < 8);
+	r->off[r->n] = off;
+	r->len[r->n++] = len;
+	return 0;
+}
+
+/* Diff names subclusters: a 4 KiB write into a cluster no snapshot shares
+ * is one 4 KiB run, a write-zeroes of two subclusters one 8 KiB run. */
+static void test_snapshot_diff_per_subcluster(void **state)
+{
+	struct vd_image *img;
+	struct runs r = {0};
+
+	(void)state;
+	mk("sc.vd", 8 * MiB, 0, true, NULL);
+	img = tu_open("sc.vd", VD_OPEN_RDWR);
+	tu_put(img, 0, 4 * KiB, 0x22);
+	assert_int_equal(vd_snapshot_create(img, "a", NULL), 0);
+	tu_put(img, MiB + 8 * KiB, 4 * KiB, 0x23);
+	assert_int_equal(vd_write_zeroes(img, 2 * MiB + 16 * KiB, 8 * KiB), 0);
+	tu_put(img, 3 * MiB, 4 * KiB, 0x24);
+	assert_int_equal(vd_snapshot_create(img, "b", NULL), 0);
+	assert_int_equal(vd_snapshot_diff(img, "a", "b", add_run, &r, NULL), 0);
+	/* write-zeroes in a clusterless range of an image without a backing
+	 * file changes nothing: it already read zeros */
+	assert_int_equal(r.n, 2);
+	assert_int_equal(r.off[0], MiB + 8 * KiB);
+	assert_int_equal(r.len[0], 4 * KiB);
+	assert_int_equal(r.off[1], 3 * MiB);
+	assert_int_equal(r.len[1], 4 * KiB);
+	/* against the disk: a shared cluster's write shows its allocated
+	 * subclusters (the copy is not compared byte by byte) */
+	tu_put(img, 512, 512, 0x25);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(vd_snapshot_diff(img, "b", NULL, add_run, &r, NULL), 0);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.off[0], 0);
+	assert_int_equal(r.len[0], 4 * KiB);
+	tu_clean(img);
+	assert_int_equal(vd_close(img), 0);
+	unlink("sc.vd");
 }
 
 /* Impossible bitmaps are corruption that check reports and repair unmaps;
@@ -455,14 +505,17 @@ static void test_async_writes_into_one_cluster(void **state)
 	unlink("tmpl.vd");
 }
 
-/* The oracle: the same random writes, discards and write-zeroes on a
- * clone with subclusters and one without read the same, byte for byte. */
+/* The oracle: the same random writes, discards, write-zeroes, snapshots
+ * and reverts on a clone with subclusters and one without read the same,
+ * byte for byte, as a model in memory says. */
 static void test_random_operations_match_an_image_without(void **state)
 {
 	struct vd_image *a, *b;
 	uint8_t *x = malloc(8 * MiB), *y = malloc(8 * MiB), *buf = malloc(256 * KiB);
 	uint8_t *model = malloc(8 * MiB);
-	unsigned seed = 12345;
+	uint8_t *smodel[3] = {malloc(8 * MiB), malloc(8 * MiB), malloc(8 * MiB)};
+	unsigned seed = 12345, nsnap = 0, serial = 0;
+	char names[3][16];
 
 	memset(model, 0x11, 4 * MiB);
 	memset(model + 4 * MiB, 0, 4 * MiB);
@@ -479,6 +532,25 @@ static void test_random_operations_match_an_image_without(void **state)
 		int op = rand_r(&seed) % 10;
 
 		len = off + len > 8 * MiB ? 8 * MiB - off : len;
+		if (i % 23 == 11 && nsnap < 3) {
+			snprintf(names[nsnap], sizeof(names[nsnap]), "s%u", serial++);
+			assert_int_equal(vd_snapshot_create(a, names[nsnap], NULL), 0);
+			assert_int_equal(vd_snapshot_create(b, names[nsnap], NULL), 0);
+			memcpy(smodel[nsnap++], model, 8 * MiB);
+		} else if (i % 23 == 17 && nsnap > 0) {
+			unsigned k = rand_r(&seed) % nsnap;
+
+			if (rand_r(&seed) % 2) {
+				assert_int_equal(vd_snapshot_revert(a, names[k], NULL), 0);
+				assert_int_equal(vd_snapshot_revert(b, names[k], NULL), 0);
+				memcpy(model, smodel[k], 8 * MiB);
+			}
+			assert_int_equal(vd_snapshot_delete(a, names[k], NULL), 0);
+			assert_int_equal(vd_snapshot_delete(b, names[k], NULL), 0);
+			nsnap--;
+			memcpy(names[k], names[nsnap], sizeof(names[k]));
+			memcpy(smodel[k], smodel[nsnap], 8 * MiB);
+		}
 		if (getenv("SC_TRACE")) {
 			print_message("op %d: %d off 0x%llx len 0x%llx\n", i, op,
 				      (unsigned long long)off, (unsigned long long)len);
@@ -525,6 +597,9 @@ static void test_random_operations_match_an_image_without(void **state)
 	free(y);
 	free(buf);
 	free(model);
+	for (int k = 0; k < 3; k++) {
+		free(smodel[k]);
+	}
 	unlink("a.vd");
 	unlink("b.vd");
 	unlink("tmpl.vd");
@@ -541,6 +616,7 @@ int main(void)
 		cmocka_unit_test(test_clone_of_a_template_with_subclusters),
 		cmocka_unit_test(test_unsupported_operations_refuse),
 		cmocka_unit_test(test_check_finds_impossible_bitmaps),
+		cmocka_unit_test(test_snapshot_diff_per_subcluster),
 		cmocka_unit_test(test_async_writes_into_one_cluster),
 		cmocka_unit_test(test_random_operations_match_an_image_without),
 	};
