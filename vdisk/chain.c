@@ -400,7 +400,7 @@ static int mapped_beyond(struct vd_image *img, uint64_t first, bool *yesp)
 			continue;
 		}
 		for (; idx < img->l2_entries && g < img->guest_clusters; idx++, g++) {
-			*yesp |= vd_get64(l2, idx) != 0;
+			*yesp |= vd_l2_get(img, l2, idx) != 0 || vd_l2_get_bitmap(img, l2, idx) != 0;
 		}
 		vd_mblock_put(l2);
 	}
@@ -464,11 +464,8 @@ int vd_resize(struct vd_image *img, uint64_t size_bytes, bool shrink, struct err
 	uint64_t clusters = div_up(size_bytes, img->cluster_bytes);
 	uint64_t l1 = div_up(clusters, img->l2_entries);
 	bool busy;
-	int ret = vd_refuse_subclusters(img, "resize", err);
+	int ret;
 
-	if (ret < 0) {
-		return ret;
-	}
 	if (!img->writable) {
 		errmsg_set(err, "%s: opened read-only", img->path);
 		return -EROFS;

@@ -327,7 +327,6 @@ static void test_unsupported_operations_refuse(void **state)
 	assert_non_null(strstr(err.msg, "subclusters"));
 	assert_int_equal(vd_flatten(c, &err), -ENOTSUP);
 	assert_int_equal(vd_rebase(c, NULL, false, &err), -ENOTSUP);
-	assert_int_equal(vd_resize(c, 16 * MiB, false, &err), -ENOTSUP);
 	tu_expect(c, 0, 4096, 0x22);
 	tu_expect(c, 4096, 4096, 0x11);
 	tu_clean(c);
@@ -393,6 +392,38 @@ static void test_snapshot_diff_per_subcluster(void **state)
 	assert_int_equal(r.n, 1);
 	assert_int_equal(r.off[0], 0);
 	assert_int_equal(r.len[0], 4 * KiB);
+	tu_clean(img);
+	assert_int_equal(vd_close(img), 0);
+	unlink("sc.vd");
+}
+
+/* Resize: grow, write past the old end, shrink refused while a subcluster
+ * past the new end is mapped, allowed once it is discarded. */
+static void test_resize_with_subclusters(void **state)
+{
+	struct vd_image *img;
+	struct errmsg err = {{0}};
+
+	(void)state;
+	mk("sc.vd", 8 * MiB, 0, true, NULL);
+	img = tu_open("sc.vd", VD_OPEN_RDWR);
+	tu_put(img, 0, 4 * KiB, 0x11);
+	assert_int_equal(vd_resize(img, 64 * MiB, false, &err), 0);
+	tu_put(img, 40 * MiB + 4 * KiB, 4 * KiB, 0x22);
+	tu_expect(img, 40 * MiB, 4 * KiB, 0);
+	tu_expect(img, 40 * MiB + 4 * KiB, 4 * KiB, 0x22);
+	tu_put(img, 7 * MiB + 8 * KiB, 4 * KiB, 0x33);
+	assert_int_equal(vd_resize(img, 7 * MiB, true, &err), -ENOTEMPTY);
+	assert_int_equal(vd_discard(img, 40 * MiB, 128 * KiB), 0);
+	assert_int_equal(vd_resize(img, 7 * MiB, true, &err), -ENOTEMPTY);
+	assert_int_equal(vd_resize(img, 8 * MiB, true, &err), 0);
+	tu_expect(img, 7 * MiB + 8 * KiB, 4 * KiB, 0x33);
+	tu_expect(img, 0, 4 * KiB, 0x11);
+	tu_clean(img);
+	assert_int_equal(vd_close(img), 0);
+	img = tu_open("sc.vd", 0);
+	assert_int_equal(vd_size_bytes(img), 8 * MiB);
+	tu_expect(img, 7 * MiB + 8 * KiB, 4 * KiB, 0x33);
 	tu_clean(img);
 	assert_int_equal(vd_close(img), 0);
 	unlink("sc.vd");
@@ -616,6 +647,7 @@ int main(void)
 		cmocka_unit_test(test_clone_of_a_template_with_subclusters),
 		cmocka_unit_test(test_unsupported_operations_refuse),
 		cmocka_unit_test(test_check_finds_impossible_bitmaps),
+		cmocka_unit_test(test_resize_with_subclusters),
 		cmocka_unit_test(test_snapshot_diff_per_subcluster),
 		cmocka_unit_test(test_async_writes_into_one_cluster),
 		cmocka_unit_test(test_random_operations_match_an_image_without),
