@@ -202,10 +202,6 @@ int vd_commit(struct vd_image *img, struct errmsg *err)
 	uint64_t off = 0;
 	int ret, ret2;
 
-	ret = vd_refuse_subclusters(img, "commit", err);
-	if (ret < 0) {
-		return ret;
-	}
 	if (!img->backing) {
 		errmsg_set(err, "%s: has no backing file to commit into", img->path);
 		return -EINVAL;
@@ -289,10 +285,10 @@ static int copy_differences(struct vd_image *img, struct vd_image *nb, uint8_t *
 			off = e.offset + e.length;
 			continue;
 		}
-		for (uint64_t p = e.offset; p < e.offset + e.length && ret == 0;
-		     p += img->cluster_bytes) {
-			size_t n = img->cluster_bytes - (p & (img->cluster_bytes - 1));
-
+		/* A piece per cluster, up to its end: with subclusters an extent
+		 * may start inside one. */
+		for (uint64_t p = e.offset, n = 0; p < e.offset + e.length && ret == 0; p += n) {
+			n = img->cluster_bytes - (p & (img->cluster_bytes - 1));
 			n = n < e.offset + e.length - p ? n : e.offset + e.length - p;
 			ret = vd_backing_read(img->backing, p, a, n);
 			if (ret == 0) {
@@ -314,11 +310,8 @@ int vd_rebase(struct vd_image *img, const char *backing_path, bool unsafe, struc
 	struct errmsg inner = {{0}};
 	uint8_t *a = NULL, *b = NULL;
 	char *resolved = NULL;
-	int ret = unsafe ? 0 : vd_refuse_subclusters(img, "a safe rebase (or flatten)", err);
+	int ret = 0;
 
-	if (ret < 0) {
-		return ret;
-	}
 	if (!img->writable) {
 		errmsg_set(err, "%s: opened read-only", img->path);
 		return -EROFS;

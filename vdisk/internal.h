@@ -348,7 +348,6 @@ int vd_check_resumable(struct vd_image *img, struct errmsg *err);
 /* io.c */
 int vd_check_l2_entry(struct vd_image *img, uint64_t e);
 int vd_check_l2_ext(struct vd_image *img, uint64_t e, uint64_t bm);
-int vd_refuse_subclusters(struct vd_image *img, const char *what, struct errmsg *err);
 int vd_unmap_clusters(struct vd_image *img, uint64_t off, uint64_t len, bool to_backing);
 int vd_rb_prepare(struct vd_image *img, uint64_t cluster, uint64_t *rb_offp);
 void vd_aio_start(struct vd_ctx *ctx, struct vd_aio *aio);

@@ -2196,18 +2196,6 @@ int vd_check_l2_ext(struct vd_image *img, uint64_t e, uint64_t bm)
 	return ret;
 }
 
-/* What this build does not yet do on an image with subclusters is refused
- * before it changes anything, never done at cluster granularity. */
-int vd_refuse_subclusters(struct vd_image *img, const char *what, struct errmsg *err)
-{
-	if (!img->l2_shift) {
-		return 0;
-	}
-	errmsg_set(err, "%s: %s is not supported yet on an image with subclusters", img->path,
-		   what);
-	return -ENOTSUP;
-}
-
 /* Copies the L2 table at L1 index 'i' shared with a snapshot, so the active
  * disk can change it: the copy's data clusters gain a reference. */
 static int l2_copy_up_sync(struct vd_image *img, uint32_t i, struct vd_mblock *old,
@@ -2306,11 +2294,13 @@ int vd_unmap_clusters(struct vd_image *img, uint64_t off, uint64_t len, bool to_
 {
 	uint64_t first = (off + img->cluster_bytes - 1) >> img->cluster_bits;
 	uint64_t end = (off + len) >> img->cluster_bits;
-	uint64_t want = img->backing_name && !to_backing ? VD_L2_ZERO : 0;
+	uint64_t want = img->backing_name && !to_backing ? VD_L2_ZERO : 0, want_bm = 0;
 	int ret = 0;
 
 	if (img->l2_shift) {
-		return -ENOTSUP; /* only commit uses it, refused with subclusters */
+		/* No ZERO flag: all 32 subclusters zero instead. */
+		want_bm = want ? VD_SC_BITMAP(0, VD_SC_ALL) : 0;
+		want = 0;
 	}
 	/* The last, partial cluster of the disk counts as whole. */
 	if (off + len == img->hdr.size_bytes) {
@@ -2319,25 +2309,29 @@ int vd_unmap_clusters(struct vd_image *img, uint64_t off, uint64_t len, bool to_
 	for (uint64_t g = first; g < end && ret == 0; g++) {
 		struct vd_mblock *l2;
 		uint32_t idx;
-		uint64_t e;
+		uint64_t e, bm;
 
-		ret = vd_l2_lookup(img, g, want != 0, &l2, &idx);
+		ret = vd_l2_lookup(img, g, want != 0 || want_bm != 0, &l2, &idx);
 		if (ret < 0 || !l2) {
 			/* No table: the whole table's range is unallocated. */
 			g = (g / img->l2_entries + 1) * img->l2_entries - 1;
 			continue;
 		}
-		e = vd_get64(l2, idx);
+		e = vd_l2_get(img, l2, idx);
+		bm = vd_l2_get_bitmap(img, l2, idx);
 		vd_mblock_put(l2);
-		if (e == want) {
+		if (e == want && bm == want_bm) {
 			continue;
 		}
-		ret = vd_check_l2_entry(img, e);
+		ret = vd_check_l2_ext(img, e, bm);
 		if (ret == 0) {
 			ret = vd_l2_lookup(img, g, true, &l2, &idx);
 		}
 		if (ret == 0) {
-			vd_set64(img, l2, idx, want);
+			vd_l2_set(img, l2, idx, want);
+			if (img->l2_shift) {
+				vd_l2_set_bitmap(img, l2, idx, want_bm);
+			}
 			vd_mblock_put(l2);
 			if (e & VD_L2_OFFSET_MASK) {
 				ret = vd_cluster_unref(img, vd_off_cluster(img, e & VD_L2_OFFSET_MASK));

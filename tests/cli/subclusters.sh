@@ -3,8 +3,7 @@
 # Subclusters: create --subclusters (and -o subclusters=on), info showing
 # them (text and JSON), a clone whose 4 KiB writes allocate 4 KiB, check
 # clean, snapshots and their diff per subcluster, convert --subclusters,
-# resize, and the operations not yet supported refusing with one line and
-# leaving the image as it was.
+# resize, flatten and commit keeping the guest's view.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need python3
 
@@ -86,17 +85,7 @@ expect_ok check "$clone"
 expect_ok snapshot diff --json "$clone" s1
 [ "$OUT" = "[]" ] || fail "diff after the revert: $OUT"
 
-# Not supported yet: refused in one line, the image unchanged.
 expect_ok snapshot delete "$clone" s1
-clone_sha=$(sha "$clone")
-expect_rc 1 commit "$clone"
-expect_one_line_error "commit is not supported yet on an image with subclusters"
-expect_rc 1 flatten "$clone"
-expect_one_line_error "subclusters"
-expect_rc 1 rebase -b "" "$clone"
-expect_one_line_error "subclusters"
-[ "$(sha "$clone")" = "$clone_sha" ] || fail "a refused operation changed the clone"
-[ "$(sha "$base")" = "$base_sha" ] || fail "a refused operation changed the template"
 expect_ok check "$clone"
 
 # Resize works: grown, written past the old end, shrunk back.
@@ -113,6 +102,24 @@ expect_ok info --json "$TMP/conv.vd"
 expect_ok io -c 'read -P 0x11 0 1M' -c 'read -P 0 1M 4k' -c 'read -P 0x44 2M 4k' "$TMP/conv.vd"
 expect_ok check "$TMP/conv.vd"
 expect_rc 2 convert --subclusters -O raw "$clone" "$TMP/conv.raw"
+
+# Flatten and commit keep the guest's view (checked by sha of a raw copy).
+expect_ok convert -O raw "$clone" "$TMP/view.raw"
+view_sha=$(sha "$TMP/view.raw")
+cp "$clone" "$TMP/flat.vd"
+expect_ok flatten "$TMP/flat.vd"
+expect_ok info --json "$TMP/flat.vd"
+[ "$(json_get backing_file)" = None ] || fail "flatten left a backing file"
+expect_ok convert -O raw "$TMP/flat.vd" "$TMP/flat.raw"
+[ "$(sha "$TMP/flat.raw")" = "$view_sha" ] || fail "flatten changed the guest's view"
+expect_ok check "$TMP/flat.vd"
+expect_ok commit "$clone"
+expect_ok info --json "$clone"
+[ "$(json_get allocated_bytes)" -eq 0 ] || fail "commit left data in the clone"
+expect_ok convert -O raw "$clone" "$TMP/commit.raw"
+[ "$(sha "$TMP/commit.raw")" = "$view_sha" ] || fail "commit changed the guest's view"
+expect_ok check "$clone"
+expect_ok check "$base"
 
 # A clone without subclusters of a template with them reads through.
 expect_ok create -q -b sc.vd "$TMP/c2.vd"

@@ -2,9 +2,10 @@
 /* test_subcluster.c: images with subclusters (extended L2 entries): a
  * write into a fresh cluster or a clone fills only the subclusters it
  * touches, untouched ones read zeros or the template, discard and
- * write-zeroes work per subcluster, snapshots and clones work, operations
- * not yet written for them refuse, and a random mix of operations reads
- * the same as on an image without subclusters (the oracle). */
+ * write-zeroes work per subcluster, snapshots, clones, commit, rebase,
+ * flatten and resize work, check finds impossible bitmaps, and a random mix
+ * of operations reads the same as on an image without subclusters (the
+ * oracle). */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -313,26 +314,74 @@ static void test_clone_of_a_template_with_subclusters(void **state)
 	unlink("tmpl.vd");
 }
 
-static void test_unsupported_operations_refuse(void **state)
+/* A clone with data, partly filled and zero subclusters. */
+static void sc_clone_with_everything(uint8_t *view)
 {
 	struct vd_image *c;
+
+	mk("clone.vd", 0, 0, true, "tmpl.vd");
+	c = tu_open("clone.vd", VD_OPEN_RDWR);
+	tu_put(c, 4 * KiB, 4 * KiB, 0x22);
+	tu_put(c, MiB + 64 * KiB + 512, 512, 0x33);
+	tu_put(c, 5 * MiB + 1024, 1024, 0x34);
+	assert_int_equal(vd_write_zeroes(c, 2 * MiB + 4 * KiB, 8 * KiB), 0);
+	assert_int_equal(vd_discard(c, 3 * MiB, 128 * KiB), 0);
+	assert_int_equal(vd_pread(c, view, 8 * MiB, 0), 0);
+	assert_int_equal(vd_close(c), 0);
+}
+
+static void expect_view(const char *path, const uint8_t *view, uint8_t *buf)
+{
+	struct vd_image *img = tu_open(path, 0);
+
+	assert_int_equal(vd_pread(img, buf, 8 * MiB, 0), 0);
+	assert_memory_equal(buf, view, 8 * MiB);
+	tu_clean(img);
+	assert_int_equal(vd_close(img), 0);
+}
+
+/* Commit, flatten and safe rebase keep the guest's view of a clone with
+ * subclusters; commit leaves the clone empty, reading through. */
+static void test_commit_flatten_rebase(void **state)
+{
+	uint8_t *view = malloc(8 * MiB), *buf = malloc(8 * MiB);
+	struct vd_image *c, *t;
 	struct errmsg err = {{0}};
 
 	(void)state;
 	make_template(false);
-	mk("clone.vd", 0, 0, true, "tmpl.vd");
+	sc_clone_with_everything(view);
 	c = tu_open("clone.vd", VD_OPEN_RDWR);
-	tu_put(c, 0, 4096, 0x22);
-	assert_int_equal(vd_commit(c, &err), -ENOTSUP);
-	assert_non_null(strstr(err.msg, "subclusters"));
-	assert_int_equal(vd_flatten(c, &err), -ENOTSUP);
-	assert_int_equal(vd_rebase(c, NULL, false, &err), -ENOTSUP);
-	tu_expect(c, 0, 4096, 0x22);
-	tu_expect(c, 4096, 4096, 0x11);
+	assert_int_equal(vd_commit(c, &err), 0);
+	assert_int_equal(allocated(c), 0);
 	tu_clean(c);
 	assert_int_equal(vd_close(c), 0);
+	expect_view("clone.vd", view, buf);
+	expect_view("tmpl.vd", view, buf);
+
+	make_template(false);
+	sc_clone_with_everything(view);
+	c = tu_open("clone.vd", VD_OPEN_RDWR);
+	assert_int_equal(vd_flatten(c, &err), 0);
+	assert_null(vd_backing_path(c));
+	assert_int_equal(vd_close(c), 0);
+	expect_view("clone.vd", view, buf);
+
+	make_template(false);
+	mk("other.vd", 8 * MiB, 0, false, NULL);
+	t = tu_open("other.vd", VD_OPEN_RDWR);
+	tu_put(t, MiB, 2 * MiB, 0x77);
+	assert_int_equal(vd_close(t), 0);
+	sc_clone_with_everything(view);
+	c = tu_open("clone.vd", VD_OPEN_RDWR);
+	assert_int_equal(vd_rebase(c, "other.vd", false, &err), 0);
+	assert_int_equal(vd_close(c), 0);
+	expect_view("clone.vd", view, buf);
+	free(view);
+	free(buf);
 	unlink("clone.vd");
 	unlink("tmpl.vd");
+	unlink("other.vd");
 }
 
 static void poke_u64(const char *path, uint64_t off, uint64_t v)
@@ -645,7 +694,7 @@ int main(void)
 		cmocka_unit_test(test_discard_and_write_zeroes_per_subcluster),
 		cmocka_unit_test(test_snapshots_keep_their_subclusters),
 		cmocka_unit_test(test_clone_of_a_template_with_subclusters),
-		cmocka_unit_test(test_unsupported_operations_refuse),
+		cmocka_unit_test(test_commit_flatten_rebase),
 		cmocka_unit_test(test_check_finds_impossible_bitmaps),
 		cmocka_unit_test(test_resize_with_subclusters),
 		cmocka_unit_test(test_snapshot_diff_per_subcluster),
