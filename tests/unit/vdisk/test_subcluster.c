@@ -26,6 +26,8 @@
 #define KiB 1024u
 #define MiB (1u << 20)
 #define CB (128u * KiB)
+/* File names start with sct-: meson runs the test programs in parallel in
+ * one directory. */
 
 static void mk(const char *path, uint64_t size, uint32_t cluster, bool sc, const char *backing)
 {
@@ -56,8 +58,8 @@ static void make_template(bool sc)
 {
 	struct vd_image *t;
 
-	mk("tmpl.vd", 8 * MiB, sc ? CB : 0, sc, NULL);
-	t = tu_open("tmpl.vd", VD_OPEN_RDWR);
+	mk("sct-tmpl.vd", 8 * MiB, sc ? CB : 0, sc, NULL);
+	t = tu_open("sct-tmpl.vd", VD_OPEN_RDWR);
 	tu_put(t, 0, 4 * MiB, 0x11);
 	assert_int_equal(vd_close(t), 0);
 }
@@ -70,36 +72,36 @@ static void test_create_and_info(void **state)
 	struct errmsg err = {{0}};
 
 	(void)state;
-	mk("sc.vd", 64 * MiB, 0, true, NULL);
-	img = tu_open("sc.vd", 0);
+	mk("sct-sc.vd", 64 * MiB, 0, true, NULL);
+	img = tu_open("sct-sc.vd", 0);
 	assert_int_equal(vd_get_info(img, &info), 0);
 	assert_int_equal(info.cluster_bytes, CB);
 	assert_int_equal(info.subcluster_bytes, 4 * KiB);
 	assert_true(info.incompat_features & VD_INCOMPAT_SUBCLUSTERS);
 	assert_int_equal(vd_close(img), 0);
 	/* 64 KiB clusters would make 2 KiB subclusters */
-	unlink("bad.vd");
+	unlink("sct-bad.vd");
 	vd_create_opts_init(&o);
 	o.size_bytes = MiB;
 	o.cluster_bytes = 64 * KiB;
 	o.subclusters = true;
-	assert_int_equal(vd_create("bad.vd", &o, &err), -EINVAL);
+	assert_int_equal(vd_create("sct-bad.vd", &o, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "subclusters"));
-	assert_int_equal(access("bad.vd", F_OK), -1);
+	assert_int_equal(access("sct-bad.vd", F_OK), -1);
 	/* a preallocated image maps every subcluster, reading zeros */
-	unlink("pre.vd");
+	unlink("sct-pre.vd");
 	o.cluster_bytes = 0;
 	o.prealloc = VD_PREALLOC_METADATA;
-	assert_int_equal(vd_create("pre.vd", &o, &err), 0);
-	img = tu_open("pre.vd", VD_OPEN_RDWR);
+	assert_int_equal(vd_create("sct-pre.vd", &o, &err), 0);
+	img = tu_open("sct-pre.vd", VD_OPEN_RDWR);
 	assert_int_equal(allocated(img), MiB);
 	tu_expect(img, 0, MiB, 0);
 	tu_put(img, 4096, 512, 0x5a);
 	tu_expect(img, 4096, 512, 0x5a);
 	tu_clean(img);
 	assert_int_equal(vd_close(img), 0);
-	unlink("pre.vd");
-	unlink("sc.vd");
+	unlink("sct-pre.vd");
+	unlink("sct-sc.vd");
 }
 
 static void test_fresh_write_fills_only_touched_subclusters(void **state)
@@ -108,8 +110,8 @@ static void test_fresh_write_fills_only_touched_subclusters(void **state)
 	struct vd_extent e;
 
 	(void)state;
-	mk("sc.vd", 8 * MiB, 0, true, NULL);
-	img = tu_open("sc.vd", VD_OPEN_RDWR);
+	mk("sct-sc.vd", 8 * MiB, 0, true, NULL);
+	img = tu_open("sct-sc.vd", VD_OPEN_RDWR);
 	tu_put(img, CB + 8 * KiB, 4 * KiB, 0x22);
 	assert_int_equal(allocated(img), 4 * KiB);
 	tu_expect(img, CB, 8 * KiB, 0);
@@ -140,13 +142,13 @@ static void test_fresh_write_fills_only_touched_subclusters(void **state)
 	assert_int_equal(allocated(img), 8 * KiB + 24 * KiB);
 	tu_clean(img);
 	assert_int_equal(vd_close(img), 0);
-	img = tu_open("sc.vd", 0);
+	img = tu_open("sct-sc.vd", 0);
 	tu_expect(img, CB + 8 * KiB + 1024, 1024, 0x44);
 	tu_expect(img, CB + 64 * KiB + 512, 512, 0x33);
 	tu_expect(img, 3 * CB - 6 * KiB, 20 * KiB, 0x55);
 	tu_clean(img);
 	assert_int_equal(vd_close(img), 0);
-	unlink("sc.vd");
+	unlink("sct-sc.vd");
 }
 
 static void test_clone_write_copies_up_only_partial_subclusters(void **state)
@@ -156,8 +158,8 @@ static void test_clone_write_copies_up_only_partial_subclusters(void **state)
 
 	(void)state;
 	make_template(false);
-	mk("clone.vd", 0, 0, true, "tmpl.vd");
-	c = tu_open("clone.vd", VD_OPEN_RDWR);
+	mk("sct-clone.vd", 0, 0, true, "sct-tmpl.vd");
+	c = tu_open("sct-clone.vd", VD_OPEN_RDWR);
 	tu_put(c, MiB + 4 * KiB, 4 * KiB, 0x22);
 	assert_int_equal(allocated(c), 4 * KiB);
 	tu_expect(c, MiB, 4 * KiB, 0x11);
@@ -179,17 +181,17 @@ static void test_clone_write_copies_up_only_partial_subclusters(void **state)
 	tu_expect(c, 6 * MiB + 101 * 512, 3 * 512, 0);
 	tu_clean(c);
 	assert_int_equal(vd_close(c), 0);
-	c = tu_open("clone.vd", 0);
+	c = tu_open("sct-clone.vd", 0);
 	tu_expect(c, MiB, 4 * KiB, 0x11);
 	tu_expect(c, MiB + 4 * KiB, 4 * KiB, 0x22);
 	tu_expect(c, MiB + 64 * KiB + 512, 512, 0x33);
 	tu_expect(c, MiB + 64 * KiB + 1024, 3 * KiB, 0x11);
 	assert_int_equal(vd_close(c), 0);
-	c = tu_open("tmpl.vd", 0);
+	c = tu_open("sct-tmpl.vd", 0);
 	tu_expect(c, 0, 4 * MiB, 0x11);
 	assert_int_equal(vd_close(c), 0);
-	unlink("clone.vd");
-	unlink("tmpl.vd");
+	unlink("sct-clone.vd");
+	unlink("sct-tmpl.vd");
 }
 
 static void test_discard_and_write_zeroes_per_subcluster(void **state)
@@ -197,8 +199,8 @@ static void test_discard_and_write_zeroes_per_subcluster(void **state)
 	struct vd_image *img, *c;
 
 	(void)state;
-	mk("sc.vd", 8 * MiB, 0, true, NULL);
-	img = tu_open("sc.vd", VD_OPEN_RDWR);
+	mk("sct-sc.vd", 8 * MiB, 0, true, NULL);
+	img = tu_open("sct-sc.vd", VD_OPEN_RDWR);
 	tu_put(img, 0, CB, 0x22);
 	assert_int_equal(allocated(img), CB);
 	/* whole subclusters 1-2 go, the partial ones around stay */
@@ -220,12 +222,12 @@ static void test_discard_and_write_zeroes_per_subcluster(void **state)
 	tu_expect(img, 0, CB, 0);
 	tu_clean(img);
 	assert_int_equal(vd_close(img), 0);
-	unlink("sc.vd");
+	unlink("sct-sc.vd");
 
 	/* in a clone, unmapped subclusters hide the template */
 	make_template(false);
-	mk("clone.vd", 0, 0, true, "tmpl.vd");
-	c = tu_open("clone.vd", VD_OPEN_RDWR);
+	mk("sct-clone.vd", 0, 0, true, "sct-tmpl.vd");
+	c = tu_open("sct-clone.vd", VD_OPEN_RDWR);
 	assert_int_equal(vd_write_zeroes(c, 2 * MiB + 4 * KiB, 8 * KiB), 0);
 	assert_int_equal(vd_discard(c, 3 * MiB + 512, 16 * KiB), 0);
 	assert_int_equal(allocated(c), 0);
@@ -242,8 +244,8 @@ static void test_discard_and_write_zeroes_per_subcluster(void **state)
 	tu_expect(c, 2 * MiB + 5 * KiB, 3 * KiB, 0);
 	tu_clean(c);
 	assert_int_equal(vd_close(c), 0);
-	unlink("clone.vd");
-	unlink("tmpl.vd");
+	unlink("sct-clone.vd");
+	unlink("sct-tmpl.vd");
 }
 
 static void test_snapshots_keep_their_subclusters(void **state)
@@ -254,8 +256,8 @@ static void test_snapshots_keep_their_subclusters(void **state)
 
 	(void)state;
 	make_template(false);
-	mk("clone.vd", 0, 0, true, "tmpl.vd");
-	img = tu_open("clone.vd", VD_OPEN_RDWR);
+	mk("sct-clone.vd", 0, 0, true, "sct-tmpl.vd");
+	img = tu_open("sct-clone.vd", VD_OPEN_RDWR);
 	tu_put(img, 8 * KiB, 4 * KiB, 0x22);
 	assert_int_equal(vd_snapshot_create(img, "s1", NULL), 0);
 	/* the shared cluster is copied whole, as the guest sees it */
@@ -285,8 +287,8 @@ static void test_snapshots_keep_their_subclusters(void **state)
 	assert_int_equal(vd_snapshot_delete(img, "s1", NULL), 0);
 	tu_clean(img);
 	assert_int_equal(vd_close(img), 0);
-	unlink("clone.vd");
-	unlink("tmpl.vd");
+	unlink("sct-clone.vd");
+	unlink("sct-tmpl.vd");
 }
 
 static void test_clone_of_a_template_with_subclusters(void **state)
@@ -294,13 +296,13 @@ static void test_clone_of_a_template_with_subclusters(void **state)
 	struct vd_image *t, *c;
 
 	(void)state;
-	mk("tmpl.vd", 8 * MiB, 0, true, NULL);
-	t = tu_open("tmpl.vd", VD_OPEN_RDWR);
+	mk("sct-tmpl.vd", 8 * MiB, 0, true, NULL);
+	t = tu_open("sct-tmpl.vd", VD_OPEN_RDWR);
 	tu_put(t, 4 * KiB, 4 * KiB, 0x11);
 	assert_int_equal(vd_write_zeroes(t, 16 * KiB, 4 * KiB), 0);
 	assert_int_equal(vd_close(t), 0);
-	mk("clone.vd", 0, 64 * KiB, false, "tmpl.vd");
-	c = tu_open("clone.vd", VD_OPEN_RDWR);
+	mk("sct-clone.vd", 0, 64 * KiB, false, "sct-tmpl.vd");
+	c = tu_open("sct-clone.vd", VD_OPEN_RDWR);
 	tu_expect(c, 0, 4 * KiB, 0);
 	tu_expect(c, 4 * KiB, 4 * KiB, 0x11);
 	tu_expect(c, 8 * KiB, 56 * KiB, 0);
@@ -310,8 +312,8 @@ static void test_clone_of_a_template_with_subclusters(void **state)
 	tu_expect(c, 6 * KiB + 512, 1536, 0x11);
 	tu_clean(c);
 	assert_int_equal(vd_close(c), 0);
-	unlink("clone.vd");
-	unlink("tmpl.vd");
+	unlink("sct-clone.vd");
+	unlink("sct-tmpl.vd");
 }
 
 /* A clone with data, partly filled and zero subclusters. */
@@ -319,8 +321,8 @@ static void sc_clone_with_everything(uint8_t *view)
 {
 	struct vd_image *c;
 
-	mk("clone.vd", 0, 0, true, "tmpl.vd");
-	c = tu_open("clone.vd", VD_OPEN_RDWR);
+	mk("sct-clone.vd", 0, 0, true, "sct-tmpl.vd");
+	c = tu_open("sct-clone.vd", VD_OPEN_RDWR);
 	tu_put(c, 4 * KiB, 4 * KiB, 0x22);
 	tu_put(c, MiB + 64 * KiB + 512, 512, 0x33);
 	tu_put(c, 5 * MiB + 1024, 1024, 0x34);
@@ -351,37 +353,37 @@ static void test_commit_flatten_rebase(void **state)
 	(void)state;
 	make_template(false);
 	sc_clone_with_everything(view);
-	c = tu_open("clone.vd", VD_OPEN_RDWR);
+	c = tu_open("sct-clone.vd", VD_OPEN_RDWR);
 	assert_int_equal(vd_commit(c, &err), 0);
 	assert_int_equal(allocated(c), 0);
 	tu_clean(c);
 	assert_int_equal(vd_close(c), 0);
-	expect_view("clone.vd", view, buf);
-	expect_view("tmpl.vd", view, buf);
+	expect_view("sct-clone.vd", view, buf);
+	expect_view("sct-tmpl.vd", view, buf);
 
 	make_template(false);
 	sc_clone_with_everything(view);
-	c = tu_open("clone.vd", VD_OPEN_RDWR);
+	c = tu_open("sct-clone.vd", VD_OPEN_RDWR);
 	assert_int_equal(vd_flatten(c, &err), 0);
 	assert_null(vd_backing_path(c));
 	assert_int_equal(vd_close(c), 0);
-	expect_view("clone.vd", view, buf);
+	expect_view("sct-clone.vd", view, buf);
 
 	make_template(false);
-	mk("other.vd", 8 * MiB, 0, false, NULL);
-	t = tu_open("other.vd", VD_OPEN_RDWR);
+	mk("sct-other.vd", 8 * MiB, 0, false, NULL);
+	t = tu_open("sct-other.vd", VD_OPEN_RDWR);
 	tu_put(t, MiB, 2 * MiB, 0x77);
 	assert_int_equal(vd_close(t), 0);
 	sc_clone_with_everything(view);
-	c = tu_open("clone.vd", VD_OPEN_RDWR);
-	assert_int_equal(vd_rebase(c, "other.vd", false, &err), 0);
+	c = tu_open("sct-clone.vd", VD_OPEN_RDWR);
+	assert_int_equal(vd_rebase(c, "sct-other.vd", false, &err), 0);
 	assert_int_equal(vd_close(c), 0);
-	expect_view("clone.vd", view, buf);
+	expect_view("sct-clone.vd", view, buf);
 	free(view);
 	free(buf);
-	unlink("clone.vd");
-	unlink("tmpl.vd");
-	unlink("other.vd");
+	unlink("sct-clone.vd");
+	unlink("sct-tmpl.vd");
+	unlink("sct-other.vd");
 }
 
 static void poke_u64(const char *path, uint64_t off, uint64_t v)
@@ -417,8 +419,8 @@ static void test_snapshot_diff_per_subcluster(void **state)
 	struct runs r = {0};
 
 	(void)state;
-	mk("sc.vd", 8 * MiB, 0, true, NULL);
-	img = tu_open("sc.vd", VD_OPEN_RDWR);
+	mk("sct-sc.vd", 8 * MiB, 0, true, NULL);
+	img = tu_open("sct-sc.vd", VD_OPEN_RDWR);
 	tu_put(img, 0, 4 * KiB, 0x22);
 	assert_int_equal(vd_snapshot_create(img, "a", NULL), 0);
 	tu_put(img, MiB + 8 * KiB, 4 * KiB, 0x23);
@@ -443,7 +445,7 @@ static void test_snapshot_diff_per_subcluster(void **state)
 	assert_int_equal(r.len[0], 4 * KiB);
 	tu_clean(img);
 	assert_int_equal(vd_close(img), 0);
-	unlink("sc.vd");
+	unlink("sct-sc.vd");
 }
 
 /* Resize: grow, write past the old end, shrink refused while a subcluster
@@ -454,8 +456,8 @@ static void test_resize_with_subclusters(void **state)
 	struct errmsg err = {{0}};
 
 	(void)state;
-	mk("sc.vd", 8 * MiB, 0, true, NULL);
-	img = tu_open("sc.vd", VD_OPEN_RDWR);
+	mk("sct-sc.vd", 8 * MiB, 0, true, NULL);
+	img = tu_open("sct-sc.vd", VD_OPEN_RDWR);
 	tu_put(img, 0, 4 * KiB, 0x11);
 	assert_int_equal(vd_resize(img, 64 * MiB, false, &err), 0);
 	tu_put(img, 40 * MiB + 4 * KiB, 4 * KiB, 0x22);
@@ -470,12 +472,12 @@ static void test_resize_with_subclusters(void **state)
 	tu_expect(img, 0, 4 * KiB, 0x11);
 	tu_clean(img);
 	assert_int_equal(vd_close(img), 0);
-	img = tu_open("sc.vd", 0);
+	img = tu_open("sct-sc.vd", 0);
 	assert_int_equal(vd_size_bytes(img), 8 * MiB);
 	tu_expect(img, 7 * MiB + 8 * KiB, 4 * KiB, 0x33);
 	tu_clean(img);
 	assert_int_equal(vd_close(img), 0);
-	unlink("sc.vd");
+	unlink("sct-sc.vd");
 }
 
 /* Impossible bitmaps are corruption that check reports and repair unmaps;
@@ -488,8 +490,8 @@ static void test_check_finds_impossible_bitmaps(void **state)
 	uint8_t buf[4096];
 
 	(void)state;
-	mk("sc.vd", 8 * MiB, 0, true, NULL);
-	img = tu_open("sc.vd", VD_OPEN_RDWR);
+	mk("sct-sc.vd", 8 * MiB, 0, true, NULL);
+	img = tu_open("sct-sc.vd", VD_OPEN_RDWR);
 	tu_put(img, 0, 4 * KiB, 0x22);
 	tu_put(img, CB + 4 * KiB, 4 * KiB, 0x23);
 	tu_put(img, 2 * CB, CB, 0x24);
@@ -499,16 +501,16 @@ static void test_check_finds_impossible_bitmaps(void **state)
 	assert_int_equal(vd_close(img), 0);
 	/* entry 0: subcluster 0 allocated and zero; entry 3: no host cluster
 	 * but an allocated subcluster */
-	poke_u64("sc.vd", l2off + 8, VD_SC_BITMAP(1, 1));
-	poke_u64("sc.vd", l2off + 3 * 16 + 8, VD_SC_BITMAP(4, 0));
-	img = tu_open("sc.vd", 0);
+	poke_u64("sct-sc.vd", l2off + 8, VD_SC_BITMAP(1, 1));
+	poke_u64("sct-sc.vd", l2off + 3 * 16 + 8, VD_SC_BITMAP(4, 0));
+	img = tu_open("sct-sc.vd", 0);
 	assert_int_equal(vd_pread(img, buf, sizeof(buf), 0), -EUCLEAN);
 	assert_int_equal(vd_pread(img, buf, sizeof(buf), 3 * CB), -EUCLEAN);
-	assert_int_equal(vd_check(img, 0, &r, tu_say, "sc.vd", NULL), 0);
+	assert_int_equal(vd_check(img, 0, &r, tu_say, "sct-sc.vd", NULL), 0);
 	assert_int_equal(r.corruptions, 2);
 	assert_int_equal(vd_close(img), 0);
-	img = tu_open("sc.vd", VD_OPEN_RDWR);
-	assert_int_equal(vd_check(img, VD_CHECK_REPAIR, &r, tu_say, "sc.vd", NULL), 0);
+	img = tu_open("sct-sc.vd", VD_OPEN_RDWR);
+	assert_int_equal(vd_check(img, VD_CHECK_REPAIR, &r, tu_say, "sct-sc.vd", NULL), 0);
 	assert_int_equal(r.corruptions_fixed, 2);
 	tu_clean(img);
 	tu_expect(img, 0, CB, 0);
@@ -517,7 +519,7 @@ static void test_check_finds_impossible_bitmaps(void **state)
 	tu_expect(img, 2 * CB + 16 * KiB, CB - 16 * KiB, 0x24);
 	tu_expect(img, 3 * CB, CB, 0);
 	assert_int_equal(vd_close(img), 0);
-	unlink("sc.vd");
+	unlink("sct-sc.vd");
 }
 
 /* Concurrent asynchronous writes into one fresh cluster of a clone: each
@@ -546,8 +548,8 @@ static void test_async_writes_into_one_cluster(void **state)
 
 	(void)state;
 	make_template(false);
-	mk("clone.vd", 0, 0, true, "tmpl.vd");
-	c = tu_open("clone.vd", VD_OPEN_RDWR);
+	mk("sct-clone.vd", 0, 0, true, "sct-tmpl.vd");
+	c = tu_open("sct-clone.vd", VD_OPEN_RDWR);
 	assert_int_equal(vd_ctx_create(16, &ctx), 0);
 	sync0 = c->file.sync_calls;
 	for (int i = 0; i < 8; i++) {
@@ -581,8 +583,8 @@ static void test_async_writes_into_one_cluster(void **state)
 	assert_int_equal(allocated(c), 8 * 4 * KiB);
 	tu_clean(c);
 	assert_int_equal(vd_close(c), 0);
-	unlink("clone.vd");
-	unlink("tmpl.vd");
+	unlink("sct-clone.vd");
+	unlink("sct-tmpl.vd");
 }
 
 /* The oracle: the same random writes, discards, write-zeroes, snapshots
@@ -602,10 +604,10 @@ static void test_random_operations_match_an_image_without(void **state)
 
 	(void)state;
 	make_template(false);
-	mk("a.vd", 0, 0, true, "tmpl.vd");
-	mk("b.vd", 0, 64 * KiB, false, "tmpl.vd");
-	a = tu_open("a.vd", VD_OPEN_RDWR);
-	b = tu_open("b.vd", VD_OPEN_RDWR);
+	mk("sct-a.vd", 0, 0, true, "sct-tmpl.vd");
+	mk("sct-b.vd", 0, 64 * KiB, false, "sct-tmpl.vd");
+	a = tu_open("sct-a.vd", VD_OPEN_RDWR);
+	b = tu_open("sct-b.vd", VD_OPEN_RDWR);
 	for (int i = 0; i < 400; i++) {
 		uint64_t off = (uint64_t)(rand_r(&seed) % (8 * MiB / 512)) * 512;
 		uint64_t len = (uint64_t)(1 + rand_r(&seed) % (rand_r(&seed) % 4 ? 16 : 512)) * 512;
@@ -666,7 +668,7 @@ static void test_random_operations_match_an_image_without(void **state)
 		}
 	}
 	assert_int_equal(vd_close(a), 0);
-	a = tu_open("a.vd", 0);
+	a = tu_open("sct-a.vd", 0);
 	assert_int_equal(vd_pread(a, x, 8 * MiB, 0), 0);
 	assert_int_equal(vd_pread(b, y, 8 * MiB, 0), 0);
 	assert_memory_equal(x, y, 8 * MiB);
@@ -680,9 +682,9 @@ static void test_random_operations_match_an_image_without(void **state)
 	for (int k = 0; k < 3; k++) {
 		free(smodel[k]);
 	}
-	unlink("a.vd");
-	unlink("b.vd");
-	unlink("tmpl.vd");
+	unlink("sct-a.vd");
+	unlink("sct-b.vd");
+	unlink("sct-tmpl.vd");
 }
 
 int main(void)
