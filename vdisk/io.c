@@ -68,8 +68,9 @@ enum req_kind { RQ_READ, RQ_WRITE, RQ_DISCARD, RQ_ZERO, RQ_FLUSH };
  * With subclusters, also the subclusters a write filled in a cluster it
  * already had: their allocated bits are set at the same point. */
 enum alloc_kind {
-	AK_CLUSTER,     /* a new cluster replaces the entry (whole, or all its subclusters) */
-	AK_SC_NEW,      /* a new cluster holding only the subclusters in 'mask' */
+	AK_CLUSTER,     /* a new cluster replaces the entry (no subclusters) */
+	AK_SC_NEW,      /* a new cluster: the subclusters in 'mask', and those a
+			 * shared cluster it replaces had allocated, copied */
 	AK_SC_FILL,     /* subclusters 'mask' of the entry's own cluster 'c' */
 };
 
@@ -962,10 +963,10 @@ static int run_add(struct vd_req *req, uint64_t host, size_t skip, size_t n)
 
 /* A read of the backing image into a buffer of the parent's: its own
  * request, walking the backing image's tables (and parking on them). */
-static int child_read(struct vd_req *parent, struct vd_image *b, const struct iovec *iov,
-		      int iovcnt, size_t skip, uint64_t goff, size_t len,
-		      void (*done)(struct vd_req *), void *arg)
+static int child_read(struct vd_req *parent, const struct iovec *iov, int iovcnt, size_t skip,
+		      uint64_t goff, size_t len, void (*done)(struct vd_req *), void *arg)
 {
+	struct vd_image *b = parent->img->backing;
 	size_t have = 0;
 	struct vd_req *child;
 	int ret;
@@ -1015,8 +1016,8 @@ static int back_flush(struct vd_req *req)
 
 	if (req->back.len) {
 		req->pending++;
-		ret = child_read(req, req->img->backing, req->iov, req->iovcnt, req->back.skip,
-				 req->back.at, req->back.len, back_done, req);
+		ret = child_read(req, req->iov, req->iovcnt, req->back.skip, req->back.at,
+				 req->back.len, back_done, req);
 		if (ret < 0) {
 			req->pending--;
 		}
@@ -1105,7 +1106,8 @@ static int read_piece(struct vd_req *req, uint64_t goff, size_t n)
 		}
 	}
 	host = e & VD_L2_OFFSET_MASK;
-	if (bm) {
+	if (img->l2_shift) {
+		/* A host cluster with no allocated bit maps nothing. */
 		return read_sc(req, goff, n, host, bm);
 	}
 	return read_seg(req, goff, req->pos, n,
@@ -1208,7 +1210,7 @@ static int merge_run(struct vd_req *req, enum merge_src src, uint64_t from, uint
 		vd_aio_rw(req->ctx, &m->aio, img, VD_AIO_READ, m->buf, bytes, from, merge_read);
 		break;
 	case MS_BACKING:
-		ret = child_read(req, img->backing, &one, 1, 0, gbase, bytes, merge_back, m);
+		ret = child_read(req, &one, 1, 0, gbase, bytes, merge_back, m);
 		break;
 	case MS_ZEROS:
 		memset(m->buf, 0, bytes);
