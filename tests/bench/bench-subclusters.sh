@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 # 4 KiB writes into a fresh linked clone of a fully written template, in
 # interleaved rounds on one file system: vdisk (64 KiB clusters), vdisk
-# with subclusters (128 KiB clusters, 32 x 4 KiB), qcow2 (64 KiB clusters)
-# and qcow2 with extended_l2=on (128 KiB clusters).  Every clone is new for
+# with subclusters (128 KiB clusters, 32 x 4 KiB; and 512 KiB, 32 x 16 KiB),
+# qcow2 (64 KiB clusters) and qcow2 with extended_l2=on (128 KiB clusters).  Every clone is new for
 # every run, and every tool writes the same offsets: qemu-img bench can only
 # step, so all use a stride of 4 KiB x 104729 (a prime) modulo the image
 # size, which scatters the writes over the template.
@@ -44,6 +44,7 @@ one() {
 	case $kind in
 	vdisk) "$vdisk" create -q -b tmpl.vd clone.vd ;;
 	vdisk-sc) "$vdisk" create -q --subclusters -b tmpl.vd clone.vd ;;
+	vdisk-sc512) "$vdisk" create -q --subclusters -c 512k -b tmpl.vd clone.vd ;;
 	qcow2) qemu-img create -q -f qcow2 -b tmpl.qcow2 -F qcow2 -o cluster_size=64k clone.qcow2 ;;
 	qcow2-el2) qemu-img create -q -f qcow2 -b tmpl.qcow2 -F qcow2 \
 		-o cluster_size=128k,extended_l2=on clone.qcow2 ;;
@@ -58,7 +59,7 @@ one() {
 	python3 -c "print(round($count / $s))"
 }
 
-kinds=(vdisk vdisk-sc qcow2 qcow2-el2)
+kinds=(vdisk vdisk-sc vdisk-sc512 qcow2 qcow2-el2)
 declare -A res
 for depth in 1 32; do
 	count=${COUNT1:-4000}
