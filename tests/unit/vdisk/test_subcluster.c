@@ -586,6 +586,40 @@ static void test_async_writes_into_one_cluster(void **state)
 	}
 	assert_int_equal(allocated(c), 8 * 4 * KiB);
 	tu_clean(c);
+
+	/* After a snapshot: a partial write copies the shared cluster's
+	 * allocated subclusters, a write-zeroes unmaps and zero-fills; all
+	 * on the ring too. */
+	assert_int_equal(vd_snapshot_create(c, "s", NULL), 0);
+	assert_int_equal(vd_ctx_create(16, &ctx), 0);
+	sync0 = c->file.sync_calls;
+	w = (struct aw){0};
+	{
+		struct iovec iov = {bufs[0] = vd_aligned_alloc(4096), 512};
+
+		memset(bufs[0], 0x40, 4096);
+		assert_int_equal(vd_submit_writev(ctx, c, &iov, 1, 2 * MiB + 8 * KiB + 512, aw_cb,
+						  &w), 0);
+		assert_int_equal(vd_submit_write_zeroes(ctx, c, 2 * MiB + CB + 512, 8 * KiB, aw_cb,
+							&w), 0);
+		assert_int_equal(vd_submit_flush(ctx, c, aw_cb, &w), 0);
+		while (w.done < 3) {
+			assert_true(vd_ctx_poll(ctx, 1) >= 0);
+		}
+		free(bufs[0]);
+	}
+	assert_int_equal(w.err, 0);
+	assert_int_equal(c->file.sync_calls, sync0);
+	vd_ctx_destroy(ctx);
+	tu_expect(c, 2 * MiB + 8 * KiB, 512, 0x31);
+	tu_expect(c, 2 * MiB + 8 * KiB + 512, 512, 0x40);
+	tu_expect(c, 2 * MiB + 8 * KiB + 1024, 3 * KiB, 0x11);
+	tu_expect(c, 2 * MiB + 16 * KiB, 4 * KiB, 0x32);
+	tu_expect(c, 2 * MiB + 12 * KiB, 4 * KiB, 0x11);
+	tu_expect(c, 2 * MiB + CB, 512, 0x11);
+	tu_expect(c, 2 * MiB + CB + 512, 8 * KiB, 0);
+	tu_expect(c, 2 * MiB + CB + 8 * KiB + 512, 4 * KiB - 512, 0x11);
+	tu_clean(c);
 	assert_int_equal(vd_close(c), 0);
 	unlink("sct-clone.vd");
 	unlink("sct-tmpl.vd");
