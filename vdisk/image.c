@@ -662,6 +662,11 @@ uint32_t vd_cluster_bytes(const struct vd_image *img)
 	return img->cluster_bytes;
 }
 
+uint32_t vd_subcluster_bytes(const struct vd_image *img)
+{
+	return img->l2_shift ? img->sc_bytes : 0;
+}
+
 const char *vd_path(const struct vd_image *img)
 {
 	return img->path;

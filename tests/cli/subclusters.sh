@@ -121,6 +121,24 @@ expect_ok convert -O raw "$clone" "$TMP/commit.raw"
 expect_ok check "$clone"
 expect_ok check "$base"
 
+# Cold migration to another datastore keeps the feature, the data and
+# the snapshots.
+export VDISK_DATASTORES=$TMP/registry.json
+expect_ok datastore create a "$TMP/dsa"
+expect_ok datastore create b "$TMP/dsb"
+expect_ok create -q --subclusters a:vm/m.vd 8M
+expect_ok io -q -c 'write -P 0x71 4k 4k' -c 'write -P 0x72 1049088 512' a:vm/m.vd
+expect_ok snapshot create a:vm/m.vd s
+expect_ok io -q -c 'write -P 0x73 4608 512' a:vm/m.vd
+expect_ok migrate a:vm/m.vd --to b
+expect_ok info --json b:vm/m.vd
+[ "$(json_get subcluster_size)" -eq 4096 ] || fail "migrate lost the subclusters"
+expect_ok io -c 'read -P 0 0 4k' -c 'read -P 0x71 4k 512' -c 'read -P 0x73 4608 512' \
+	-c 'read -P 0x71 5k 3k' -c 'read -P 0x72 1049088 512' b:vm/m.vd
+expect_ok snapshot diff --json b:vm/m.vd s
+[ "$OUT" = '[{ "offset": 4096, "length": 4096 }]' ] || fail "diff after migrate: $OUT"
+expect_ok check b:vm/m.vd
+
 # A clone without subclusters of a template with them reads through.
 expect_ok create -q -b sc.vd "$TMP/c2.vd"
 expect_ok io -c 'read -P 0x22 132k 4k' -c 'read -P 0 136k 60k' -c 'read -P 0x23 201216 512' \

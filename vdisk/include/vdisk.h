@@ -161,6 +161,8 @@ struct vd_info {
 int vd_get_info(struct vd_image *img, struct vd_info *info);
 uint64_t vd_size_bytes(const struct vd_image *img);
 uint32_t vd_cluster_bytes(const struct vd_image *img);
+/* The subcluster size, 0 for an image without subclusters. */
+uint32_t vd_subcluster_bytes(const struct vd_image *img);
 /* Whether a commit or write-back of 'img' is in flight on some context.
  * With no request in flight and none to come (an image a server stopped
  * using), false means the synchronous calls, vd_close() included, touch
