@@ -393,7 +393,8 @@ static int mapped_beyond(struct vd_image *img, uint64_t first, bool *yesp)
 			continue;
 		}
 		for (; idx < img->l2_entries && g < img->guest_clusters; idx++, g++) {
-			*yesp |= vd_l2_get(img, l2, idx) != 0 || vd_l2_get_bitmap(img, l2, idx) != 0;
+			*yesp |= vd_l2_get(img, l2, idx) != 0 ||
+				 vd_l2_get_bitmap(img, l2, idx) != 0;
 		}
 		vd_mblock_put(l2);
 	}

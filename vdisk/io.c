@@ -1260,14 +1260,16 @@ static int alloc_record(struct vd_req *req, uint64_t c, uint64_t old, struct vd_
  * the end. */
 static uint32_t whole_sc_mask(const struct vd_image *img, uint64_t goff, size_t n)
 {
-	uint64_t smask = img->sc_bytes - 1, end = goff + n, base = goff & ~(uint64_t)(img->cluster_bytes - 1);
-	uint64_t a = (goff + smask) & ~smask, b = end == img->hdr.size_bytes ? (end + smask) & ~smask
-									  : end & ~smask;
+	uint64_t smask = img->sc_bytes - 1, end = goff + n;
+	uint64_t base = goff & ~(uint64_t)(img->cluster_bytes - 1);
+	uint64_t a = (goff + smask) & ~smask;
+	uint64_t b = end == img->hdr.size_bytes ? (end + smask) & ~smask : end & ~smask;
 
 	if (a >= b) {
 		return 0;
 	}
-	return vd_sc_mask((uint32_t)((a - base) >> img->sc_bits), (uint32_t)((b - base) >> img->sc_bits));
+	return vd_sc_mask((uint32_t)((a - base) >> img->sc_bits),
+			  (uint32_t)((b - base) >> img->sc_bits));
 }
 
 /* Writes the touched subclusters of a piece into host cluster 'dst': the
@@ -1333,7 +1335,8 @@ static int copy_subclusters(struct vd_req *req, uint64_t from, uint64_t dst, uin
 		}
 		copy &= ~vd_sc_mask(k, end);
 		ret = merge_run(req, MS_HOST, from + ((uint64_t)k << img->sc_bits), 0,
-				(end - k) << img->sc_bits, 0, 0, 0, dst + ((uint64_t)k << img->sc_bits));
+				(end - k) << img->sc_bits, 0, 0, 0,
+				dst + ((uint64_t)k << img->sc_bits));
 	}
 	return ret;
 }

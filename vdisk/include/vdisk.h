@@ -144,7 +144,9 @@ struct vd_info {
 	uint64_t size_bytes;        /* virtual size */
 	uint32_t cluster_bytes;
 	uint32_t subcluster_bytes;  /* 0: no subclusters */
-	uint64_t allocated_bytes;   /* guest data held in clusters of this file */
+	/* guest data held in clusters of this file (with subclusters: the
+	 * allocated subclusters) */
+	uint64_t allocated_bytes;
 	uint64_t metadata_bytes;    /* header, journal, tables */
 	uint64_t file_bytes;        /* length of the host file */
 	uint64_t disk_bytes;        /* host blocks actually used by the file */
