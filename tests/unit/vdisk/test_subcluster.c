@@ -634,7 +634,10 @@ static void test_random_operations_match_an_image_without(void **state)
 	uint8_t *x = malloc(8 * MiB), *y = malloc(8 * MiB), *buf = malloc(256 * KiB);
 	uint8_t *model = malloc(8 * MiB);
 	uint8_t *smodel[3] = {malloc(8 * MiB), malloc(8 * MiB), malloc(8 * MiB)};
-	unsigned seed = 12345, nsnap = 0, serial = 0;
+	/* SC_SEED and SC_OPS run other mixes (a longer local stress). */
+	unsigned seed = getenv("SC_SEED") ? (unsigned)atoi(getenv("SC_SEED")) : 12345;
+	int nops = getenv("SC_OPS") ? atoi(getenv("SC_OPS")) : 400;
+	unsigned nsnap = 0, serial = 0;
 	char names[3][16];
 
 	memset(model, 0x11, 4 * MiB);
@@ -646,7 +649,7 @@ static void test_random_operations_match_an_image_without(void **state)
 	mk("sct-b.vd", 0, 64 * KiB, false, "sct-tmpl.vd");
 	a = tu_open("sct-a.vd", VD_OPEN_RDWR);
 	b = tu_open("sct-b.vd", VD_OPEN_RDWR);
-	for (int i = 0; i < 400; i++) {
+	for (int i = 0; i < nops; i++) {
 		uint64_t off = (uint64_t)(rand_r(&seed) % (8 * MiB / 512)) * 512;
 		uint64_t len = (uint64_t)(1 + rand_r(&seed) % (rand_r(&seed) % 4 ? 16 : 512)) * 512;
 		int op = rand_r(&seed) % 10;
