@@ -28,6 +28,7 @@
 /* Long options without a one-letter form take values past any character. */
 enum {
 	OPT_PREALLOC = 256,
+	OPT_SUBCLUSTERS,
 	OPT_JSON,
 	OPT_REPAIR,
 	OPT_PATTERN,
@@ -161,8 +162,10 @@ static int want_args(const char *cmd, int argc, char **argv, int nargs, const ch
  */
 
 static const char create_help[] =
-    "Usage: vdisk create [-q] [-c CLUSTER] [--preallocation=MODE] [-o OPTIONS] FILE SIZE\n"
-    "       vdisk create [-q] [-c CLUSTER] [-o OPTIONS] -b BACKING [-F vdisk] FILE [SIZE]\n"
+    "Usage: vdisk create [-q] [-c CLUSTER] [--subclusters] [--preallocation=MODE]\n"
+    "                    [-o OPTIONS] FILE SIZE\n"
+    "       vdisk create [-q] [-c CLUSTER] [--subclusters] [-o OPTIONS] -b BACKING\n"
+    "                    [-F vdisk] FILE [SIZE]\n"
     "\n"
     "Creates the vdisk image FILE with a virtual size of SIZE bytes; FILE must\n"
     "not exist.  Sizes take a suffix K, M, G or T (powers of 1024).\n"
@@ -173,12 +176,18 @@ static const char create_help[] =
     "                              BACKING is taken from FILE's directory\n"
     "  -F FORMAT                   format of BACKING; must be vdisk\n"
     "  -c, --cluster-size=CLUSTER  allocation unit, a power of 2 from 4K to 2M\n"
-    "                              (default 64K)\n"
+    "                              (default 64K; 128K with --subclusters)\n"
+    "      --subclusters           split each cluster into 32 subclusters with\n"
+    "                              their own state, so that a small write into a\n"
+    "                              new cluster or a clone writes only what it\n"
+    "                              touches (clusters of at least 128K); older\n"
+    "                              readers refuse such an image\n"
     "      --preallocation=MODE    off (default): allocate nothing;\n"
     "                              metadata: map every cluster, file sparse;\n"
     "                              full: also reserve the file's space\n"
     "  -o OPTIONS                  qemu-img style, comma separated: cluster_size=N,\n"
-    "                              preallocation=MODE, journal_size=N\n"
+    "                              preallocation=MODE, journal_size=N,\n"
+    "                              subclusters=on|off (extended_l2=on|off)\n"
     "  -f FORMAT                   accepted for qemu-img habits; must be vdisk\n"
     "  -q, --quiet                 do not print the 'Formatting' line\n"
     "  -h, --help                  show this help\n";
@@ -243,6 +252,12 @@ static int create_parse_o(const char *list, struct vd_create_opts *vo)
 			ret = parse_prealloc(val, &vo->prealloc);
 		} else if (!strcmp(tok, "journal_size")) {
 			ret = parse_u32_size("journal size", val, &vo->journal_bytes);
+		} else if (!strcmp(tok, "subclusters") || !strcmp(tok, "extended_l2")) {
+			if (strcmp(val, "on") && strcmp(val, "off")) {
+				cli_usage_error("create", "%s must be on or off", tok);
+				ret = -EINVAL;
+			}
+			vo->subclusters = !strcmp(val, "on");
 		} else {
 			cli_usage_error("create", "unknown creation option '%s'", tok);
 			ret = -EINVAL;
@@ -258,6 +273,7 @@ static int create_parse(int argc, char **argv, struct vd_create_opts *vo, bool *
 	    {"backing", required_argument, NULL, 'b'},
 	    {"cluster-size", required_argument, NULL, 'c'},
 	    {"preallocation", required_argument, NULL, OPT_PREALLOC},
+	    {"subclusters", no_argument, NULL, OPT_SUBCLUSTERS},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -290,6 +306,9 @@ static int create_parse(int argc, char **argv, struct vd_create_opts *vo, bool *
 			break;
 		case OPT_PREALLOC:
 			ret = parse_prealloc(optarg, &vo->prealloc);
+			break;
+		case OPT_SUBCLUSTERS:
+			vo->subclusters = true;
 			break;
 		case 'o':
 			ret = create_parse_o(optarg, vo);
@@ -386,8 +405,13 @@ int vdisk_cmd_create(int argc, char **argv)
 			printf(" backing_file=%s", vo.backing_path);
 		}
 		printf(" cluster_size=%u preallocation=%s",
-		       vo.cluster_bytes ? vo.cluster_bytes : VD_DEFAULT_CLUSTER_BYTES,
+		       vo.cluster_bytes ? vo.cluster_bytes
+					: (vo.subclusters ? VD_DEFAULT_SC_CLUSTER_BYTES
+							  : VD_DEFAULT_CLUSTER_BYTES),
 		       prealloc_names[vo.prealloc]);
+		if (vo.subclusters) {
+			printf(" subclusters=on");
+		}
 		if (vo.journal_bytes) {
 			printf(" journal_size=%u", vo.journal_bytes);
 		}
@@ -537,6 +561,9 @@ static void print_features(const char *label, uint64_t bits, uint64_t known)
 	if (known == VD_INCOMPAT_KNOWN && (bits & VD_INCOMPAT_JOURNAL_DIRTY)) {
 		printf(" (journal_dirty)");
 	}
+	if (known == VD_INCOMPAT_KNOWN && (bits & VD_INCOMPAT_SUBCLUSTERS)) {
+		printf(" (subclusters)");
+	}
 	if (bits & ~known) {
 		printf(" (unknown 0x%" PRIx64 ")", bits & ~known);
 	}
@@ -561,6 +588,10 @@ static void info_print_text(struct json_object *o, const char *path)
 	printf("disk size: %s\n",
 	       cli_human_size(cli_json_u64(o, "actual_size"), human, sizeof(human)));
 	printf("cluster_size: %" PRIu64 "\n", cli_json_u64(o, "cluster_size"));
+	if (cli_json_u64(o, "subcluster_size")) {
+		printf("subcluster_size: %" PRIu64 " (32 per cluster)\n",
+		       cli_json_u64(o, "subcluster_size"));
+	}
 	if (cli_json_str(o, "backing_file", NULL)) {
 		printf("backing file: %s\n", cli_json_str(o, "backing_file", NULL));
 		printf("backing file format: vdisk\n");
@@ -1018,7 +1049,8 @@ int vdisk_cmd_check(int argc, char **argv)
  */
 
 static const char convert_help[] =
-    "Usage: vdisk convert [-p] [-f FMT] [-O FMT] [-c CLUSTER] [-S SIZE] IN OUT\n"
+    "Usage: vdisk convert [-p] [-f FMT] [-O FMT] [-c CLUSTER] [--subclusters] [-S SIZE]\n"
+    "                     IN OUT\n"
     "\n"
     "Copies the image IN to a new image OUT, keeping it thin: ranges IN does not\n"
     "hold (holes of a raw file, unallocated or zero ranges of a vdisk or qcow2\n"
@@ -1030,7 +1062,9 @@ static const char convert_help[] =
     "                       magic, else raw)\n"
     "  -O FMT               format of OUT, raw or vdisk (default vdisk)\n"
     "  -c, --cluster-size=CLUSTER\n"
-    "                       cluster size of a vdisk OUT (default 64K)\n"
+    "                       cluster size of a vdisk OUT (default 64K; 128K with\n"
+    "                       --subclusters)\n"
+    "      --subclusters    give a vdisk OUT subclusters (as create does)\n"
     "  -S SIZE              smallest run of zeros left unwritten, a multiple of\n"
     "                       512 (default 4K; 0 writes every byte IN holds)\n"
     "  -p, --progress       show progress on stderr when it is a terminal\n"
@@ -1042,6 +1076,7 @@ struct convert_opts {
 	uint32_t cluster_bytes;
 	uint64_t zero_block_bytes;
 	bool progress;
+	bool subclusters;
 };
 
 /* Where it writes to: the tool creates OUT, libvdisk's copy engine fills
@@ -1073,7 +1108,7 @@ static void progress_update(void *arg, uint64_t done, uint64_t total)
 	}
 }
 
-static int dest_open(struct dest *dst, uint32_t cluster_bytes)
+static int dest_open(struct dest *dst, uint32_t cluster_bytes, bool subclusters)
 {
 	struct vd_create_opts vo;
 	struct errmsg err;
@@ -1085,6 +1120,7 @@ static int dest_open(struct dest *dst, uint32_t cluster_bytes)
 		vd_create_opts_init(&vo);
 		vo.size_bytes = dst->cd.size_bytes;
 		vo.cluster_bytes = cluster_bytes;
+		vo.subclusters = subclusters;
 		errmsg_clear(&err);
 		ret = vd_create(dst->path, &vo, &err);
 		if (ret < 0) {
@@ -1187,6 +1223,7 @@ static int convert_parse(int argc, char **argv, struct convert_opts *co)
 {
 	static const struct option longopts[] = {
 	    {"cluster-size", required_argument, NULL, 'c'},
+	    {"subclusters", no_argument, NULL, OPT_SUBCLUSTERS},
 	    {"progress", no_argument, NULL, 'p'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -1227,6 +1264,9 @@ static int convert_parse(int argc, char **argv, struct convert_opts *co)
 		case 'p':
 			co->progress = true;
 			break;
+		case OPT_SUBCLUSTERS:
+			co->subclusters = true;
+			break;
 		case 'h':
 			fputs(convert_help, stdout);
 			return 1;
@@ -1239,8 +1279,8 @@ static int convert_parse(int argc, char **argv, struct convert_opts *co)
 		cli_usage_error("convert", "qcow2 is read, not written: OUT is raw or vdisk");
 		return -EINVAL;
 	}
-	if (co->cluster_bytes && co->out_fmt != VD_FORMAT_VDISK) {
-		cli_usage_error("convert", "-c applies only to a vdisk output");
+	if ((co->cluster_bytes || co->subclusters) && co->out_fmt != VD_FORMAT_VDISK) {
+		cli_usage_error("convert", "-c and --subclusters apply only to a vdisk output");
 		return -EINVAL;
 	}
 	return want_args("convert", argc, argv, 2, "IN and OUT");
@@ -1366,7 +1406,7 @@ static int convert_run(const char *in_spec, const char *out_spec, struct convert
 		ret = in_rbd_src ? 0 : check_distinct(in, dst.path);
 	}
 	if (ret == 0) {
-		ret = dest_open(&dst, co->cluster_bytes);
+		ret = dest_open(&dst, co->cluster_bytes, co->subclusters);
 	}
 	if (ret == 0) {
 		ret = convert_copy(src, &dst, co);

@@ -93,6 +93,8 @@ int vdisk_info_json(struct vd_image *img, const char *path, struct json_object *
 	json_object_object_add(o, "format_version", json_object_new_int64(in.version));
 	add_u64(o, "virtual_size", in.size_bytes);
 	json_object_object_add(o, "cluster_size", json_object_new_int64(in.cluster_bytes));
+	/* 0: the image has no subclusters */
+	json_object_object_add(o, "subcluster_size", json_object_new_int64(in.subcluster_bytes));
 	add_u64(o, "allocated_bytes", in.allocated_bytes);
 	add_u64(o, "metadata_bytes", in.metadata_bytes);
 	add_u64(o, "file_length", in.file_bytes);

@@ -619,6 +619,7 @@ static int run(struct vdd_job *j, struct errmsg *err)
 	vd_create_opts_init(&co);
 	co.size_bytes = vd_size_bytes(j->src);
 	co.cluster_bytes = vd_cluster_bytes(j->src);
+	co.subclusters = vd_subcluster_bytes(j->src) != 0;
 	co.backing_path = ds_live_dest_backing(j->live);
 	ret = vd_create(j->dst_path, &co, err);
 	if (ret < 0) {

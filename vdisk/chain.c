@@ -285,10 +285,10 @@ static int copy_differences(struct vd_image *img, struct vd_image *nb, uint8_t *
 			off = e.offset + e.length;
 			continue;
 		}
-		for (uint64_t p = e.offset; p < e.offset + e.length && ret == 0;
-		     p += img->cluster_bytes) {
-			size_t n = img->cluster_bytes - (p & (img->cluster_bytes - 1));
-
+		/* A piece per cluster, up to its end: with subclusters an extent
+		 * may start inside one. */
+		for (uint64_t p = e.offset, n = 0; p < e.offset + e.length && ret == 0; p += n) {
+			n = img->cluster_bytes - (p & (img->cluster_bytes - 1));
 			n = n < e.offset + e.length - p ? n : e.offset + e.length - p;
 			ret = vd_backing_read(img->backing, p, a, n);
 			if (ret == 0) {
@@ -393,7 +393,8 @@ static int mapped_beyond(struct vd_image *img, uint64_t first, bool *yesp)
 			continue;
 		}
 		for (; idx < img->l2_entries && g < img->guest_clusters; idx++, g++) {
-			*yesp |= vd_get64(l2, idx) != 0;
+			*yesp |= vd_l2_get(img, l2, idx) != 0 ||
+				 vd_l2_get_bitmap(img, l2, idx) != 0;
 		}
 		vd_mblock_put(l2);
 	}

@@ -164,7 +164,10 @@ static int bad_l2_entry(struct checker *ck, uint64_t l2off, uint32_t j, uint32_t
 	if (ret < 0) {
 		return ret;
 	}
-	vd_set64(ck->img, l2, j, 0);
+	vd_l2_set(ck->img, l2, j, 0);
+	if (ck->img->l2_shift) {
+		vd_l2_set_bitmap(ck->img, l2, j, 0);
+	}
 	vd_mblock_put(l2);
 	ck->res->corruptions_fixed++;
 	say(ck, "Repairing L2 entry %" PRIu64 ": unmapped",
@@ -191,16 +194,28 @@ static int walk_l2(struct checker *ck, uint64_t l2off, uint32_t l1i, uint8_t *bu
 		return ret;
 	}
 	for (uint32_t j = 0; j < img->l2_entries && ret == 0; j++) {
-		uint64_t e, off;
+		uint64_t e, bm = 0, off;
 
-		memcpy(&e, buf + (size_t)j * 8, 8);
+		memcpy(&e, buf + ((size_t)j << img->l2_shift) * 8, 8);
 		e = le64toh(e);
+		if (img->l2_shift) {
+			memcpy(&bm, buf + ((size_t)j * 2 + 1) * 8, 8);
+			bm = le64toh(bm);
+		}
 		off = e & VD_L2_OFFSET_MASK;
 		snprintf(from, sizeof(from), "L2 table at 0x%" PRIx64 " entry %" PRIu32, l2off, j);
-		if ((e & VD_L2_RESERVED_MASK) || ((e & VD_L2_ZERO) && off)) {
+		if ((e & (img->l2_shift ? VD_L2_EXT_RESERVED_MASK : VD_L2_RESERVED_MASK)) ||
+		    ((e & VD_L2_ZERO) && off)) {
 			say(ck, "ERROR %s: invalid entry 0x%016" PRIx64, from, e);
 			ret = bad_l2_entry(ck, l2off, j, l1i, snap);
-		} else if (off && (uint64_t)l1i * img->l2_entries + j >= guest_clusters) {
+		} else if (VD_SC_ALLOC(bm) & VD_SC_ZERO(bm)) {
+			say(ck, "ERROR %s: subclusters 0x%08" PRIx32 " are both allocated and zero",
+			    from, VD_SC_ALLOC(bm) & VD_SC_ZERO(bm));
+			ret = bad_l2_entry(ck, l2off, j, l1i, snap);
+		} else if (VD_SC_ALLOC(bm) && !off) {
+			say(ck, "ERROR %s: subclusters allocated without a host cluster", from);
+			ret = bad_l2_entry(ck, l2off, j, l1i, snap);
+		} else if ((off || bm) && (uint64_t)l1i * img->l2_entries + j >= guest_clusters) {
 			say(ck, "ERROR %s: maps a cluster beyond the virtual size", from);
 			ret = bad_l2_entry(ck, l2off, j, l1i, snap);
 		} else if (off && !add_ref(ck, off, K_DATA, from)) {
@@ -229,11 +244,13 @@ static bool plausible_l2(struct checker *ck, uint64_t off)
 		return true; /* add_ref decides, as for any other reference */
 	}
 	for (uint32_t j = 0; j < img->l2_entries && ok; j++) {
-		uint64_t e = vd_get64(blk, j), o = e & VD_L2_OFFSET_MASK;
+		uint64_t e = vd_l2_get(img, blk, j), o = e & VD_L2_OFFSET_MASK;
+		uint64_t bm = vd_l2_get_bitmap(img, blk, j);
 
-		ok = e == 0 || e == VD_L2_ZERO ||
+		ok = (e == 0 && !VD_SC_ALLOC(bm)) || (e == VD_L2_ZERO && !img->l2_shift) ||
 		     (!(e & (VD_L2_RESERVED_MASK | VD_L2_ZERO)) &&
 		      !(o & (img->cluster_bytes - 1)) && (o >> img->cluster_bits) < ck->nclusters);
+		ok = ok && !(VD_SC_ALLOC(bm) & VD_SC_ZERO(bm));
 	}
 	vd_mblock_put(blk);
 	return ok;

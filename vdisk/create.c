@@ -24,6 +24,7 @@ struct layout {
 	uint64_t l1_clusters, rt_clusters, rb_count, total_clusters;
 	uint64_t journal_off, l1_off, rt_off, rb_off, l2_off, data_off;
 	bool prealloc;
+	bool sc;                /* subclusters: 16-byte L2 entries */
 };
 
 static uint64_t div_up(uint64_t a, uint64_t b)
@@ -34,7 +35,9 @@ static uint64_t div_up(uint64_t a, uint64_t b)
 static int plan(const struct vd_create_opts *o, struct layout *l, const char *path,
 		struct errmsg *err)
 {
-	uint64_t c = o->cluster_bytes ? o->cluster_bytes : VD_DEFAULT_CLUSTER_BYTES;
+	uint64_t c = o->cluster_bytes ? o->cluster_bytes
+				      : (o->subclusters ? VD_DEFAULT_SC_CLUSTER_BYTES
+							: VD_DEFAULT_CLUSTER_BYTES);
 	uint64_t rbe = c / 2, base;
 
 	if (c < VD_MIN_CLUSTER_BYTES || c > VD_MAX_CLUSTER_BYTES || (c & (c - 1))) {
@@ -51,10 +54,16 @@ static int plan(const struct vd_create_opts *o, struct layout *l, const char *pa
 		errmsg_set(err, "%s: unknown preallocation mode", path);
 		return -EINVAL;
 	}
+	if (o->subclusters && c < (1u << VD_SC_MIN_CLUSTER_BITS)) {
+		errmsg_set(err, "%s: subclusters need clusters of at least %u KiB (32 "
+			   "subclusters of 4 KiB)", path, (1u << VD_SC_MIN_CLUSTER_BITS) / 1024);
+		return -EINVAL;
+	}
 	memset(l, 0, sizeof(*l));
 	l->cluster_bytes = c;
+	l->sc = o->subclusters;
 	l->n_guest = div_up(o->size_bytes, c);
-	l->l1_entries = div_up(l->n_guest, c / 8);
+	l->l1_entries = div_up(l->n_guest, c / (l->sc ? 16 : 8));
 	l->l1_entries = l->l1_entries ? l->l1_entries : 1;
 	if (l->l1_entries > UINT32_MAX / 8) {
 		errmsg_set(err, "%s: size too large for cluster size %" PRIu64, path, c);
@@ -131,9 +140,20 @@ static uint64_t l1_entry(const struct layout *l, uint64_t i)
 	return l->prealloc ? l->l2_off + i * l->cluster_bytes : 0;
 }
 
-static uint64_t l2_entry(const struct layout *l, uint64_t g)
+/* u64 word 'i' of the preallocated L2 tables: with subclusters, every
+ * second word is a bitmap with all 32 subclusters allocated (the sparse
+ * data cluster reads as zeros). */
+static uint64_t l2_entry(const struct layout *l, uint64_t i)
 {
-	return g < l->n_guest ? l->data_off + g * l->cluster_bytes : 0;
+	uint64_t g = l->sc ? i / 2 : i;
+
+	if (g >= l->n_guest) {
+		return 0;
+	}
+	if (l->sc && (i & 1)) {
+		return VD_SC_BITMAP(VD_SC_ALL, 0);
+	}
+	return l->data_off + g * l->cluster_bytes;
 }
 
 static int write_refblocks(struct vd_file *f, const struct layout *l)
@@ -218,6 +238,7 @@ static int write_layout(struct vd_file *f, const struct vd_create_opts *o,
 	h.journal_bytes = l->journal_bytes;
 	h.journal_offset = l->journal_off;
 	h.journal_seq = 1;
+	h.incompat_features = l->sc ? VD_INCOMPAT_SUBCLUSTERS : 0;
 	h.create_time_ns = (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 	h.backing_name_bytes = o->backing_path ? strlen(o->backing_path) : 0;
 	d = vd_aligned_alloc(VD_HEADER_BYTES);
@@ -334,9 +355,13 @@ static int count_mapped(struct vd_image *img, uint64_t *l2p, uint64_t *datap)
 		}
 		(*l2p)++;
 		for (uint32_t j = 0; j < img->l2_entries; j++) {
-			if (vd_get64(l2, j) & VD_L2_OFFSET_MASK) {
-				(*datap)++;
+			if (!(vd_l2_get(img, l2, j) & VD_L2_OFFSET_MASK)) {
+				continue;
 			}
+			/* In subclusters: only those that hold data count. */
+			*datap += img->l2_shift ? (uint64_t)__builtin_popcount(
+							  VD_SC_ALLOC(vd_l2_get_bitmap(img, l2, j)))
+						: 1;
 		}
 		vd_mblock_put(l2);
 		ret = vd_cache_trim(img);
@@ -364,7 +389,8 @@ int vd_get_info(struct vd_image *img, struct vd_info *info)
 	info->version = img->hdr.version;
 	info->size_bytes = img->hdr.size_bytes;
 	info->cluster_bytes = img->cluster_bytes;
-	info->allocated_bytes = data * img->cluster_bytes;
+	info->subcluster_bytes = img->l2_shift ? img->sc_bytes : 0;
+	info->allocated_bytes = data * (img->l2_shift ? img->sc_bytes : img->cluster_bytes);
 	info->metadata_bytes = (1 + img->hdr.journal_bytes / img->cluster_bytes + rbs + l2s +
 				img->hdr.refcount_table_clusters +
 				div_up(img->hdr.l1_entries * 8ull, img->cluster_bytes)) *

@@ -52,6 +52,23 @@ _Static_assert(sizeof(struct vd_disk_header) == VD_HEADER_BYTES, "header is one 
 #define VD_L2_ZERO 0x1ull /* reads as zeros; offset must be 0 */
 #define VD_L2_RESERVED_MASK (~(VD_L2_OFFSET_MASK | VD_L2_ZERO))
 
+/* Extended L2 entries (incompatible feature SUBCLUSTERS): 16 bytes per
+ * guest cluster.  Word 0 is the host offset in bits 9-55, everything else
+ * reserved (no ZERO flag: zeros are per subcluster).  Word 1 holds two
+ * bitmaps over the 32 subclusters of c / 32 bytes: bits 0-31 "allocated"
+ * (reads the host cluster at offset + i * c / 32), bits 32-63 "zero".
+ * Neither bit: unallocated (the backing chain, or zeros).  Both: corrupt.
+ * An entry with offset 0 has no allocated bit. */
+#define VD_SC_PER_CLUSTER 32u
+#define VD_L2_EXT_RESERVED_MASK (~VD_L2_OFFSET_MASK)
+#define VD_SC_ALLOC(bm) ((uint32_t)(bm))
+#define VD_SC_ZERO(bm) ((uint32_t)((bm) >> 32))
+#define VD_SC_BITMAP(alloc, zero) ((uint64_t)(alloc) | ((uint64_t)(zero) << 32))
+#define VD_SC_ALL 0xffffffffu
+/* Subclusters are at least 4 KiB (128 KiB clusters), so that every
+ * subcluster I/O is a whole number of the 4 KiB blocks O_DIRECT needs. */
+#define VD_SC_MIN_CLUSTER_BITS 17u
+
 /* Refcounts are 16-bit, one per host cluster, in refcount blocks of one
  * cluster; the refcount table holds the blocks' offsets (0: all free). */
 #define VD_REFCOUNT_MAX 0xffffu

@@ -26,8 +26,8 @@
 
 void vd_create_opts_init(struct vd_create_opts *opts)
 {
+	/* cluster_bytes 0: the default, which depends on 'subclusters'. */
 	memset(opts, 0, sizeof(*opts));
-	opts->cluster_bytes = VD_DEFAULT_CLUSTER_BYTES;
 }
 
 void vd_open_opts_init(struct vd_open_opts *opts)
@@ -131,13 +131,20 @@ static int header_validate(const struct vd_disk_header *h, const struct vd_disk_
 			   path, h->cluster_bits);
 		return -EUCLEAN;
 	}
+	if ((h->incompat_features & VD_INCOMPAT_SUBCLUSTERS) &&
+	    h->cluster_bits < VD_SC_MIN_CLUSTER_BITS) {
+		errmsg_set(err, "%s: cluster_bits (offset 40) is %" PRIu32 ", below the %u "
+			   "that subclusters need", path, h->cluster_bits, VD_SC_MIN_CLUSTER_BITS);
+		return -EUCLEAN;
+	}
 	cb = 1ull << h->cluster_bits;
 	if (h->size_bytes % VD_SECTOR_BYTES || h->size_bytes > VD_MAX_SIZE_BYTES) {
 		errmsg_set(err, "%s: virtual size %" PRIu64 " (offset 48) is not a multiple of "
 			   "512 below 2^56", path, h->size_bytes);
 		return -EUCLEAN;
 	}
-	need_l1 = div_up(div_up(h->size_bytes, cb), cb / 8);
+	need_l1 = div_up(div_up(h->size_bytes, cb),
+			 cb / ((h->incompat_features & VD_INCOMPAT_SUBCLUSTERS) ? 16 : 8));
 	if (h->l1_entries < need_l1 || h->l1_entries > (UINT32_MAX - 511) / 8) {
 		errmsg_set(err, "%s: l1_entries (offset 44) is %" PRIu32 ", the size needs %" PRIu64,
 			   path, h->l1_entries, need_l1);
@@ -215,7 +222,10 @@ static void set_geometry(struct vd_image *img)
 {
 	img->cluster_bits = img->hdr.cluster_bits;
 	img->cluster_bytes = 1u << img->cluster_bits;
-	img->l2_entries = img->cluster_bytes / 8;
+	img->l2_shift = (img->hdr.incompat_features & VD_INCOMPAT_SUBCLUSTERS) ? 1 : 0;
+	img->l2_entries = img->cluster_bytes / (8u << img->l2_shift);
+	img->sc_bits = img->l2_shift ? img->cluster_bits - 5 : img->cluster_bits;
+	img->sc_bytes = 1u << img->sc_bits;
 	img->rb_entries = img->cluster_bytes / 2;
 	img->guest_clusters = div_up(img->hdr.size_bytes, img->cluster_bytes);
 }
@@ -650,6 +660,11 @@ void vd_set_durable_map(struct vd_image *img, bool on)
 uint32_t vd_cluster_bytes(const struct vd_image *img)
 {
 	return img->cluster_bytes;
+}
+
+uint32_t vd_subcluster_bytes(const struct vd_image *img)
+{
+	return img->l2_shift ? img->sc_bytes : 0;
 }
 
 const char *vd_path(const struct vd_image *img)

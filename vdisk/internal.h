@@ -131,6 +131,9 @@ struct vd_image {
 	uint32_t cluster_bits;
 	uint32_t cluster_bytes;
 	uint32_t l2_entries;            /* entries per L2 table */
+	uint32_t l2_shift;              /* log2 of u64 words per L2 entry: 1 with subclusters */
+	uint32_t sc_bits;               /* log2 of the subcluster size (0: none) */
+	uint32_t sc_bytes;              /* cluster_bytes when there are none */
 	uint32_t rb_entries;            /* refcounts per refcount block */
 	uint64_t guest_clusters;
 
@@ -258,6 +261,37 @@ static inline void vd_set64(struct vd_image *img, struct vd_mblock *b, uint32_t 
 	vd_mblock_mark(img, b, idx * 8, 8);
 }
 
+/* L2 entries: one u64, or two with subclusters (word 1: the bitmaps). */
+static inline uint64_t vd_l2_get(const struct vd_image *img, const struct vd_mblock *b,
+				 uint32_t idx)
+{
+	return vd_get64(b, idx << img->l2_shift);
+}
+
+static inline uint64_t vd_l2_get_bitmap(const struct vd_image *img, const struct vd_mblock *b,
+					uint32_t idx)
+{
+	return img->l2_shift ? vd_get64(b, (idx << 1) + 1) : 0;
+}
+
+static inline void vd_l2_set(struct vd_image *img, struct vd_mblock *b, uint32_t idx,
+			     uint64_t e)
+{
+	vd_set64(img, b, idx << img->l2_shift, e);
+}
+
+static inline void vd_l2_set_bitmap(struct vd_image *img, struct vd_mblock *b, uint32_t idx,
+				    uint64_t bm)
+{
+	vd_set64(img, b, (idx << 1) + 1, bm);
+}
+
+/* Bits [first, end) of a subcluster bitmap. */
+static inline uint32_t vd_sc_mask(uint32_t first, uint32_t end)
+{
+	return (uint32_t)((((uint64_t)1 << end) - 1) & ~(((uint64_t)1 << first) - 1));
+}
+
 /* journal.c */
 int vd_journal_commit(struct vd_image *img);
 int vd_journal_checkpoint(struct vd_image *img);
@@ -313,6 +347,7 @@ int vd_check_resumable(struct vd_image *img, struct errmsg *err);
 
 /* io.c */
 int vd_check_l2_entry(struct vd_image *img, uint64_t e);
+int vd_check_l2_ext(struct vd_image *img, uint64_t e, uint64_t bm);
 int vd_unmap_clusters(struct vd_image *img, uint64_t off, uint64_t len, bool to_backing);
 int vd_rb_prepare(struct vd_image *img, uint64_t cluster, uint64_t *rb_offp);
 void vd_aio_start(struct vd_ctx *ctx, struct vd_aio *aio);

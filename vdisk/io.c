@@ -30,7 +30,13 @@
  *       chain) reads the old contents through the ring, through the backing
  *       image's own asynchronous path (which may park too), merges the
  *       guest's bytes and writes the whole new cluster before (A2) maps it
- *       (rule 6). */
+ *       (rule 6).
+ *  (A5) With subclusters (docs/vdisk-format.md 5.5), an allocated bit is set
+ *       only once the whole subcluster's host bytes have been written: the
+ *       guest's bytes, merged with zeros or the backing chain's where the
+ *       write covers it partly (A4 at subcluster scale), at the point (A2)
+ *       names.  A request changes one entry in one piece at most, so two
+ *       pieces never allocate two clusters for one entry. */
 #include <errno.h>
 #include <linux/falloc.h>
 #include <liburing.h>
@@ -58,12 +64,24 @@ struct vd_ctx {
 
 enum req_kind { RQ_READ, RQ_WRITE, RQ_DISCARD, RQ_ZERO, RQ_FLUSH };
 
-/* A data cluster allocated by a write, mapped when its data landed (A2). */
+/* A data cluster allocated by a write, mapped when its data landed (A2).
+ * With subclusters, also the subclusters a write filled in a cluster it
+ * already had: their allocated bits are set at the same point. */
+enum alloc_kind {
+	AK_CLUSTER,     /* a new cluster replaces the entry (no subclusters) */
+	AK_SC_NEW,      /* a new cluster: the subclusters in 'mask', and those a
+			 * shared cluster it replaces had allocated, copied */
+	AK_SC_FILL,     /* subclusters 'mask' of the entry's own cluster 'c' */
+};
+
 struct alloc_rec {
 	uint64_t c;                     /* the new host cluster */
 	uint64_t old;                   /* the L2 entry it replaces */
 	struct vd_mblock *l2;
 	uint32_t idx;
+	uint32_t mask;                  /* subclusters written */
+	enum alloc_kind kind;
+	uint32_t zmask;                 /* subclusters a write-zeroes unmaps */
 };
 
 /* Runs of pieces contiguous in the request's buffer and in the file (or
@@ -695,7 +713,7 @@ static int l2_copy_up(struct vd_req *req, uint32_t i, struct vd_mblock *old,
 	int ret;
 
 	for (uint32_t j = 0; j < img->l2_entries; j++) {
-		uint64_t e = vd_get64(old, j), off = e & VD_L2_OFFSET_MASK;
+		uint64_t e = vd_l2_get(img, old, j), off = e & VD_L2_OFFSET_MASK;
 
 		ret = vd_check_l2_entry(img, e);
 		if (ret == 0 && off) {
@@ -720,7 +738,7 @@ static int l2_copy_up(struct vd_req *req, uint32_t i, struct vd_mblock *old,
 	}
 	memcpy(nb->data, old->data, img->cluster_bytes);
 	for (uint32_t j = 0; j < img->l2_entries && ret == 0; j++) {
-		uint64_t off = vd_get64(old, j) & VD_L2_OFFSET_MASK;
+		uint64_t off = vd_l2_get(img, old, j) & VD_L2_OFFSET_MASK;
 
 		if (off) {
 			ret = vd_refcount_add(img, vd_off_cluster(img, off), 1);
@@ -1008,45 +1026,92 @@ static int back_flush(struct vd_req *req)
 	return ret;
 }
 
+/* 'n' bytes at guest 'goff' (buffer byte 'skip') in one state: at host
+ * offset 'host' when it is not 0, else from the backing chain when 'fall'
+ * (unallocated), else zeros. */
+static int read_seg(struct vd_req *req, uint64_t goff, size_t skip, size_t n, uint64_t host,
+		    bool fall)
+{
+	int ret;
+
+	if (host) {
+		ret = back_flush(req);
+		return ret < 0 ? ret : run_add(req, host, skip, n);
+	}
+	ret = run_flush(req);
+	if (ret == 0 && fall && req->img->backing_name) {
+		if (req->back.len && req->back.at + req->back.len == goff) {
+			req->back.len += n;
+			return 0;
+		}
+		ret = back_flush(req);
+		req->back = (struct span){.at = goff, .skip = skip, .len = n};
+		return ret;
+	}
+	if (ret == 0) {
+		ret = back_flush(req);
+	}
+	iov_memset(req->iov, req->iovcnt, skip, n);
+	return ret;
+}
+
+enum sc_state { SC_UNALLOC, SC_DATA, SC_ZERO };
+
+static enum sc_state sc_state(uint64_t bm, uint32_t s)
+{
+	return (VD_SC_ALLOC(bm) >> s) & 1 ? SC_DATA : (VD_SC_ZERO(bm) >> s) & 1 ? SC_ZERO
+										 : SC_UNALLOC;
+}
+
+/* A read piece in a cluster with subclusters: one segment per run of
+ * subclusters in the same state. */
+static int read_sc(struct vd_req *req, uint64_t goff, size_t n, uint64_t host, uint64_t bm)
+{
+	struct vd_image *img = req->img;
+	uint32_t in0 = goff & (img->cluster_bytes - 1), in = in0, end = in0 + n;
+	int ret = 0;
+
+	while (in < end && ret == 0) {
+		uint32_t k = in >> img->sc_bits, seg_end;
+		enum sc_state st = sc_state(bm, k);
+
+		while (((k + 1) << img->sc_bits) < end && sc_state(bm, k + 1) == st) {
+			k++;
+		}
+		seg_end = ((k + 1) << img->sc_bits) < end ? (k + 1) << img->sc_bits : end;
+		ret = read_seg(req, goff + (in - in0), req->pos + (in - in0), seg_end - in,
+			       st == SC_DATA ? host + in : 0, st == SC_UNALLOC);
+		in = seg_end;
+	}
+	return ret;
+}
+
 static int read_piece(struct vd_req *req, uint64_t goff, size_t n)
 {
 	struct vd_image *img = req->img;
 	struct vd_mblock *l2;
 	uint32_t idx;
-	uint64_t e = 0, host;
+	uint64_t e = 0, bm = 0, host;
 	int ret = l2_find(req, vd_off_cluster(img, goff), false, &l2, &idx);
 
 	if (ret < 0) {
 		return ret;
 	}
 	if (l2) {
-		e = vd_get64(l2, idx);
-		ret = vd_check_l2_entry(img, e);
+		e = vd_l2_get(img, l2, idx);
+		bm = vd_l2_get_bitmap(img, l2, idx);
+		ret = vd_check_l2_ext(img, e, bm);
 		if (ret < 0) {
 			return ret;
 		}
 	}
 	host = e & VD_L2_OFFSET_MASK;
-	if (host) {
-		ret = back_flush(req);
-		return ret < 0 ? ret : run_add(req, host + (goff & (img->cluster_bytes - 1)),
-					       req->pos, n);
+	if (img->l2_shift) {
+		/* A host cluster with no allocated bit maps nothing. */
+		return read_sc(req, goff, n, host, bm);
 	}
-	ret = run_flush(req);
-	if (ret == 0 && e == 0 && img->backing_name) {
-		if (req->back.len && req->back.at + req->back.len == goff) {
-			req->back.len += n;
-			return 0;
-		}
-		ret = back_flush(req);
-		req->back = (struct span){.at = goff, .skip = req->pos, .len = n};
-		return ret;
-	}
-	if (ret == 0) {
-		ret = back_flush(req);
-	}
-	iov_memset(req->iov, req->iovcnt, req->pos, n);
-	return ret;
+	return read_seg(req, goff, req->pos, n,
+			host ? host + (goff & (img->cluster_bytes - 1)) : 0, e == 0);
 }
 
 /* (A4) A new cluster written whole: old contents (the shared cluster, the
@@ -1056,8 +1121,16 @@ struct merge {
 	struct vd_req *req;
 	uint8_t *buf;
 	uint64_t dst;
+	uint32_t bytes;                 /* a cluster, or a subcluster */
 	uint32_t in_off;
 	size_t n, skip;
+};
+
+/* Where the old contents of a merge come from. */
+enum merge_src {
+	MS_ZEROS,
+	MS_HOST,        /* a data cluster of this image */
+	MS_BACKING,     /* the backing chain's guest bytes */
 };
 
 static void merge_free(struct merge *m, int res)
@@ -1089,8 +1162,8 @@ static void merge_write(struct merge *m, int res)
 	} else {
 		iov_copy(m->buf + m->in_off, req->iov, req->iovcnt, m->skip, m->n, false);
 	}
-	vd_aio_rw(req->ctx, &m->aio, req->img, VD_AIO_WRITE, m->buf, req->img->cluster_bytes, m->dst,
-	       merge_written);
+	vd_aio_rw(req->ctx, &m->aio, req->img, VD_AIO_WRITE, m->buf, m->bytes, m->dst,
+		  merge_written);
 }
 
 static void merge_read(struct vd_aio *aio, int res)
@@ -1106,15 +1179,19 @@ static void merge_back(struct vd_req *child)
 	merge_write(child->child_arg, child->ret);
 }
 
-static int merge_start(struct vd_req *req, uint64_t e, uint64_t gbase, uint32_t in_off,
-		       size_t n, uint64_t dst)
+/* Writes 'bytes' at host 'dst': the old contents of guest [gbase, gbase +
+ * bytes) from 'src' ('from': the host offset for MS_HOST), with the
+ * request's 'n' bytes at buffer byte 'skip' over them at 'in_off'. */
+static int merge_run(struct vd_req *req, enum merge_src src, uint64_t from, uint64_t gbase,
+		     uint32_t bytes, uint32_t in_off, size_t n, size_t skip, uint64_t dst)
 {
 	struct vd_image *img = req->img;
 	struct merge *m = calloc(1, sizeof(*m));
+	struct iovec one;
 	int ret = 0;
 
 	if (m) {
-		m->buf = vd_aligned_alloc(img->cluster_bytes);
+		m->buf = vd_aligned_alloc(bytes);
 	}
 	if (!m || !m->buf) {
 		free(m);
@@ -1122,20 +1199,23 @@ static int merge_start(struct vd_req *req, uint64_t e, uint64_t gbase, uint32_t 
 	}
 	m->req = req;
 	m->dst = dst;
+	m->bytes = bytes;
 	m->in_off = in_off;
 	m->n = n;
-	m->skip = req->pos;
+	m->skip = skip;
+	one = (struct iovec){.iov_base = m->buf, .iov_len = bytes};
 	req->pending++;
-	if (e & VD_L2_OFFSET_MASK) {
-		vd_aio_rw(req->ctx, &m->aio, img, VD_AIO_READ, m->buf, img->cluster_bytes,
-		       e & VD_L2_OFFSET_MASK, merge_read);
-	} else if (e == 0 && img->backing_name) {
-		struct iovec one = {.iov_base = m->buf, .iov_len = img->cluster_bytes};
-
-		ret = child_read(req, &one, 1, 0, gbase, img->cluster_bytes, merge_back, m);
-	} else {
-		memset(m->buf, 0, img->cluster_bytes);
+	switch (src) {
+	case MS_HOST:
+		vd_aio_rw(req->ctx, &m->aio, img, VD_AIO_READ, m->buf, bytes, from, merge_read);
+		break;
+	case MS_BACKING:
+		ret = child_read(req, &one, 1, 0, gbase, bytes, merge_back, m);
+		break;
+	case MS_ZEROS:
+		memset(m->buf, 0, bytes);
 		merge_write(m, 0);
+		break;
 	}
 	if (ret < 0) {
 		req->pending--;
@@ -1145,8 +1225,20 @@ static int merge_start(struct vd_req *req, uint64_t e, uint64_t gbase, uint32_t 
 	return ret;
 }
 
+static int merge_start(struct vd_req *req, uint64_t e, uint64_t gbase, uint32_t in_off,
+		       size_t n, uint64_t dst)
+{
+	struct vd_image *img = req->img;
+	enum merge_src src = (e & VD_L2_OFFSET_MASK) ? MS_HOST
+			     : (e == 0 && img->backing_name) ? MS_BACKING
+							     : MS_ZEROS;
+
+	return merge_run(req, src, e & VD_L2_OFFSET_MASK, gbase, img->cluster_bytes, in_off, n,
+			 req->pos, dst);
+}
+
 static int alloc_record(struct vd_req *req, uint64_t c, uint64_t old, struct vd_mblock *l2,
-			uint32_t idx)
+			uint32_t idx, enum alloc_kind kind, uint32_t mask)
 {
 	if (req->nallocs == req->cap_allocs) {
 		unsigned cap = req->cap_allocs ? req->cap_allocs * 2 : 4;
@@ -1158,9 +1250,183 @@ static int alloc_record(struct vd_req *req, uint64_t c, uint64_t old, struct vd_
 		req->allocs = a;
 		req->cap_allocs = cap;
 	}
-	req->allocs[req->nallocs++] = (struct alloc_rec){c, old, l2, idx};
+	req->allocs[req->nallocs++] = (struct alloc_rec){c, old, l2, idx, mask, kind, 0};
 	req->keep_pins = true;
 	return 0;
+}
+
+/* The subclusters that guest [goff, goff + n) (inside one cluster) covers
+ * whole; the disk's last subcluster counts as whole when the range reaches
+ * the end. */
+static uint32_t whole_sc_mask(const struct vd_image *img, uint64_t goff, size_t n)
+{
+	uint64_t smask = img->sc_bytes - 1, end = goff + n;
+	uint64_t base = goff & ~(uint64_t)(img->cluster_bytes - 1);
+	uint64_t a = (goff + smask) & ~smask;
+	uint64_t b = end == img->hdr.size_bytes ? (end + smask) & ~smask : end & ~smask;
+
+	if (a >= b) {
+		return 0;
+	}
+	return vd_sc_mask((uint32_t)((a - base) >> img->sc_bits),
+			  (uint32_t)((b - base) >> img->sc_bits));
+}
+
+/* Writes the touched subclusters of a piece into host cluster 'dst': the
+ * request's bytes go straight to the allocated ones ('alloc', when 'dst' is
+ * their cluster) and to those it covers whole; a partly covered one is
+ * written whole, merged with what the guest reads there now (zeros, the
+ * backing chain's, or, copying a shared cluster, its bytes at 'old_host'),
+ * so that an allocated subcluster never holds stale bytes (A5). */
+static int write_subclusters(struct vd_req *req, uint64_t goff, size_t n, uint64_t dst,
+			     uint32_t alloc, uint32_t zero, bool fresh, uint32_t zmask,
+			     uint64_t old_host)
+{
+	struct vd_image *img = req->img;
+	uint32_t sc = img->sc_bytes, in_off = goff & (img->cluster_bytes - 1);
+	uint64_t gbase = goff - in_off;
+	int ret = 0;
+
+	for (uint32_t k = in_off >> img->sc_bits; k << img->sc_bits < in_off + n && ret == 0; k++) {
+		uint32_t a = k * sc > in_off ? k * sc : in_off;
+		uint32_t b = (k + 1) * sc < in_off + n ? (k + 1) * sc : in_off + n;
+		size_t skip = req->pos + (a - in_off);
+		bool falls = !((zero >> k) & 1) && img->backing_name;
+		bool in_place = (alloc >> k) & 1 && !old_host;
+		enum merge_src src = (alloc >> k) & 1 ? MS_HOST : falls ? MS_BACKING : MS_ZEROS;
+
+		if ((zmask >> k) & 1) {
+			continue; /* unmapped when the rest has landed */
+		}
+		if (in_place && req->kind == RQ_ZERO) {
+			ret = run_flush(req);
+			ret = ret < 0 ? ret : queue_io(req, VD_AIO_WRITE,
+						       &(struct iovec){req->ctx->zeros, b - a}, 1, 0,
+						       b - a, dst + a);
+		} else if (in_place ||
+			   (req->kind == RQ_WRITE &&
+			    (b - a == sc || (fresh && !falls && src == MS_ZEROS)))) {
+			/* A fresh cluster past the file's old end reads as
+			 * zeros already (rule 6). */
+			ret = run_add(req, dst + a, skip, b - a);
+		} else {
+			ret = run_flush(req);
+			ret = ret < 0 ? ret : merge_run(req, src, old_host + k * sc,
+						       gbase + k * sc, sc, a - k * sc, b - a, skip,
+						       dst + k * sc);
+		}
+	}
+	return ret;
+}
+
+/* Copies the allocated subclusters 'copy' of a shared cluster at host
+ * 'from' into the new cluster 'dst', a run of adjacent ones per I/O pair;
+ * the others stay unallocated or zero in the copy's entry. */
+static int copy_subclusters(struct vd_req *req, uint64_t from, uint64_t dst, uint32_t copy)
+{
+	struct vd_image *img = req->img;
+	int ret = 0;
+
+	while (copy && ret == 0) {
+		uint32_t k = __builtin_ctz(copy), end = k;
+
+		while (end < VD_SC_PER_CLUSTER && ((copy >> end) & 1)) {
+			end++;
+		}
+		copy &= ~vd_sc_mask(k, end);
+		ret = merge_run(req, MS_HOST, from + ((uint64_t)k << img->sc_bits), 0,
+				(end - k) << img->sc_bits, 0, 0, 0,
+				dst + ((uint64_t)k << img->sc_bits));
+	}
+	return ret;
+}
+
+/* A write piece in an image with subclusters.  In place where every
+ * touched subcluster is allocated in a cluster of this image's alone;
+ * else the touched subclusters are filled in the entry's own cluster, or
+ * in a new one when it has none; a cluster shared with a snapshot is copied
+ * subcluster by subcluster (the allocated ones only).  The bitmaps change
+ * only when the data has landed (A2). */
+static int write_piece_sc(struct vd_req *req, uint64_t goff, size_t n)
+{
+	struct vd_image *img = req->img;
+	uint64_t g = vd_off_cluster(img, goff), e, bm, off, c;
+	uint32_t idx, in_off = goff & (img->cluster_bytes - 1), alloc, zero, mask, zmask = 0;
+	struct vd_mblock *l2;
+	enum alloc_kind kind;
+	uint16_t ref = 0;
+	bool at_end, unknown = true;
+	int ret = req->holding ? 0 : wait_holder(req, g, g + 1);
+
+	ret = ret < 0 ? ret : l2_find(req, g, true, &l2, &idx);
+	if (ret < 0) {
+		return ret;
+	}
+	e = vd_l2_get(img, l2, idx);
+	bm = vd_l2_get_bitmap(img, l2, idx);
+	off = e & VD_L2_OFFSET_MASK;
+	alloc = VD_SC_ALLOC(bm);
+	zero = VD_SC_ZERO(bm);
+	mask = vd_sc_mask(in_off >> img->sc_bits, ((in_off + n - 1) >> img->sc_bits) + 1);
+	ret = vd_check_l2_ext(img, e, bm);
+	if (ret == 0 && off) {
+		ret = data_ref(req, off, &ref);
+	}
+	if (ret < 0) {
+		return ret;
+	}
+	if (req->kind == RQ_ZERO && !(alloc & mask) &&
+	    ((zero & mask) == mask || !img->backing_name)) {
+		return 0; /* reads as zeros already */
+	}
+	if (off && ref == 1 && (alloc & mask) == mask &&
+	    !(req->kind == RQ_ZERO && whole_sc_mask(img, goff, n))) {
+		return write_subclusters(req, goff, n, off, alloc, zero, false, 0, 0);
+	}
+	if (!vd_journal_room(img, req)) {
+		return -EWOULDBLOCK;
+	}
+	ret = hold(req, g, vd_off_cluster(img, req->off + req->len - 1) + 1);
+	if (ret < 0) {
+		return ret;
+	}
+	if (off && ref == 1) {
+		kind = AK_SC_FILL;
+		c = vd_off_cluster(img, off);
+	} else {
+		/* With 'off' (a shared cluster) the new one replaces it, and
+		 * the entry's allocated bits carry over to the copy. */
+		kind = AK_SC_NEW;
+		ret = alloc_prepare(req, &c, &at_end);
+		ret = ret < 0 ? ret : vd_cluster_take(img, c, at_end, &unknown);
+		if (ret < 0) {
+			return ret;
+		}
+		c = at_end ? img->end_clusters - 1 : c;
+	}
+	/* A write-zeroes unmaps the subclusters it covers whole, in the same
+	 * metadata update as the partial ones it fills (one per entry). */
+	if (req->kind == RQ_ZERO) {
+		zmask = whole_sc_mask(img, goff, n);
+	}
+	ret = alloc_record(req, c, e, l2, idx, kind,
+			   mask & ~(kind == AK_SC_FILL ? alloc : 0) & ~zmask);
+	if (ret < 0) {
+		if (kind != AK_SC_FILL) {
+			vd_cluster_untake(img, c);
+		}
+		return ret;
+	}
+	req->allocs[req->nallocs - 1].zmask = zmask;
+	if (kind == AK_SC_FILL || !off) {
+		return write_subclusters(req, goff, n, vd_cluster_off(img, c),
+					 kind == AK_SC_FILL ? alloc : 0, zero,
+					 kind == AK_SC_NEW && !unknown, zmask, 0);
+	}
+	ret = run_flush(req);
+	ret = ret < 0 ? ret : copy_subclusters(req, off, vd_cluster_off(img, c), alloc & ~mask);
+	return ret < 0 ? ret : write_subclusters(req, goff, n, vd_cluster_off(img, c), alloc,
+						 zero, !unknown, zmask, off);
 }
 
 /* A write piece (or the partial-cluster part of a write-zeroes): in place
@@ -1209,7 +1475,7 @@ static int write_piece(struct vd_req *req, uint64_t goff, size_t n)
 		return ret;
 	}
 	c = at_end ? img->end_clusters - 1 : c;
-	ret = alloc_record(req, c, e, l2, idx);
+	ret = alloc_record(req, c, e, l2, idx, AK_CLUSTER, VD_SC_ALL);
 	if (ret < 0) {
 		vd_cluster_untake(img, c);
 		return ret;
@@ -1232,11 +1498,16 @@ static int unmap_piece(struct vd_req *req, uint64_t goff, uint64_t whole_end, si
 {
 	struct vd_image *img = req->img;
 	uint64_t g = vd_off_cluster(img, goff), e, off;
-	uint64_t want = img->backing_name ? VD_L2_ZERO : 0;
+	uint64_t want = img->backing_name ? VD_L2_ZERO : 0, want_bm = 0;
 	struct vd_mblock *l2, *rb;
 	uint32_t idx;
 	int ret;
 
+	if (img->l2_shift) {
+		/* No ZERO flag: all 32 subclusters zero instead. */
+		want_bm = want ? VD_SC_BITMAP(0, VD_SC_ALL) : 0;
+		want = 0;
+	}
 	if (!vd_journal_room(img, req)) {
 		return -EWOULDBLOCK;
 	}
@@ -1244,23 +1515,23 @@ static int unmap_piece(struct vd_req *req, uint64_t goff, uint64_t whole_end, si
 	if (ret < 0) {
 		return ret;
 	}
-	if (!l2 && !want) {
+	if (!l2 && !want && !want_bm) {
 		/* No table: the whole table's range is unallocated. */
 		uint64_t end = vd_cluster_off(img, (g / img->l2_entries + 1) * img->l2_entries);
 
 		*np = (end < whole_end ? end : whole_end) - goff;
 		return 0;
 	}
-	e = l2 ? vd_get64(l2, idx) : 0;
-	if (l2 && e == want) {
+	e = l2 ? vd_l2_get(img, l2, idx) : 0;
+	if (l2 && e == want && vd_l2_get_bitmap(img, l2, idx) == want_bm) {
 		return 0;
 	}
-	ret = l2 ? vd_check_l2_entry(img, e) : 0;
+	ret = l2 ? vd_check_l2_ext(img, e, vd_l2_get_bitmap(img, l2, idx)) : 0;
 	ret = ret < 0 ? ret : l2_find(req, g, true, &l2, &idx);
 	if (ret < 0) {
 		return ret;
 	}
-	e = vd_get64(l2, idx);
+	e = vd_l2_get(img, l2, idx);
 	off = e & VD_L2_OFFSET_MASK;
 	if (off) {
 		uint64_t rb_off;
@@ -1271,13 +1542,94 @@ static int unmap_piece(struct vd_req *req, uint64_t goff, uint64_t whole_end, si
 			return ret;
 		}
 	}
-	vd_set64(img, l2, idx, want);
+	vd_l2_set(img, l2, idx, want);
+	if (img->l2_shift) {
+		vd_l2_set_bitmap(img, l2, idx, want_bm);
+	}
 	ret = off ? vd_cluster_unref(img, vd_off_cluster(img, off)) : 0;
 	if (img->pending_record_bytes > img->hdr.journal_bytes / 8) {
 		/* A long unmap commits as it goes, as the synchronous one did. */
 		vd_journal_kick(img, req->ctx);
 	}
 	return ret;
+}
+
+/* Unmaps the whole subclusters of guest [goff, goff + n), inside one
+ * cluster: not allocated, and zero in a clone so that the backing image
+ * does not show through.  A cluster left with no allocated subcluster
+ * loses its host cluster.  The host bytes of an unmapped subcluster stay
+ * as they were (not punched): nothing reads them until a write fills the
+ * subcluster whole again. */
+static int unmap_sc_piece(struct vd_req *req, uint64_t goff, size_t n)
+{
+	struct vd_image *img = req->img;
+	uint64_t g = vd_off_cluster(img, goff), e, bm, off;
+	uint32_t in_off = goff & (img->cluster_bytes - 1), idx, alloc, zero;
+	uint32_t mask = vd_sc_mask(in_off >> img->sc_bits,
+				   (uint32_t)((in_off + n + img->sc_bytes - 1) >> img->sc_bits));
+	struct vd_mblock *l2, *rb;
+	int ret;
+
+	if (!vd_journal_room(img, req)) {
+		return -EWOULDBLOCK;
+	}
+	ret = l2_find(req, g, false, &l2, &idx);
+	if (ret < 0 || (!l2 && !img->backing_name)) {
+		return ret;
+	}
+	e = l2 ? vd_l2_get(img, l2, idx) : 0;
+	bm = l2 ? vd_l2_get_bitmap(img, l2, idx) : 0;
+	ret = vd_check_l2_ext(img, e, bm);
+	if (ret < 0) {
+		return ret;
+	}
+	alloc = VD_SC_ALLOC(bm) & ~mask;
+	zero = img->backing_name ? VD_SC_ZERO(bm) | mask : VD_SC_ZERO(bm) & ~mask;
+	if (VD_SC_BITMAP(alloc, zero) == bm) {
+		return 0;
+	}
+	ret = l2_find(req, g, true, &l2, &idx);
+	if (ret < 0) {
+		return ret;
+	}
+	off = e & VD_L2_OFFSET_MASK;
+	if (off && !alloc) {
+		uint64_t rb_off;
+
+		ret = vd_rb_prepare(img, vd_off_cluster(img, off), &rb_off);
+		ret = ret < 0 ? ret : need(req, rb_off, &rb);
+		if (ret < 0) {
+			return ret;
+		}
+		vd_l2_set(img, l2, idx, 0);
+		ret = vd_cluster_unref(img, vd_off_cluster(img, off));
+	}
+	vd_l2_set_bitmap(img, l2, idx, VD_SC_BITMAP(alloc, zero));
+	return ret;
+}
+
+/* Discard and write-zeroes of a part of a cluster with subclusters: whole
+ * subclusters are unmapped; partial ones are left alone by discard, and
+ * written with zeros by write-zeroes, which then handles the whole part
+ * as one write (so that one request changes an entry once: two fills of
+ * one cluster would each allocate it). */
+static int unmap_sc_part(struct vd_req *req, uint64_t goff, size_t n)
+{
+	struct vd_image *img = req->img;
+	uint32_t whole = whole_sc_mask(img, goff, n), in_off = goff & (img->cluster_bytes - 1);
+	uint32_t touched = vd_sc_mask(in_off >> img->sc_bits,
+				      ((in_off + (uint32_t)n - 1) >> img->sc_bits) + 1);
+	uint32_t first;
+
+	if (req->kind == RQ_ZERO && whole != touched) {
+		return write_piece_sc(req, goff, n);
+	}
+	if (!whole) {
+		return 0;
+	}
+	first = __builtin_ctz(whole);
+	return unmap_sc_piece(req, (goff - in_off) + ((uint64_t)first << img->sc_bits),
+			      (size_t)__builtin_popcount(whole) << img->sc_bits);
 }
 
 /* One piece of the request at 'pos'; sets '*np' to the bytes it covered. */
@@ -1294,7 +1646,7 @@ static int do_piece(struct vd_req *req, size_t *np)
 	case RQ_READ:
 		return read_piece(req, goff, n);
 	case RQ_WRITE:
-		return write_piece(req, goff, n);
+		return img->l2_shift ? write_piece_sc(req, goff, n) : write_piece(req, goff, n);
 	case RQ_DISCARD:
 	case RQ_ZERO:
 		/* The disk's last cluster counts as whole when the range
@@ -1307,6 +1659,9 @@ static int do_piece(struct vd_req *req, size_t *np)
 				end &= ~mask;
 			}
 			return unmap_piece(req, goff, end, np);
+		}
+		if (img->l2_shift) {
+			return unmap_sc_part(req, goff, n);
 		}
 		return req->kind == RQ_ZERO ? write_piece(req, goff, n) : 0;
 	case RQ_FLUSH:
@@ -1352,11 +1707,24 @@ static int apply_allocs(struct vd_req *req)
 
 	for (unsigned i = 0; i < req->nallocs && ret == 0; i++) {
 		struct alloc_rec *a = &req->allocs[i];
-		uint64_t old = a->old & VD_L2_OFFSET_MASK;
+		uint64_t old = a->old & VD_L2_OFFSET_MASK, bm;
 
-		ret = vd_refcount_set(img, a->c, 1);
-		if (ret == 0) {
-			vd_set64(img, a->l2, a->idx, vd_cluster_off(img, a->c));
+		/* AK_SC_FILL: the entry's own cluster, no new reference. */
+		ret = a->kind == AK_SC_FILL ? 0 : vd_refcount_set(img, a->c, 1);
+		if (ret == 0 && a->kind != AK_SC_FILL) {
+			vd_l2_set(img, a->l2, a->idx, vd_cluster_off(img, a->c));
+		}
+		if (ret == 0 && img->l2_shift) {
+			bm = vd_l2_get_bitmap(img, a->l2, a->idx);
+			/* AK_SC_NEW over a shared cluster: its allocated bits were
+			 * copied with their data (copy_subclusters). */
+			bm = VD_SC_BITMAP((VD_SC_ALLOC(bm) | a->mask) & ~a->zmask,
+					  (VD_SC_ZERO(bm) & ~a->mask & ~a->zmask) |
+						  (img->backing_name ? a->zmask : 0));
+			vd_l2_set_bitmap(img, a->l2, a->idx, bm);
+		}
+		if (a->kind == AK_SC_FILL) {
+			continue;
 		}
 		if (ret == 0 && old) {
 			ret = vd_cluster_unref(img, vd_off_cluster(img, old));
@@ -1379,7 +1747,9 @@ static void req_end(struct vd_req *req)
 		req_fail(req, apply_allocs(req));
 	} else {
 		for (unsigned i = 0; i < req->nallocs; i++) {
-			vd_cluster_untake(img, req->allocs[i].c);
+			if (req->allocs[i].kind != AK_SC_FILL) {
+				vd_cluster_untake(img, req->allocs[i].c);
+			}
 		}
 	}
 	req->piece_pins = 0;
@@ -1803,7 +2173,8 @@ int vd_check_l2_entry(struct vd_image *img, uint64_t e)
 {
 	uint64_t off = e & VD_L2_OFFSET_MASK;
 
-	if ((e & VD_L2_RESERVED_MASK) || ((e & VD_L2_ZERO) && off) ||
+	if ((e & (img->l2_shift ? VD_L2_EXT_RESERVED_MASK : VD_L2_RESERVED_MASK)) ||
+	    ((e & VD_L2_ZERO) && off) ||
 	    (off & (img->cluster_bytes - 1)) ||
 	    off + img->cluster_bytes > vd_cluster_off(img, img->end_clusters > 0
 							      ? img->end_clusters
@@ -1814,6 +2185,20 @@ int vd_check_l2_entry(struct vd_image *img, uint64_t e)
 		return -EUCLEAN;
 	}
 	return 0;
+}
+
+/* An extended entry (word 0 'e', bitmaps 'bm'): also no subcluster both
+ * allocated and zero, and no allocated one without a host cluster. */
+int vd_check_l2_ext(struct vd_image *img, uint64_t e, uint64_t bm)
+{
+	int ret = vd_check_l2_entry(img, e);
+
+	if (ret == 0 && img->l2_shift &&
+	    ((VD_SC_ALLOC(bm) & VD_SC_ZERO(bm)) ||
+	     (VD_SC_ALLOC(bm) && !(e & VD_L2_OFFSET_MASK)))) {
+		return -EUCLEAN;
+	}
+	return ret;
 }
 
 /* Copies the L2 table at L1 index 'i' shared with a snapshot, so the active
@@ -1834,7 +2219,7 @@ static int l2_copy_up_sync(struct vd_image *img, uint32_t i, struct vd_mblock *o
 	}
 	memcpy(nb->data, old->data, img->cluster_bytes);
 	for (uint32_t j = 0; j < img->l2_entries && ret == 0; j++) {
-		uint64_t e = vd_get64(old, j), off = e & VD_L2_OFFSET_MASK;
+		uint64_t e = vd_l2_get(img, old, j), off = e & VD_L2_OFFSET_MASK;
 
 		ret = vd_check_l2_entry(img, e);
 		if (ret == 0 && off) {
@@ -1914,9 +2299,14 @@ int vd_unmap_clusters(struct vd_image *img, uint64_t off, uint64_t len, bool to_
 {
 	uint64_t first = (off + img->cluster_bytes - 1) >> img->cluster_bits;
 	uint64_t end = (off + len) >> img->cluster_bits;
-	uint64_t want = img->backing_name && !to_backing ? VD_L2_ZERO : 0;
+	uint64_t want = img->backing_name && !to_backing ? VD_L2_ZERO : 0, want_bm = 0;
 	int ret = 0;
 
+	if (img->l2_shift) {
+		/* No ZERO flag: all 32 subclusters zero instead. */
+		want_bm = want ? VD_SC_BITMAP(0, VD_SC_ALL) : 0;
+		want = 0;
+	}
 	/* The last, partial cluster of the disk counts as whole. */
 	if (off + len == img->hdr.size_bytes) {
 		end = img->guest_clusters;
@@ -1924,25 +2314,29 @@ int vd_unmap_clusters(struct vd_image *img, uint64_t off, uint64_t len, bool to_
 	for (uint64_t g = first; g < end && ret == 0; g++) {
 		struct vd_mblock *l2;
 		uint32_t idx;
-		uint64_t e;
+		uint64_t e, bm;
 
-		ret = vd_l2_lookup(img, g, want != 0, &l2, &idx);
+		ret = vd_l2_lookup(img, g, want != 0 || want_bm != 0, &l2, &idx);
 		if (ret < 0 || !l2) {
 			/* No table: the whole table's range is unallocated. */
 			g = (g / img->l2_entries + 1) * img->l2_entries - 1;
 			continue;
 		}
-		e = vd_get64(l2, idx);
+		e = vd_l2_get(img, l2, idx);
+		bm = vd_l2_get_bitmap(img, l2, idx);
 		vd_mblock_put(l2);
-		if (e == want) {
+		if (e == want && bm == want_bm) {
 			continue;
 		}
-		ret = vd_check_l2_entry(img, e);
+		ret = vd_check_l2_ext(img, e, bm);
 		if (ret == 0) {
 			ret = vd_l2_lookup(img, g, true, &l2, &idx);
 		}
 		if (ret == 0) {
-			vd_set64(img, l2, idx, want);
+			vd_l2_set(img, l2, idx, want);
+			if (img->l2_shift) {
+				vd_l2_set_bitmap(img, l2, idx, want_bm);
+			}
 			vd_mblock_put(l2);
 			if (e & VD_L2_OFFSET_MASK) {
 				ret = vd_cluster_unref(img, vd_off_cluster(img, e & VD_L2_OFFSET_MASK));
@@ -2054,7 +2448,8 @@ int vd_map(struct vd_image *img, uint64_t off, struct vd_extent *ext)
 		return -EINVAL;
 	}
 	while (pos < img->hdr.size_bytes) {
-		uint64_t g = vd_off_cluster(img, pos), e = 0, host;
+		uint64_t g = vd_off_cluster(img, pos), e = 0, bm = 0, host, step;
+		uint32_t k = (pos & (img->cluster_bytes - 1)) >> img->sc_bits;
 		enum vd_extent_state s;
 		struct vd_mblock *l2;
 		uint32_t idx;
@@ -2064,28 +2459,38 @@ int vd_map(struct vd_image *img, uint64_t off, struct vd_extent *ext)
 			break;
 		}
 		if (l2) {
-			e = vd_get64(l2, idx);
+			e = vd_l2_get(img, l2, idx);
+			bm = vd_l2_get_bitmap(img, l2, idx);
 			vd_mblock_put(l2);
-			ret = vd_check_l2_entry(img, e);
+			ret = vd_check_l2_ext(img, e, bm);
 			if (ret < 0) {
 				break;
 			}
 		}
 		host = e & VD_L2_OFFSET_MASK;
+		/* With subclusters, one subcluster per step. */
+		step = img->l2_shift ? img->sc_bytes : img->cluster_bytes;
+		if (img->l2_shift) {
+			enum sc_state st = sc_state(bm, k);
+
+			host = st == SC_DATA ? host + ((uint64_t)k << img->sc_bits) : 0;
+			e = st == SC_ZERO ? VD_L2_ZERO : 0;
+		}
 		s = host ? VD_EXTENT_DATA
 			 : (e & VD_L2_ZERO) ? VD_EXTENT_ZERO
 			 : img->backing_name ? VD_EXTENT_BACKING
 					    : VD_EXTENT_UNALLOCATED;
 		if (pos == off) {
 			state = s;
-			host0 = host + (off & (img->cluster_bytes - 1));
+			host0 = host + (off & (step - 1));
 		} else if (s != state || (s == VD_EXTENT_DATA && host0 + (pos - off) !=
 								 host)) {
 			break;
 		}
 		/* No L2 table: its whole range is one state, in one step (an
 		 * empty 16 TiB image maps in a few thousand steps, not 2^28). */
-		pos = vd_cluster_off(img, l2 ? g + 1 : (g / img->l2_entries + 1) * img->l2_entries);
+		pos = l2 ? (pos & ~(step - 1)) + step
+			 : vd_cluster_off(img, (g / img->l2_entries + 1) * img->l2_entries);
 	}
 	if (ret < 0 && pos == off) {
 		return ret;

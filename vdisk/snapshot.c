@@ -328,7 +328,7 @@ int vd_l2_unref(struct vd_image *img, uint64_t l2off)
 	}
 	ret = vd_mblock_get(img, l2off, &l2);
 	for (uint32_t j = 0; j < img->l2_entries && ret == 0; j++) {
-		uint64_t e = vd_get64(l2, j), off = e & VD_L2_OFFSET_MASK;
+		uint64_t e = vd_l2_get(img, l2, j), off = e & VD_L2_OFFSET_MASK;
 
 		ret = vd_check_l2_entry(img, e);
 		if (ret == 0 && off) {
@@ -536,7 +536,7 @@ static int account(struct vd_image *img, const struct vd_snap *s, uint64_t *uniq
 		}
 		unique += tref == 1;
 		for (uint32_t j = 0; j < img->l2_entries && ret == 0; j++) {
-			uint64_t d = vd_get64(l2, j) & VD_L2_OFFSET_MASK;
+			uint64_t d = vd_l2_get(img, l2, j) & VD_L2_OFFSET_MASK;
 			uint16_t dref = 0;
 
 			if (!d) {
@@ -615,7 +615,8 @@ static int load_l2(struct vd_image *img, uint64_t off, uint64_t *out)
 	if (ret < 0) {
 		return ret;
 	}
-	for (uint32_t j = 0; j < img->l2_entries; j++) {
+	/* Every u64 word: with subclusters, entries and bitmaps alike. */
+	for (uint32_t j = 0; j < img->cluster_bytes / 8; j++) {
 		out[j] = vd_get64(l2, j);
 	}
 	vd_mblock_put(l2);
@@ -645,6 +646,39 @@ static int diff_emit(struct diff_run *r, uint64_t off, uint64_t len)
 	}
 	r->start = off;
 	r->len = len;
+	return ret;
+}
+
+/* The subclusters of two extended entries (word 0 and bitmaps each) whose
+ * contents may differ: a different state, or data in different host
+ * clusters (a copy made on write counts as different: it is not read). */
+static uint32_t sc_differ(uint64_t ea, uint64_t ba, uint64_t eb, uint64_t bb)
+{
+	uint32_t d = (VD_SC_ALLOC(ba) ^ VD_SC_ALLOC(bb)) | (VD_SC_ZERO(ba) ^ VD_SC_ZERO(bb));
+
+	if ((ea & VD_L2_OFFSET_MASK) != (eb & VD_L2_OFFSET_MASK)) {
+		d |= VD_SC_ALLOC(ba) & VD_SC_ALLOC(bb);
+	}
+	return d;
+}
+
+/* Emits what differs between entry 'j' of the L2 tables 'ta' and 'tb' (all
+ * their u64 words) at guest offset 'goff'. */
+static int diff_entry(struct vd_image *img, struct diff_run *run, const uint64_t *ta,
+		      const uint64_t *tb, uint32_t j, uint64_t goff)
+{
+	uint32_t d;
+	int ret = 0;
+
+	if (!img->l2_shift) {
+		return ta[j] != tb[j] ? diff_emit(run, goff, img->cluster_bytes) : 0;
+	}
+	d = sc_differ(ta[2 * j], ta[2 * j + 1], tb[2 * j], tb[2 * j + 1]);
+	for (uint32_t k = 0; d && ret == 0; k++, d >>= 1) {
+		if (d & 1) {
+			ret = diff_emit(run, goff + ((uint64_t)k << img->sc_bits), img->sc_bytes);
+		}
+	}
 	return ret;
 }
 
@@ -687,10 +721,8 @@ int vd_snapshot_diff(struct vd_image *img, const char *from, const char *to, vd_
 			ret = load_l2(img, eb, tb);
 		}
 		for (uint32_t j = 0; j < img->l2_entries && ret == 0; j++) {
-			if (ta[j] != tb[j]) {
-				ret = diff_emit(&run, i * span + ((uint64_t)j << img->cluster_bits),
-						img->cluster_bytes);
-			}
+			ret = diff_entry(img, &run, ta, tb, j,
+					 i * span + ((uint64_t)j << img->cluster_bits));
 		}
 	}
 	if (ret == 0 && run.len) {
@@ -758,7 +790,7 @@ uint64_t vd_snapshot_view_size(const struct vd_snap_view *v)
 }
 
 /* The L2 entry of the cluster holding guest offset 'off'. */
-static int view_entry(struct vd_snap_view *v, uint64_t off, uint64_t *entp)
+static int view_entry(struct vd_snap_view *v, uint64_t off, uint64_t *entp, uint64_t *bmp)
 {
 	struct vd_image *img = v->img;
 	uint64_t cl = off >> img->cluster_bits;
@@ -774,8 +806,32 @@ static int view_entry(struct vd_snap_view *v, uint64_t off, uint64_t *entp)
 		}
 		v->l2_off = l2off;
 	}
-	*entp = v->l2[cl % img->l2_entries];
+	*entp = v->l2[(cl % img->l2_entries) << img->l2_shift];
+	*bmp = img->l2_shift ? v->l2[((cl % img->l2_entries) << 1) + 1] : 0;
 	return 0;
+}
+
+/* The part of the snapshot's entry (word 0 'ent', bitmaps 'bm') that
+ * holds guest offset 'off' as an entry without subclusters would say it:
+ * '*hostp' the host offset of 'off' (0: none), '*zerop' reads zeros; sets
+ * '*np' to the bytes from 'off' in that state (at most to the cluster's
+ * end). */
+static void view_state(const struct vd_image *img, uint64_t off, uint64_t ent, uint64_t bm,
+		       uint64_t *hostp, bool *zerop, uint64_t *np)
+{
+	uint64_t cb = img->cluster_bytes, in = off & (cb - 1), host = ent & VD_L2_OFFSET_MASK;
+	uint32_t k;
+
+	*np = cb - in;
+	if (!img->l2_shift) {
+		*hostp = host ? host + in : 0;
+		*zerop = ent & VD_L2_ZERO;
+		return;
+	}
+	k = in >> img->sc_bits;
+	*np = ((uint64_t)(k + 1) << img->sc_bits) - in;
+	*hostp = (VD_SC_ALLOC(bm) >> k) & 1 ? host + in : 0;
+	*zerop = (VD_SC_ZERO(bm) >> k) & 1;
 }
 
 int vd_snapshot_view_extent(struct vd_snap_view *v, uint64_t off, uint64_t max, uint64_t *lenp,
@@ -789,13 +845,15 @@ int vd_snapshot_view_extent(struct vd_snap_view *v, uint64_t off, uint64_t max, 
 	}
 	max = max > v->size_bytes - off ? v->size_bytes - off : max;
 	while (len < max) {
-		uint64_t ent, n = cb - ((off + len) & (cb - 1));
-		int ret = view_entry(v, off + len, &ent);
-		bool h = (ent & VD_L2_OFFSET_MASK) != 0;
+		uint64_t ent, bm = 0, n = cb - ((off + len) & (cb - 1)), host = 0;
+		int ret = view_entry(v, off + len, &ent, &bm);
+		bool h, zero;
 
 		if (ret < 0) {
 			return ret;
 		}
+		view_state(v->img, off + len, ent, bm, &host, &zero, &n);
+		h = host != 0;
 		if (!first && h != held) {
 			break;
 		}
@@ -818,14 +876,18 @@ int vd_snapshot_view_pread(struct vd_snap_view *v, void *buf, size_t len, uint64
 		return -EINVAL;
 	}
 	while (len) {
-		uint64_t in = off & (cb - 1), ent, host;
-		size_t n = len < cb - in ? len : (size_t)(cb - in);
-		int ret = view_entry(v, off, &ent);
+		uint64_t ent = 0, bm = 0, host = 0, part = cb;
+		int ret = view_entry(v, off, &ent, &bm);
+		bool zero = false;
+		size_t n;
 
-		host = ent & VD_L2_OFFSET_MASK;
+		if (ret == 0) {
+			view_state(img, off, ent, bm, &host, &zero, &part);
+		}
+		n = len < part ? len : (size_t)part;
 		if (ret == 0 && host) {
-			ret = vd_file_pread(&img->file, p, n, host + in);
-		} else if (ret == 0 && !(ent & VD_L2_ZERO) && img->backing &&
+			ret = vd_file_pread(&img->file, p, n, host);
+		} else if (ret == 0 && !zero && img->backing &&
 			   off < vd_size_bytes(img->backing)) {
 			/* Never written here: what the backing chain says, as
 			 * for the disk (a rebase is refused while snapshots

@@ -63,7 +63,8 @@ static void capture(void *arg, const struct memfile *mf)
 	c->size[c->n++] = mf->size_bytes;
 }
 
-static void begin(struct seed *s, const char *name, uint64_t size_bytes, uint32_t cluster_bytes)
+static void begin_sc(struct seed *s, const char *name, uint64_t size_bytes,
+		     uint32_t cluster_bytes, bool subclusters)
 {
 	struct vd_create_opts co;
 	struct vd_open_opts oo;
@@ -77,10 +78,16 @@ static void begin(struct seed *s, const char *name, uint64_t size_bytes, uint32_
 	co.size_bytes = size_bytes;
 	co.cluster_bytes = cluster_bytes;
 	co.journal_bytes = 8 * cluster_bytes;
+	co.subclusters = subclusters;
 	must(s, "create", vd_create_with_ops(name, &co, &memfile_ops, &s->file, NULL));
 	vd_open_opts_init(&oo);
 	oo.flags = VD_OPEN_RDWR;
 	must(s, "open", vd_open_with_ops(name, &oo, &memfile_ops, &s->file, &s->img, NULL));
+}
+
+static void begin(struct seed *s, const char *name, uint64_t size_bytes, uint32_t cluster_bytes)
+{
+	begin_sc(s, name, size_bytes, cluster_bytes, false);
 }
 
 /* Guest data that differs per sector, so misplaced sectors show. */
@@ -185,6 +192,22 @@ static void seed_plain(struct seed *s)
 	begin(s, "c64k-data", 8 * MIB, 65536);
 	put(s, 0, 512, 6);
 	put(s, 65536 - 1024, 1024, 7);
+	end(s, true);
+}
+
+/* Subclusters (128 KiB clusters of 32 x 4 KiB): every subcluster state in
+ * one table, a partly filled cluster, and a cluster copied after a
+ * snapshot (all 32 allocated).  The file is mostly metadata clusters. */
+static void seed_subclusters(struct seed *s)
+{
+	begin_sc(s, "c128k-subclusters", 4 * MIB, 128 * 1024, true);
+	put(s, 4096, 4096, 10);
+	put(s, 131072 + 512, 1024, 11);
+	put(s, 262144, 65536, 12);
+	must(s, "discard", vd_discard(s->img, 262144 + 8192, 8192));
+	must(s, "zeroes", vd_write_zeroes(s->img, 262144 + 32768 + 512, 8192));
+	snap(s, "s1");
+	put(s, 4096 + 512, 512, 13);
 	end(s, true);
 }
 
@@ -341,6 +364,7 @@ int main(int argc, char **argv)
 	seed_snapshots(&s);
 	seed_journals(&s);
 	seed_deleting(&s);
+	seed_subclusters(&s);
 	free(s.buf);
 	return 0;
 }

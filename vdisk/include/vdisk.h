@@ -47,9 +47,14 @@ struct vd_create_opts {
 	 * relative path is taken from the new image's directory.  size_bytes
 	 * 0 means the backing image's size. */
 	const char *backing_path;
+	/* Split each cluster into 32 subclusters (incompatible feature
+	 * SUBCLUSTERS); cluster_bytes 0 then means 128 KiB, and it must be
+	 * at least 128 KiB.  Default false. */
+	bool subclusters;
 };
 
-/* Fills 'opts' with defaults (size 0, 64 KiB clusters, no preallocation). */
+/* Fills 'opts' with defaults (size 0, cluster_bytes 0: 64 KiB clusters, or
+ * 128 KiB with subclusters; no preallocation, no subclusters). */
 void vd_create_opts_init(struct vd_create_opts *opts);
 
 /* Creates a new image at 'path'; fails with -EEXIST if the file exists. */
@@ -123,7 +128,13 @@ int vd_image_users(const char *path, struct vd_users *users, struct errmsg *err)
 
 /* Incompatible feature bits (a reader that does not know one must refuse). */
 #define VD_INCOMPAT_JOURNAL_DIRTY ((uint64_t)1 << 0) /* journal may hold records */
-#define VD_INCOMPAT_KNOWN VD_INCOMPAT_JOURNAL_DIRTY
+/* Extended L2 entries: each cluster is 32 subclusters with their own
+ * allocated and zero state (docs/vdisk-format.md, section 5.5). */
+#define VD_INCOMPAT_SUBCLUSTERS ((uint64_t)1 << 1)
+#define VD_INCOMPAT_KNOWN (VD_INCOMPAT_JOURNAL_DIRTY | VD_INCOMPAT_SUBCLUSTERS)
+/* The cluster size an image with subclusters gets when none is asked:
+ * 32 subclusters of 4 KiB, so a 4 KiB write never copies anything up. */
+#define VD_DEFAULT_SC_CLUSTER_BYTES (128u * 1024)
 /* Compatible and auto-clear bits: none defined in version 1. */
 #define VD_COMPAT_KNOWN ((uint64_t)0)
 #define VD_AUTOCLEAR_KNOWN ((uint64_t)0)
@@ -132,7 +143,10 @@ struct vd_info {
 	uint32_t version;
 	uint64_t size_bytes;        /* virtual size */
 	uint32_t cluster_bytes;
-	uint64_t allocated_bytes;   /* guest data held in clusters of this file */
+	uint32_t subcluster_bytes;  /* 0: no subclusters */
+	/* guest data held in clusters of this file (with subclusters: the
+	 * allocated subclusters) */
+	uint64_t allocated_bytes;
 	uint64_t metadata_bytes;    /* header, journal, tables */
 	uint64_t file_bytes;        /* length of the host file */
 	uint64_t disk_bytes;        /* host blocks actually used by the file */
@@ -149,6 +163,8 @@ struct vd_info {
 int vd_get_info(struct vd_image *img, struct vd_info *info);
 uint64_t vd_size_bytes(const struct vd_image *img);
 uint32_t vd_cluster_bytes(const struct vd_image *img);
+/* The subcluster size, 0 for an image without subclusters. */
+uint32_t vd_subcluster_bytes(const struct vd_image *img);
 /* Whether a commit or write-back of 'img' is in flight on some context.
  * With no request in flight and none to come (an image a server stopped
  * using), false means the synchronous calls, vd_close() included, touch

@@ -34,6 +34,10 @@ struct op {
 struct mfile {
 	uint8_t *data;
 	uint64_t size, cap;
+	/* every byte at or past it is zero: copies stop there (a file that
+	 * libvdisk grew by truncation, 8 MiB at a time with 128 KiB clusters,
+	 * is mostly zeros, and copying them dominated the subcluster runs) */
+	uint64_t wend;
 	bool record;
 	struct op *ops;
 	size_t nops, cap_ops;
@@ -44,7 +48,14 @@ struct mfile {
 
 static void mf_reserve(struct mfile *f, uint64_t size)
 {
-	if (size > f->cap) {
+	if (size > f->cap && !f->data) {
+		/* calloc maps large buffers lazily: the zeros of a file grown by
+		 * truncation (libvdisk grows in steps of 64 clusters, 8 MiB with
+		 * the subcluster runs' 128 KiB clusters) cost nothing until used. */
+		f->data = calloc(size, 1);
+		assert_non_null(f->data);
+		f->cap = size;
+	} else if (size > f->cap) {
 		uint64_t cap = size * 2;
 
 		f->data = realloc(f->data, cap);
@@ -63,6 +74,9 @@ static void mf_apply(struct mfile *f, const struct op *op)
 		if (op->off + op->len > f->size) {
 			f->size = op->off + op->len;
 		}
+		if (op->off + op->len > f->wend) {
+			f->wend = op->off + op->len;
+		}
 		break;
 	case OP_PUNCH:
 		if (op->off < f->size) {
@@ -77,6 +91,7 @@ static void mf_apply(struct mfile *f, const struct op *op)
 			memset(f->data + op->off, 0, f->size - op->off);
 		}
 		f->size = op->off;
+		f->wend = f->wend < op->off ? f->wend : op->off;
 		break;
 	case OP_SYNC:
 		break;
@@ -301,7 +316,13 @@ static void async_batch(struct run *r, struct vd_image *img, struct vd_ctx *ctx,
 	note_flush(r);
 }
 
-static void workload(struct run *r, int nops, bool clone)
+/* With 'sc', the image has subclusters: 128 KiB clusters of 32 x 4 KiB,
+ * so the same 4 KiB-scale writes, discards and copy-ups that fill whole
+ * clusters in the plain run fill subclusters here (discard frees whole
+ * subclusters, which are CLUSTER bytes: the model is the same). */
+#define SC_CLUSTER (128u * 1024)
+
+static void workload(struct run *r, int nops, bool clone, bool sc)
 {
 	struct vd_create_opts co;
 	struct vd_open_opts oo;
@@ -318,8 +339,9 @@ static void workload(struct run *r, int nops, bool clone)
 
 	vd_create_opts_init(&co);
 	co.size_bytes = DISK_BYTES;
-	co.cluster_bytes = CLUSTER;
-	co.journal_bytes = 8 * CLUSTER;
+	co.cluster_bytes = sc ? SC_CLUSTER : CLUSTER;
+	co.subclusters = sc;
+	co.journal_bytes = 8 * co.cluster_bytes;
 	if (clone) {
 		make_template();
 		co.backing_path = TEMPLATE;
@@ -334,7 +356,7 @@ static void workload(struct run *r, int nops, bool clone)
 	r->file.record = true;
 	vd_open_opts_init(&oo);
 	oo.flags = VD_OPEN_RDWR;
-	oo.cache_bytes = 6 * CLUSTER;
+	oo.cache_bytes = 6 * co.cluster_bytes;
 	assert_int_equal(vd_open_with_ops("mem", &oo, &mf_ops, &r->file, &img, NULL), 0);
 	r->open_op = r->file.nops;
 	note_flush(r);
@@ -440,8 +462,8 @@ static uint64_t (*allowed_values(const struct run *r, const struct epoch *e, siz
 	return ok;
 }
 
-static void verify_state(struct run *r, const uint8_t *bytes, uint64_t size, size_t k,
-			 bool writable)
+static void verify_state(struct run *r, const uint8_t *bytes, uint64_t size, uint64_t wend,
+			 size_t k, bool writable)
 {
 	struct mfile f = {0};
 	struct vd_open_opts oo;
@@ -453,8 +475,9 @@ static void verify_state(struct run *r, const uint8_t *bytes, uint64_t size, siz
 	uint64_t (*ok)[4] = allowed_values(r, e, k);
 
 	mf_reserve(&f, size + 1);
-	memcpy(f.data, bytes, size);
+	memcpy(f.data, bytes, wend < size ? wend : size);
 	f.size = size;
+	f.wend = wend;
 	vd_open_opts_init(&oo);
 	oo.flags = writable ? VD_OPEN_RDWR : 0;
 	if (vd_open_with_ops("crash", &oo, &mf_ops, &f, &img, &err) != 0) {
@@ -504,9 +527,10 @@ static void crash_state(struct run *r, const struct mfile *base, size_t sync_end
 	size_t n = k - sync_end;
 	bool *pick = calloc(n + 1, sizeof(bool));
 
-	mf_reserve(&s, base->cap);
-	memcpy(s.data, base->data, base->size);
+	mf_reserve(&s, base->size + 1);
+	memcpy(s.data, base->data, base->wend < base->size ? base->wend : base->size);
 	s.size = base->size;
+	s.wend = base->wend;
 	for (size_t i = 0; i < n; i++) {
 		pick[i] = variant == 0 || (variant >= 2 && rnd(2));
 	}
@@ -517,9 +541,9 @@ static void crash_state(struct run *r, const struct mfile *base, size_t sync_end
 			mf_apply(&s, &r->file.ops[sync_end + i]);
 		}
 	}
-	verify_state(r, s.data, s.size, k, variant != 1);
+	verify_state(r, s.data, s.size, s.wend, k, variant != 1);
 	if (variant == 0) {
-		verify_state(r, s.data, s.size, k, false);
+		verify_state(r, s.data, s.size, s.wend, k, false);
 	}
 	free(s.data);
 	free(pick);
@@ -533,6 +557,7 @@ static void explore(struct run *r, size_t stride)
 	mf_reserve(&base, r->initial.cap);
 	memcpy(base.data, r->initial.data, r->initial.size);
 	base.size = r->initial.size;
+	base.wend = r->initial.size;
 
 	for (size_t k = 0; k <= r->file.nops; k++) {
 		if (k > 0 && r->file.ops[k - 1].type == OP_SYNC) {
@@ -566,18 +591,19 @@ static void free_run(struct run *r)
 	free(r->w);
 }
 
-static void run_harness(int nops, bool clone)
+static void run_harness(int nops, bool clone, bool sc)
 {
 	struct run *r = calloc(1, sizeof(*r));
 
-	workload(r, nops, clone);
+	workload(r, nops, clone, sc);
 	explore(r, 1);
-	printf("crash harness%s: %zu recorded operations (%d snapshot create/delete/revert, "
+	printf("crash harness%s%s: %zu recorded operations (%d snapshot create/delete/revert, "
 	       "%d asynchronous batches), %llu crash states opened and verified\n",
-	       clone ? " (linked clone)" : "", r->file.nops - r->open_op, r->snap_ops, r->batches,
+	       clone ? " (linked clone)" : "", sc ? " (subclusters)" : "",
+	       r->file.nops - r->open_op, r->snap_ops, r->batches,
 	       (unsigned long long)r->states);
 	assert_true(r->batches > 0);
-	assert_true(r->states > (clone ? 300u : 1000u));
+	assert_true(r->states > (clone || sc ? 300u : 1000u));
 	free_run(r);
 	free(r);
 }
@@ -591,14 +617,30 @@ static int ops_from_env(int dflt)
 
 static void test_crash_at_every_point_opens_clean_with_flushed_data(void **state)
 {
-	run_harness(ops_from_env(180), false);
+	run_harness(ops_from_env(180), false, false);
 }
 
 /* A clone's copy-up merges template data into new clusters: a crash must
  * never expose a half-merged cluster or lose the template's bytes. */
 static void test_crash_in_a_linked_clone_keeps_template_data(void **state)
 {
-	run_harness(ops_from_env(180) / 2, true);
+	run_harness(ops_from_env(180) / 2, true, false);
+	unlink(TEMPLATE);
+}
+
+/* Subcluster writes, fills of partial subclusters, per-subcluster discard
+ * and write-zeroes, whole-cluster copies under snapshots. */
+static void test_crash_with_subclusters(void **state)
+{
+	/* Fewer operations than the plain runs: each state of a file with
+	 * 128 KiB clusters costs several times as much to copy and check. */
+	run_harness(ops_from_env(180) / 3, false, true);
+}
+
+/* Copy-up of single subclusters from the template into a clone. */
+static void test_crash_with_subclusters_in_a_linked_clone(void **state)
+{
+	run_harness(ops_from_env(180) / 3, true, true);
 	unlink(TEMPLATE);
 }
 
@@ -614,6 +656,7 @@ static void copy_file(struct mfile *dst, const struct mfile *src)
 	mf_reserve(dst, src->size + 1);
 	memcpy(dst->data, src->data, src->size);
 	dst->size = src->size;
+	dst->wend = src->size;
 }
 
 static void verify_pair(struct run *r, const struct mfile *top, const struct mfile *base,
@@ -856,6 +899,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_crash_at_every_point_opens_clean_with_flushed_data),
 		cmocka_unit_test(test_crash_in_a_linked_clone_keeps_template_data),
+		cmocka_unit_test(test_crash_with_subclusters),
+		cmocka_unit_test(test_crash_with_subclusters_in_a_linked_clone),
 		cmocka_unit_test(test_crash_during_commit_keeps_the_disk),
 		cmocka_unit_test(test_crash_during_repair_keeps_the_data),
 	};
