@@ -1299,9 +1299,9 @@ static int convert_to_rbd(struct vd_source *src, const char *out_spec,
 	struct vrbd_image *img;
 	int ret;
 
-	if (co->out_fmt != VD_FORMAT_RAW || co->cluster_bytes) {
+	if (co->out_fmt != VD_FORMAT_RAW || co->cluster_bytes || co->subclusters) {
 		cli_error("%s: an RBD image holds raw guest data: convert to it with -O raw "
-			  "(and no -c)", out_spec);
+			  "(and no -c or --subclusters)", out_spec);
 		return -EINVAL;
 	}
 	dst.cd.size_bytes = (vd_source_size_bytes(src) + 511) / 512 * 512;
