@@ -35,14 +35,14 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "vdiskd"))
-import vdlib  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
+import vdlib  # noqa: E402  (benchlib puts tests/vdiskd on the path)
 
 SYSTEMS = ["vd/vdisk", "qsd/qcow2", "qsd/raw", "vd/raw", "fio/raw", "vd/vdisk-vol"]
 FULL = SYSTEMS[:5]
@@ -63,50 +63,10 @@ CASES = {
 }
 
 
-def run(cmd, **kw):
-    return subprocess.run(cmd, check=True, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, **kw).stdout
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class Qsd:
-    """One qemu-storage-daemon exporting one or more images."""
-
-    def __init__(self, d, name, imgs):
-        self.log = os.path.join(d, f"qsd-{name}.log")
-        self.socks = []
-        cmd = ["qemu-storage-daemon"]
-        for i, (img, fmt) in enumerate(imgs):
-            sock = os.path.join(d, f"qsd-{name}-{i}.sock")
-            if os.path.exists(sock):
-                os.unlink(sock)
-            cmd += ["--blockdev", f"driver=file,filename={img},node-name=f{i},"
-                    "cache.direct=on,aio=io_uring",
-                    "--blockdev", f"driver={fmt},file=f{i},node-name=d{i}",
-                    "--export", f"type=vhost-user-blk,id=e{i},node-name=d{i},"
-                    f"addr.type=unix,addr.path={sock},writable=on,num-queues=2"]
-            self.socks.append(sock)
-        self.sock = self.socks[0]
-        self.proc = subprocess.Popen(cmd, stdout=open(self.log, "w"),
-                                     stderr=subprocess.STDOUT)
-        for sock in self.socks:
-            vdlib.wait_socket(sock, self.proc, "qemu-storage-daemon", self.log)
-
-    def cpu_seconds(self):
-        return cpu_seconds(self.proc.pid)
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+Qsd = benchlib.Qsd
+run = benchlib.run
+cpu_seconds = benchlib.cpu_seconds
+vublk_bench = benchlib.vublk_bench
 
 
 class Vdiskd(vdlib.Vdiskd):
@@ -140,17 +100,6 @@ class Vdiskd(vdlib.Vdiskd):
 # --rings: vublk options of each variant.
 RINGS = {"split": [], "split-noevidx": ["--no-event-idx"], "packed": ["--packed"],
          "packed-noevidx": ["--packed", "--no-event-idx"]}
-
-
-def vublk_bench(vublk, sock, mode, bs, qd, nq, secs, size=None, extra=()):
-    cmd = [vublk, "bench", "-j", "-w", mode, "-b", bs, "-d", str(qd),
-           "-q", str(nq), "-t", str(secs)] + list(extra)
-    if size:
-        cmd += ["-s", size]
-    j = json.loads(run(cmd + [sock]))
-    if j.get("errors"):
-        sys.exit(f"bench: {j['errors']} I/O errors on {sock}")
-    return j
 
 
 def main():
@@ -210,7 +159,8 @@ def main():
     try:
         socks = {"vd/vdisk": vd.serve(full["vd/vdisk"], "full-vd"),
                  "vd/raw": vd.serve(raw, "full-raw")}
-        q = Qsd(d, "full", [(full["qsd/qcow2"], "qcow2"), (full["qsd/raw"], "raw")])
+        q = Qsd(d, "full", [benchlib.file_node(full["qsd/qcow2"], "qcow2"),
+                            benchlib.file_node(full["qsd/raw"], "raw")])
         procs.append(q)
         socks["qsd/qcow2"], socks["qsd/raw"] = q.socks
         socks["fio/raw"] = os.path.join(d, "full-fio.raw")
@@ -316,7 +266,7 @@ def one_run(a, d, vd, vublk, vdisk, socks, s, c, kind, mode, bs, qd, nq, tmpl,
         finally:
             vd.unserve(img)
     else:
-        q = Qsd(d, name, [(img, "qcow2" if s == "qsd/qcow2" else "raw")])
+        q = Qsd(d, name, [benchlib.file_node(img, "qcow2" if s == "qsd/qcow2" else "raw")])
         try:
             ops = vublk_bench(vublk, q.sock, mode, bs, qd, nq, a.secs)["ops_per_sec"]
         finally:
@@ -357,7 +307,8 @@ def hol_latency(a, d, vd, vublk, vdisk, socks, tmpl):
         else:
             run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=65536",
                  img, str(8 * (a.size_mb << 20))])
-            q = Qsd(d, "hol", [(tmpl[s], "qcow2"), (img, "qcow2")])
+            q = Qsd(d, "hol", [benchlib.file_node(tmpl[s], "qcow2"),
+                               benchlib.file_node(img, "qcow2")])
             wsock = q.socks[1]
         rsock = socks[s] if q is None else q.socks[0]
         try:

@@ -27,9 +27,9 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def vublk_bench(vublk, sock, mode, bs, qd, nq, secs, size=None):
+def vublk_bench(vublk, sock, mode, bs, qd, nq, secs, size=None, extra=()):
     cmd = [vublk, "bench", "-j", "-w", mode, "-b", bs, "-d", str(qd),
-           "-q", str(nq), "-t", str(secs)]
+           "-q", str(nq), "-t", str(secs)] + list(extra)
     if size:
         cmd += ["-s", size]
     j = json.loads(run(cmd + [sock]))
